@@ -1,0 +1,56 @@
+"""Helpers shared by the CLI commands: JSON output, name normalisation, messages.
+
+Every command prints human text on stdout by default and JSON with ``--json`` (JSON on
+stdout; progress and logs on stderr).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+
+JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):  # numpy / torch scalars and arrays
+        return obj.tolist()
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
+
+
+def dumps(obj: Any) -> str:
+    """JSON text for ``obj`` (paths, numpy and torch values allowed)."""
+    return json.dumps(obj, indent=2, default=_default, ensure_ascii=False)
+
+
+def emit(obj: Any, as_json: bool, human: Callable[[Any], str] | str | None = None) -> None:
+    """Print ``obj`` as JSON (``as_json``) or as the human text ``human(obj)``."""
+    if as_json:
+        sys.stdout.write(dumps(obj) + "\n")
+    elif human is not None:
+        text = human(obj) if callable(human) else human
+        if text:
+            sys.stdout.write(text.rstrip("\n") + "\n")
+    sys.stdout.flush()
+
+
+def log(msg: str) -> None:
+    """Progress and log lines go to stderr so ``--json`` output stays clean."""
+    sys.stderr.write(msg.rstrip("\n") + "\n")
+    sys.stderr.flush()
+
+
+def norm_name(name: str) -> str:
+    """Names accept hyphens and underscores for each other: ``mnist_5k`` == ``mnist-5k``."""
+    return name.strip().lower().replace("-", "_")

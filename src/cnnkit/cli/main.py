@@ -1,0 +1,100 @@
+"""The ``cnnkit`` command: a thin Typer app over the library.
+
+Each command module exposes ``register(app)``. Errors from bad input (``ValueError``,
+``TypeError``, ``FileNotFoundError``, :class:`cnnkit.errors.CnnkitError`) become one
+line on stderr and exit code 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+import typer
+
+app = typer.Typer(
+    name="cnnkit",
+    help="Convolutional neural networks on small, real data.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# Command modules, each with register(app). A module that is missing (optional stage)
+# is skipped so the rest of the CLI still works.
+_COMMAND_MODULES = (
+    "cnnkit.cli.data_cmds",
+    "cnnkit.cli.model_cmds",
+    "cnnkit.cli.train_cmds",
+    "cnnkit.cli.explain_cmds",
+    "cnnkit.cli.serve_cmds",
+    "cnnkit.cli.genomics_cmds",
+)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    """cnnkit: folder of images to trained model, report and heatmaps."""
+    if version:
+        from cnnkit import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+def _register_all() -> None:
+    for mod_name in _COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(mod_name)
+        except ModuleNotFoundError as e:
+            if e.name == mod_name:
+                continue
+            raise
+        mod.register(app)
+
+
+_register_all()
+
+
+def _debug_requested(argv: list[str]) -> bool:
+    return "--debug" in argv or os.environ.get("CNNKIT_DEBUG") == "1"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = _debug_requested(args)
+    if debug and args and args[0] != "--debug":
+        # --debug is a root option; accept it anywhere on the line.
+        args = ["--debug"] + [a for a in args if a != "--debug"]
+    try:
+        rv = app(args=args, prog_name="cnnkit", standalone_mode=False)
+        return int(rv) if isinstance(rv, int) else 0
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.exceptions.Abort:
+        sys.stderr.write("aborted\n")
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except (ValueError, TypeError, FileNotFoundError, IsADirectoryError, PermissionError,
+            NotADirectoryError, FileExistsError, KeyError) as e:
+        if debug:
+            raise
+        msg = str(e) if not isinstance(e, KeyError) else str(e.args[0] if e.args else e)
+        sys.stderr.write(f"error: {msg}\n")
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""Shared fixtures and the `require` helper (fail in CI, skip locally, never silently)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def require(condition: bool, what: str) -> None:
+    """Skip the test locally when ``what`` is missing; fail it in CI (``CI=true``)."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"required for this test but missing in CI: {what}")
+    pytest.skip(f"missing: {what}")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Each test session uses its own decode cache, never the user's."""
+    cache = tmp_path_factory.getbasetemp() / "cnnkit-cache"
+    monkeypatch.setenv("CNNKIT_CACHE_DIR", str(cache))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.getbasetemp() / "torch-home"))
