@@ -24,3 +24,9 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     cache = tmp_path_factory.getbasetemp() / "cnnkit-cache"
     monkeypatch.setenv("CNNKIT_CACHE_DIR", str(cache))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.getbasetemp() / "torch-home"))
+
+
+@pytest.fixture(name="require")
+def _require_fixture():
+    """The :func:`require` helper as a fixture: ``def test_x(require): require(ok, "what")``."""
+    return require
