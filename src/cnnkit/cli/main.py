@@ -30,6 +30,7 @@ _COMMAND_MODULES = (
     "cnnkit.cli.model_cmds",
     "cnnkit.cli.train_cmds",
     "cnnkit.cli.explain_cmds",
+    "cnnkit.cli.report_cmds",
     "cnnkit.cli.serve_cmds",
     "cnnkit.cli.genomics_cmds",
 )
