@@ -1,1 +1,27 @@
-"""cnnkit.train."""
+"""Training: the fit loop, callbacks, metrics, atomic checkpoints and run folders.
+
+>>> from cnnkit.train import TrainConfig, train_run
+>>> result = train_run(TrainConfig(data="mnist-5k", model="basic_convnet", epochs=3), "runs/a")
+"""
+
+from cnnkit.train.callbacks import (
+    Callback,
+    Checkpoint,
+    CSVLogger,
+    EarlyStopping,
+    ProgressBar,
+    TrainState,
+)
+from cnnkit.train.config import TrainConfig, load_config_file
+from cnnkit.train.loop import FitResult, Tensors, TrainingDiverged, fit
+from cnnkit.train.metrics import classification_metrics, wilson_interval
+from cnnkit.train.precision import Precision, choose_precision
+from cnnkit.train.run import RunResult, resume_run, train_run
+from cnnkit.train.runio import LoadedRun, load_run
+
+__all__ = [
+    "Callback", "Checkpoint", "CSVLogger", "EarlyStopping", "FitResult", "LoadedRun",
+    "Precision", "ProgressBar", "RunResult", "Tensors", "TrainConfig", "TrainState",
+    "TrainingDiverged", "choose_precision", "classification_metrics", "fit", "load_config_file",
+    "load_run", "resume_run", "train_run", "wilson_interval",
+]

@@ -1,0 +1,111 @@
+"""One prediction path for the CLI, Python and the HTTP server.
+
+``Predictor`` decodes each input with the data layer's :func:`cnnkit.data.load_image`
+(the same resize and colour handling as training, read from the run's config), runs the
+model, and returns top-k labels. A file that cannot be decoded yields an error entry,
+never an exception that ends a batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cnnkit.errors import CnnkitError
+
+
+class Predictor:
+    """Predict classes for images with a trained run.
+
+    Args:
+        run: a run folder path (or a :class:`cnnkit.train.LoadedRun`).
+        backend: ``torch`` (default) or ``onnx`` (needs ``RUN/model.onnx`` and onnxruntime).
+
+    Example:
+        >>> p = Predictor("runs/digits")                       # doctest: +SKIP
+        >>> p.predict_files(["seven.png"], top_k=3)[0]["label"]  # doctest: +SKIP
+        '7'
+    """
+
+    def __init__(self, run: Any, backend: str = "torch") -> None:
+        from cnnkit.train import LoadedRun, load_run
+
+        self.run = run if isinstance(run, LoadedRun) else load_run(run)
+        if backend not in ("torch", "onnx"):
+            raise ValueError(f"backend must be torch or onnx. Received: backend={backend!r}")
+        self.backend = backend
+        self._onnx = None
+        if backend == "onnx":
+            from cnnkit.serve.onnx_backend import OnnxSession
+
+            self._onnx = OnnxSession(self.run.path / "model.onnx")
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.run.class_names
+
+    def load(self, source: str | Path | Any) -> np.ndarray:
+        """Decode one file (path or binary file object) to uint8 ``(C, H, W)`` at the run's size."""
+        from cnnkit.data import load_image
+
+        cfg = self.run.config
+        return load_image(source, image_size=self.run.image_size, color_mode=self.run.color_mode,
+                          interpolation=cfg.get("interpolation", "bilinear"))
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        """Probabilities ``(N, K)`` for uint8 images ``(N, C, H, W)``."""
+        if self._onnx is not None:
+            x = self.run.preprocess(images).numpy()
+            logits = self._onnx(x)
+            return torch.softmax(torch.from_numpy(logits).float(), 1).numpy()
+        return self.run.predict_proba(images).numpy()
+
+    def top_k(self, probs: np.ndarray, k: int) -> list[list[dict[str, Any]]]:
+        """The ``k`` most probable labels of each row of ``probs``."""
+        k = max(1, min(int(k), probs.shape[1]))
+        order = np.argsort(-probs, axis=1)[:, :k]
+        return [[{"label": self.class_names[j], "probability": float(p[j])} for j in row]
+                for p, row in zip(probs, order)]
+
+    def predict_arrays(self, images: np.ndarray, names: Sequence[str], top_k: int = 3) -> list[dict]:
+        """Entries ``{file, label, probability, top_k}`` for decoded images."""
+        if len(images) == 0:
+            return []
+        probs = self.predict_proba(np.stack(images))
+        return [{"file": str(n), "label": t[0]["label"], "probability": t[0]["probability"], "top_k": t}
+                for n, t in zip(names, self.top_k(probs, top_k))]
+
+    def predict_files(self, files: Iterable[str | Path], top_k: int = 3,
+                      batch_size: int = 64) -> list[dict[str, Any]]:
+        """Predict each file; undecodable files become ``{"file", "error"}`` entries, in order."""
+        files = [str(f) for f in files]
+        results: list[dict[str, Any] | None] = [None] * len(files)
+        good: list[tuple[int, np.ndarray]] = []
+        for i, f in enumerate(files):
+            try:
+                good.append((i, self.load(f)))
+            except (CnnkitError, OSError, ValueError) as e:
+                results[i] = {"file": f, "error": _one_line(e, f)}
+        for s in range(0, len(good), batch_size):
+            chunk = good[s:s + batch_size]
+            preds = self.predict_arrays(np.stack([a for _, a in chunk]), [files[i] for i, _ in chunk], top_k)
+            for (i, _), p in zip(chunk, preds):
+                results[i] = p
+        return [r for r in results if r is not None]
+
+
+def _one_line(e: BaseException, path: str) -> str:
+    msg = str(e).splitlines()[0] if str(e) else e.__class__.__name__
+    if isinstance(e, FileNotFoundError):
+        return f"file not found: {path}"
+    return msg if path in msg else f"{path}: {msg}"
+
+
+def predict(run: str | Path, files: Iterable[str | Path], top_k: int = 3,
+            backend: str = "torch") -> list[dict[str, Any]]:
+    """Top-k labels for each file with the run in ``run`` (``cnnkit.predict``)."""
+    return Predictor(run, backend=backend).predict_files(files, top_k=top_k)

@@ -1,0 +1,227 @@
+"""Callbacks: plain objects with named hooks, each given the explicit :class:`TrainState`.
+
+Hooks, in the order the loop calls them: ``on_fit_start``, then per epoch
+``on_epoch_start``, ``on_train_batch_end`` (per step), ``on_validation_end``,
+``on_epoch_end``; finally ``on_fit_end``. A callback stops training by setting
+``state.stop = True``.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from cnnkit.train.checkpoint import atomic_write_text, save_checkpoint
+
+HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds",
+                  "images_per_second")
+
+
+@dataclass
+class TrainState:
+    """What the loop knows, shared with every callback.
+
+    Attributes:
+        model, optimizer, scheduler: the objects being trained.
+        epochs: total epochs planned; ``epoch`` is the current one (1-based once started).
+        steps_per_epoch: optimiser steps in one epoch; ``step`` counts all steps so far.
+        history: one dict per finished epoch (``HISTORY_FIELDS``).
+        logs: the current epoch's running numbers (``loss``, ``accuracy``, ...).
+        stop: set by a callback to end training after the current epoch.
+        extra: anything a callback wants to keep in the checkpoint (must be tensors/plain).
+    """
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    epochs: int
+    steps_per_epoch: int
+    epoch: int = 0
+    step: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    logs: dict[str, float] = field(default_factory=dict)
+    stop: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Callback:
+    """Base class: override the hooks you need."""
+
+    def on_fit_start(self, state: TrainState) -> None: ...
+    def on_epoch_start(self, state: TrainState) -> None: ...
+    def on_train_batch_end(self, state: TrainState) -> None: ...
+    def on_validation_end(self, state: TrainState) -> None: ...
+    def on_epoch_end(self, state: TrainState) -> None: ...
+    def on_fit_end(self, state: TrainState) -> None: ...
+
+
+class CallbackList(Callback):
+    """Calls each hook on every callback, in order."""
+
+    def __init__(self, callbacks: list[Callback]) -> None:
+        self.callbacks = list(callbacks)
+
+    def _call(self, hook: str, state: TrainState) -> None:
+        for cb in self.callbacks:
+            getattr(cb, hook)(state)
+
+    def on_fit_start(self, state: TrainState) -> None:
+        self._call("on_fit_start", state)
+
+    def on_epoch_start(self, state: TrainState) -> None:
+        self._call("on_epoch_start", state)
+
+    def on_train_batch_end(self, state: TrainState) -> None:
+        self._call("on_train_batch_end", state)
+
+    def on_validation_end(self, state: TrainState) -> None:
+        self._call("on_validation_end", state)
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        self._call("on_epoch_end", state)
+
+    def on_fit_end(self, state: TrainState) -> None:
+        self._call("on_fit_end", state)
+
+
+class ProgressBar(Callback):
+    """A tqdm bar per epoch (stderr) with loss, accuracy and throughput, plus a summary line."""
+
+    def __init__(self, enabled: bool | None = None) -> None:
+        self.enabled = enabled
+        self._bar: tqdm | None = None
+
+    def on_epoch_start(self, state: TrainState) -> None:
+        disable = None if self.enabled is None else not self.enabled
+        self._bar = tqdm(total=state.steps_per_epoch, desc=f"epoch {state.epoch}/{state.epochs}",
+                         file=sys.stderr, leave=False, disable=disable, unit="step")
+
+    def on_train_batch_end(self, state: TrainState) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+            if state.step % 10 == 0:
+                self._bar.set_postfix(loss=f"{state.logs.get('loss', math.nan):.4f}",
+                                      acc=f"{state.logs.get('accuracy', math.nan):.3f}")
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        h = state.history[-1]
+        val = (f" val_loss {h['val_loss']:.4f} val_acc {h['val_accuracy']:.4f}"
+               if not math.isnan(h.get("val_loss", math.nan)) else "")
+        sys.stderr.write(
+            f"epoch {state.epoch}/{state.epochs}: loss {h['loss']:.4f} acc {h['accuracy']:.4f}{val} "
+            f"lr {h['lr']:.2e} {h['seconds']:.1f}s {h['images_per_second']:.0f} img/s\n"
+        )
+        sys.stderr.flush()
+
+
+class CSVLogger(Callback):
+    """Writes ``history.csv`` (rewritten atomically each epoch, so it always parses)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        for row in state.history:
+            w.writerow({k: _fmt(row.get(k)) for k in HISTORY_FIELDS})
+        atomic_write_text(self.path, buf.getvalue())
+
+
+def _fmt(v: Any) -> Any:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return v
+
+
+class EarlyStopping(Callback):
+    """Stops when ``monitor`` has not improved for ``patience`` epochs; restores the best weights.
+
+    Args:
+        patience: epochs without improvement before stopping.
+        monitor: a history key; lower is better for ``*loss``, higher otherwise.
+        restore_best: load the best epoch's weights at the end of training.
+    """
+
+    def __init__(self, patience: int, monitor: str = "val_loss", restore_best: bool = True) -> None:
+        self.patience = patience
+        self.monitor = monitor
+        self.restore_best = restore_best
+        self.mode = "min" if monitor.endswith("loss") else "max"
+
+    def _better(self, a: float, b: float) -> bool:
+        return a < b if self.mode == "min" else a > b
+
+    def on_fit_start(self, state: TrainState) -> None:
+        state.extra.setdefault("best_value", math.inf if self.mode == "min" else -math.inf)
+        state.extra.setdefault("best_epoch", 0)
+        state.extra.setdefault("wait", 0)
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        value = state.history[-1].get(self.monitor, math.nan)
+        if math.isnan(value):
+            return
+        if self._better(value, state.extra["best_value"]):
+            state.extra.update(best_value=value, best_epoch=state.epoch, wait=0)
+            state.extra["best_state"] = copy.deepcopy(state.model.state_dict())
+            return
+        state.extra["wait"] += 1
+        if state.extra["wait"] >= self.patience:
+            state.stop = True
+            sys.stderr.write(
+                f"early stopping: {self.monitor} did not improve for {self.patience} epochs "
+                f"(best {state.extra['best_value']:.4f} at epoch {state.extra['best_epoch']})\n"
+            )
+
+    def on_fit_end(self, state: TrainState) -> None:
+        best = state.extra.get("best_state")
+        if self.restore_best and best is not None and state.extra["best_epoch"] != state.epoch:
+            state.model.load_state_dict(best)
+            sys.stderr.write(f"restored the weights of epoch {state.extra['best_epoch']}\n")
+
+
+class Checkpoint(Callback):
+    """Saves a resumable checkpoint atomically every ``every`` epochs (and at the last one).
+
+    The checkpoint holds model, optimiser and scheduler state, the epoch, history and the
+    callbacks' ``state.extra``; the epoch's RNG streams are derived from (seed, epoch), so
+    resuming from it reproduces the uninterrupted run exactly (fp32, same thread count).
+    """
+
+    def __init__(self, path: str | Path, every: int = 1, meta: dict[str, Any] | None = None) -> None:
+        self.path = Path(path)
+        self.every = every
+        self.meta = meta or {}
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        if state.epoch % self.every and state.epoch != state.epochs and not state.stop:
+            return
+        save_checkpoint(self.path, checkpoint_state(state, self.meta))
+
+
+def checkpoint_state(state: TrainState, meta: dict[str, Any]) -> dict[str, Any]:
+    """The resumable content of ``state`` (tensors and plain containers only)."""
+    sched = state.scheduler.state_dict() if state.scheduler is not None else None
+    return {
+        "format": "cnnkit-checkpoint-1",
+        "epoch": state.epoch,
+        "step": state.step,
+        "model": state.model.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "scheduler": sched,
+        "history": state.history,
+        "extra": state.extra,
+        "meta": meta,
+    }

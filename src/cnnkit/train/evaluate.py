@@ -1,0 +1,57 @@
+"""``cnnkit evaluate``: a run on its own validation split, another folder, or ``NAME:test``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnkit.train import data_source
+from cnnkit.train.config import TrainConfig
+from cnnkit.train.metrics import classification_metrics
+from cnnkit.train.run import read_split
+from cnnkit.train.runio import LoadedRun, load_run
+
+
+def _run_config(run: LoadedRun, data: str | None) -> TrainConfig:
+    cfg = run.config
+    fields = set(TrainConfig.__dataclass_fields__)
+    base = {k: v for k, v in cfg.items() if k in fields}
+    base.update(image_size=list(cfg["image_size"]), color_mode=cfg["color_mode"])
+    if data is not None:
+        base["data"] = data
+    return TrainConfig.from_dict(base)
+
+
+def evaluation_arrays(run: LoadedRun, data: str | None) -> Any:
+    """The images to evaluate: the saved validation split, or ``data`` at the run's preprocessing."""
+    config = _run_config(run, data)
+    loaded = data_source.load_run_data(config)
+    arrays = loaded.arrays
+    if data is None:
+        _, val_idx = read_split(run.path / "split.csv", arrays)
+        return arrays.subset(val_idx)
+    return _align_classes(arrays, run.class_names, data)
+
+
+def _align_classes(arrays: Any, names: list[str], data: str) -> Any:
+    """Map the evaluation data's class names onto the run's class indices."""
+    index = {n: i for i, n in enumerate(names)}
+    unknown = [n for n in arrays.class_names if n not in index]
+    if unknown:
+        raise ValueError(f"{data}: classes {unknown[:5]} are not classes of the run ({names[:10]})")
+    remap = np.array([index[n] for n in arrays.class_names], dtype=np.int64)
+    arrays.labels = remap[arrays.labels]
+    arrays.class_names = list(names)
+    return arrays
+
+
+def evaluate_run(run_dir: str | Path, data: str | None = None) -> dict[str, Any]:
+    """Metrics (accuracy with Wilson 95% CI, per-class P/R/F1, confusion matrix, log loss)."""
+    run = load_run(run_dir)
+    arrays = evaluation_arrays(run, data)
+    if len(arrays) == 0:
+        raise ValueError(f"nothing to evaluate: the {'validation split' if data is None else data} is empty")
+    probs = run.predict_proba(arrays.images).numpy()
+    return classification_metrics(arrays.labels, probs, run.class_names)

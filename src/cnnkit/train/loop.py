@@ -1,0 +1,326 @@
+"""The training loop: one readable function, batches straight from in-memory uint8 tensors.
+
+Per step: gather a batch of uint8 images by index, augment it (one batched affine warp),
+scale and normalise in one fused op, convert to channels_last, forward under autocast,
+backward, step. No per-sample Python work, no worker processes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cnnkit.errors import CnnkitError
+from cnnkit.train.callbacks import Callback, CallbackList, TrainState
+from cnnkit.train.config import TrainConfig
+from cnnkit.train.precision import Precision, choose_precision
+
+
+class TrainingDiverged(CnnkitError):
+    """The loss became NaN or infinite; training stopped at the named step."""
+
+
+@dataclass
+class Tensors:
+    """A labelled image set in memory.
+
+    Shape:
+        images: ``(N, C, H, W)`` uint8 (0..255).
+        labels: ``(N,)`` int64 class indices.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.images.ndim != 4:
+            raise ValueError(f"images must be (N, C, H, W). Received shape {tuple(self.images.shape)}")
+        if len(self.images) != len(self.labels):
+            raise ValueError(
+                f"images and labels differ in length: {len(self.images)} vs {len(self.labels)}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @classmethod
+    def from_any(cls, data: Any) -> Tensors:
+        """From ``Tensors``, an object with ``images``/``labels`` arrays, or an (images, labels) pair."""
+        if isinstance(data, cls):
+            return data
+        if hasattr(data, "images") and hasattr(data, "labels"):
+            images, labels = data.images, data.labels
+        else:
+            images, labels = data
+        return cls(_as_tensor(images, torch.uint8), _as_tensor(labels, torch.int64))
+
+
+def _as_tensor(a: Any, dtype: torch.dtype) -> torch.Tensor:
+    if isinstance(a, torch.Tensor):
+        return a.to(dtype)
+    return torch.from_numpy(np.ascontiguousarray(a)).to(dtype)
+
+
+class Normalizer:
+    """``(x / 255 - mean) / std`` as one multiply-add, per channel.
+
+    Args:
+        mean, std: per-channel statistics for inputs scaled to 0..1 (the model card's).
+        channels: the number of image channels (a single value broadcasts).
+    """
+
+    def __init__(self, mean: Any, std: Any, channels: int, device: torch.device | str = "cpu"):
+        m = torch.as_tensor(mean, dtype=torch.float32).flatten()
+        s = torch.as_tensor(std, dtype=torch.float32).flatten()
+        if m.numel() == 1:
+            m = m.expand(channels)
+        if s.numel() == 1:
+            s = s.expand(channels)
+        if m.numel() != channels or s.numel() != channels:
+            raise ValueError(f"mean/std have {m.numel()}/{s.numel()} values for {channels} channels")
+        self.scale = (1.0 / (255.0 * s)).view(1, -1, 1, 1).to(device)
+        self.shift = (-m / s).view(1, -1, 1, 1).to(device)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        # (B, C, H, W) uint8/float 0..255 -> float normalised
+        return torch.addcmul(self.shift, x.float(), self.scale)
+
+
+def model_normalizer(model: torch.nn.Module, channels: int, device: Any = "cpu") -> Normalizer:
+    """The normaliser from the model's card (``mean``/``std``), or plain /255 without one."""
+    card = getattr(model, "card", None)
+    mean = getattr(card, "mean", None) or (0.0,)
+    std = getattr(card, "std", None) or (1.0,)
+    return Normalizer(mean, std, channels, device)
+
+
+def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    # One independent stream per (seed, epoch): resuming at an epoch boundary replays it exactly.
+    return torch.Generator().manual_seed((seed * 1_000_003 + epoch * 7919) % (2**63))
+
+
+def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimiser named in the config, over the parameters that require gradients."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the model has no trainable parameters (everything is frozen)")
+    lr, wd = config.resolved_lr, config.weight_decay
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=wd, nesterov=config.momentum > 0)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd or 1e-2)
+    return torch.optim.RMSprop(params, lr=lr, weight_decay=wd, momentum=0.0)
+
+
+def build_scheduler(opt: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int) -> Any:
+    """The LR schedule; ``per_step`` schedules step every batch, others every epoch."""
+    total = config.epochs * steps_per_epoch
+    s = config.schedule
+    if s == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=total, pct_start=0.25)
+    if s == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    if s == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, config.epochs // 3), gamma=0.1)
+    if s == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.1, patience=2)
+    return None
+
+
+def _per_step(config: TrainConfig) -> bool:
+    return config.schedule in ("onecycle", "cosine")
+
+
+def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Balanced weights ``n / (K * count_k)`` (classes absent from training get weight 0)."""
+    counts = torch.bincount(labels, minlength=num_classes).float()
+    w = len(labels) / (num_classes * counts.clamp(min=1))
+    return torch.where(counts > 0, w, torch.zeros_like(w))
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns: the history rows, the precision used and the final state."""
+
+    history: list[dict[str, float]]
+    precision: Precision
+    state: TrainState
+
+
+def fit(
+    model: torch.nn.Module,
+    train: Any,
+    val: Any | None,
+    config: TrainConfig,
+    *,
+    callbacks: list[Callback] | None = None,
+    augment: Any = None,
+    device: str | torch.device | None = None,
+    resume_from: dict[str, Any] | None = None,
+) -> FitResult:
+    """Train ``model`` on ``train`` and validate on ``val`` each epoch.
+
+    Args:
+        model: any classifier returning logits ``(B, K)``; its ``card`` (if any) gives mean/std.
+        train, val: :class:`Tensors`, objects with ``images``/``labels``, or pairs.
+        config: the run's :class:`TrainConfig` (epochs, batch size, optimiser, schedule...).
+        callbacks: extra hooks (progress bar, checkpoint, CSV log, early stopping...).
+        augment: a callable ``augment(x_uint8, generator=g) -> x`` applied to training batches.
+        device: ``cpu``/``cuda``; default: CUDA when available.
+        resume_from: a checkpoint dict from :func:`cnnkit.train.checkpoint.load_checkpoint`.
+
+    Returns:
+        A :class:`FitResult` with the per-epoch history.
+
+    Raises:
+        TrainingDiverged: the loss became NaN/Inf (the message names the step).
+    """
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    tr = Tensors.from_any(train)
+    va = Tensors.from_any(val) if val is not None and len(Tensors.from_any(val)) else None
+    prec = choose_precision(config.precision, dev)
+    model.to(dev)
+    if prec.channels_last:
+        model.to(memory_format=torch.channels_last)
+    norm = model_normalizer(model, tr.images.shape[1], dev)
+    steps = math.ceil(len(tr) / config.batch_size)
+    if config.max_steps_per_epoch:
+        steps = min(steps, config.max_steps_per_epoch)
+    opt = build_optimizer(model, config)
+    sched = build_scheduler(opt, config, steps)
+    state = TrainState(model, opt, sched, config.epochs, steps)
+    weight = None
+    if config.class_weight == "balanced":
+        weight = class_weights(tr.labels, _num_classes(model, tr)).to(dev)
+    if resume_from is not None:
+        _restore(state, resume_from)
+    cbs = CallbackList(callbacks or [])
+    step_fn = _TrainStep(model, opt, sched if _per_step(config) else None, prec, norm, weight,
+                         config.label_smoothing, dev)
+    cbs.on_fit_start(state)
+    while state.epoch < config.epochs and not state.stop:
+        state.epoch += 1
+        _run_epoch(state, tr, va, config, step_fn, augment, cbs, dev, norm, prec)
+    cbs.on_fit_end(state)
+    return FitResult(state.history, prec, state)
+
+
+def _num_classes(model: torch.nn.Module, tr: Tensors) -> int:
+    return int(getattr(model, "num_classes", 0) or int(tr.labels.max()) + 1)
+
+
+def _restore(state: TrainState, ckpt: dict[str, Any]) -> None:
+    state.model.load_state_dict(ckpt["model"])
+    state.optimizer.load_state_dict(ckpt["optimizer"])
+    if state.scheduler is not None and ckpt.get("scheduler") is not None:
+        state.scheduler.load_state_dict(ckpt["scheduler"])
+    state.epoch = int(ckpt["epoch"])
+    state.step = int(ckpt["step"])
+    state.history = list(ckpt["history"])
+    state.extra = dict(ckpt.get("extra") or {})
+
+
+class _TrainStep:
+    """One optimisation step on a prepared batch; checks the loss is finite."""
+
+    def __init__(self, model, opt, sched, prec: Precision, norm: Normalizer, weight,
+                 label_smoothing: float, dev: torch.device) -> None:
+        self.model, self.opt, self.sched, self.prec = model, opt, sched, prec
+        self.norm, self.weight, self.ls, self.dev = norm, weight, label_smoothing, dev
+        self.scaler = torch.amp.GradScaler("cuda") if prec.value == "fp16" else None
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, where: str) -> tuple[float, int]:
+        with self.prec.autocast():
+            logits = self.model(x)
+            loss = F.cross_entropy(logits.float(), y, weight=self.weight, label_smoothing=self.ls)
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"loss became {loss.item()} at {where}; training stopped, the last finite "
+                "checkpoint is kept. Try a lower --lr."
+            )
+        self.opt.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.opt)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.opt.step()
+        if self.sched is not None:
+            self.sched.step()
+        correct = int((logits.argmax(1) == y).sum())
+        return float(loss.detach()), correct
+
+
+def prepare_batch(x: torch.Tensor, norm: Normalizer, prec: Precision, dev: torch.device,
+                  augment: Any = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """uint8 ``(B, C, H, W)`` -> augmented, normalised float batch in the right memory format."""
+    x = x.to(dev, non_blocking=True)
+    if augment is not None:
+        x = augment(x, generator=generator)
+    x = norm(x)
+    if prec.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def _run_epoch(state, tr: Tensors, va, config: TrainConfig, step_fn, augment, cbs, dev, norm, prec):
+    gen = _epoch_generator(config.seed, state.epoch)
+    torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))  # dropout stream
+    state.model.train()
+    cbs.on_epoch_start(state)
+    order = torch.randperm(len(tr), generator=gen)
+    t0 = time.perf_counter()
+    loss_sum, correct, seen = 0.0, 0, 0
+    for i in range(state.steps_per_epoch):
+        idx = order[i * config.batch_size:(i + 1) * config.batch_size]
+        x = prepare_batch(tr.images[idx], norm, prec, dev, augment, gen)
+        y = tr.labels[idx].to(dev, non_blocking=True)
+        loss, corr = step_fn(x, y, f"epoch {state.epoch}, step {i + 1}")
+        state.step += 1
+        loss_sum, correct, seen = loss_sum + loss * len(idx), correct + corr, seen + len(idx)
+        state.logs = {"loss": loss_sum / seen, "accuracy": correct / seen}
+        cbs.on_train_batch_end(state)
+    seconds = time.perf_counter() - t0
+    row = {"epoch": state.epoch, "loss": loss_sum / seen, "accuracy": correct / seen,
+           "val_loss": math.nan, "val_accuracy": math.nan,
+           "lr": state.optimizer.param_groups[0]["lr"], "seconds": seconds,
+           "images_per_second": seen / max(seconds, 1e-9)}
+    if va is not None:
+        probs = predict_proba(state.model, va.images, norm, prec, dev)
+        row["val_loss"] = float(F.nll_loss(torch.log(probs.clamp_min(1e-12)), va.labels))
+        row["val_accuracy"] = float((probs.argmax(1) == va.labels).float().mean())
+    state.history.append(row)
+    cbs.on_validation_end(state)
+    if state.scheduler is not None and not _per_step(config):
+        if config.schedule == "plateau":
+            state.scheduler.step(row["val_loss"] if va is not None else row["loss"])
+        else:
+            state.scheduler.step()
+    cbs.on_epoch_end(state)
+
+
+@torch.inference_mode()
+def predict_proba(model: torch.nn.Module, images: torch.Tensor, norm: Normalizer, prec: Precision,
+                  dev: torch.device, batch_size: int = 512) -> torch.Tensor:
+    """Softmax probabilities ``(N, K)`` (float32, CPU) for uint8 images ``(N, C, H, W)``."""
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        for i in range(0, len(images), batch_size):
+            x = prepare_batch(images[i:i + batch_size], norm, prec, dev)
+            with prec.autocast():
+                out.append(torch.softmax(model(x).float(), 1).cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0, 0)

@@ -1,0 +1,61 @@
+import os
+import pickle
+
+import pytest
+import torch
+
+from cnnkit.errors import RunFolderError
+from cnnkit.train.checkpoint import (
+    atomic_write_bytes,
+    load_checkpoint,
+    load_state_strict,
+    load_weights,
+    save_checkpoint,
+    save_weights,
+)
+
+
+def test_checkpoint_round_trip(tmp_path):
+    state = {"epoch": 3, "model": {"w": torch.arange(4.0)}, "history": [{"loss": 0.5}]}
+    save_checkpoint(tmp_path / "c.pt", state)
+    back = load_checkpoint(tmp_path / "c.pt")
+    assert back["epoch"] == 3 and torch.equal(back["model"]["w"], torch.arange(4.0))
+
+
+def test_failed_write_keeps_previous_file(tmp_path):
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, {"epoch": 1})
+
+    def crash(f):
+        f.write(b"partial bytes")
+        raise OSError("No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        atomic_write_bytes(path, crash)
+    assert load_checkpoint(path)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temp file left behind
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+def test_pickled_code_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pt"
+    path.write_bytes(pickle.dumps({"x": _Evil()}))
+    with pytest.raises(RunFolderError, match="not a loadable cnnkit checkpoint"):
+        load_checkpoint(path)
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_weights_strict_loading_names_keys(tmp_path):
+    m = torch.nn.Linear(3, 2)
+    save_weights(tmp_path / "w.safetensors", m.state_dict())
+    other = torch.nn.Linear(3, 4)
+    with pytest.raises(RunFolderError, match=r"mis-shaped weight \(2, 3\) vs \(4, 3\)"):
+        load_state_strict(other, load_weights(tmp_path / "w.safetensors"), "w.safetensors")
+    (tmp_path / "bad.safetensors").write_bytes(b"\xff" * 20)
+    with pytest.raises(RunFolderError, match="not a valid safetensors"):
+        load_weights(tmp_path / "bad.safetensors")

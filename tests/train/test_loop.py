@@ -1,0 +1,132 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from cnnkit.train import Callback, EarlyStopping, TrainConfig, TrainingDiverged, fit
+from cnnkit.train.callbacks import Checkpoint
+from cnnkit.train.checkpoint import load_checkpoint
+
+
+def tiny_net(k=3, seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4),
+                         nn.Flatten(), nn.Linear(128, k))
+
+
+def toy_data(n=96, k=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % k
+    images = torch.randint(0, 60, (n, 1, 12, 12), generator=g, dtype=torch.uint8)
+    for c in range(k):  # each class lights a different band: learnable, not trivial
+        images[labels == c, :, c * 4:(c + 1) * 4, :] += 150
+    return images, labels
+
+
+def cfg(**kw):
+    base = dict(data="toy", epochs=3, batch_size=32, precision="fp32", schedule="none", seed=0)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_overfits_one_batch():
+    x, y = toy_data(16)
+    model = tiny_net()
+    res = fit(model, (x, y), None, cfg(epochs=60, batch_size=16, lr=3e-2))
+    assert res.history[-1]["accuracy"] == 1.0
+    assert res.history[-1]["loss"] < 0.1 * res.history[0]["loss"]
+
+
+class Recorder(Callback):
+    def __init__(self):
+        self.calls = []
+
+    def __getattribute__(self, name):
+        if name.startswith("on_"):
+            self.calls.append(name)
+        return object.__getattribute__(self, name)
+
+
+def test_callback_order():
+    x, y = toy_data(64)
+    rec = Recorder()
+    fit(tiny_net(), (x, y), (x[:16], y[:16]), cfg(epochs=2), callbacks=[rec])
+    per_epoch = ["on_epoch_start", "on_train_batch_end", "on_train_batch_end",
+                 "on_validation_end", "on_epoch_end"]
+    assert rec.calls == ["on_fit_start", *per_epoch, *per_epoch, "on_fit_end"]
+
+
+def test_history_has_every_column_and_validation():
+    x, y = toy_data()
+    res = fit(tiny_net(), (x, y), (x[:30], y[:30]), cfg(epochs=2, schedule="onecycle"))
+    row = res.history[-1]
+    assert set(row) == {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds",
+                        "images_per_second"}
+    assert not math.isnan(row["val_loss"]) and row["images_per_second"] > 0
+
+
+def test_early_stopping_restores_best():
+    x, y = toy_data()
+    # validation labels are shuffled noise, so val_loss gets worse as the model fits train
+    val = (x[:48], y[:48][torch.randperm(48, generator=torch.Generator().manual_seed(1))])
+    snapshots = {}
+
+    class Snap(Callback):
+        def on_epoch_end(self, state):
+            snapshots[state.epoch] = {k: v.clone() for k, v in state.model.state_dict().items()}
+
+    model = tiny_net()
+    res = fit(model, (x, y), val, cfg(epochs=12, lr=3e-2), callbacks=[EarlyStopping(2), Snap()])
+    best = res.state.extra["best_epoch"]
+    assert len(res.history) < 12  # stopped early
+    losses = [h["val_loss"] for h in res.history]
+    assert best == 1 + losses.index(min(losses))
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, snapshots[best][k]), k
+
+
+def test_nan_loss_stops_with_step_named():
+    x, y = toy_data(32)
+    model = tiny_net()
+    with torch.no_grad():
+        model[0].weight.fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match="epoch 1, step 1"):
+        fit(model, (x, y), None, cfg())
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "plateau"])
+def test_resume_reproduces_uninterrupted_run(tmp_path, schedule):
+    x, y = toy_data()
+    val = (x[:24], y[:24])
+    c = cfg(epochs=4, schedule=schedule, optimizer="adam")
+    full = tiny_net()
+    fit(full, (x, y), val, c)
+
+    part = tiny_net()
+    ck = Checkpoint(tmp_path / "last.pt")
+
+    class StopAt2(Callback):
+        def on_epoch_end(self, state):
+            state.stop = state.epoch == 2
+
+    fit(part, (x, y), val, c, callbacks=[StopAt2(), ck])
+    resumed = tiny_net(seed=99)  # different init: everything must come from the checkpoint
+    res = fit(resumed, (x, y), val, c, resume_from=load_checkpoint(tmp_path / "last.pt"))
+    assert [h["epoch"] for h in res.history] == [1, 2, 3, 4]
+    for k, v in full.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
+
+
+def test_bf16_path_trains():
+    x, y = toy_data()
+    res = fit(tiny_net(), (x, y), None, cfg(epochs=8, precision="bf16", lr=1e-2))
+    assert res.precision.value == "bf16"
+    assert res.history[-1]["loss"] < res.history[0]["loss"]
+
+
+def test_class_weight_balanced_changes_loss():
+    from cnnkit.train.loop import class_weights
+
+    w = class_weights(torch.tensor([0, 0, 0, 1]), 3)
+    assert torch.allclose(w, torch.tensor([4 / 9, 4 / 3, 0.0]))

@@ -1,0 +1,27 @@
+import pytest
+import torch
+
+from cnnkit.train import precision as P
+
+
+def test_auto_follows_cpu_flags(monkeypatch):
+    monkeypatch.setattr(P, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_bf16"}))
+    p = P.choose_precision("auto", "cpu")
+    assert p.value == "bf16" and p.channels_last and "native bf16" in p.reason
+    monkeypatch.setattr(P, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    p = P.choose_precision("auto", "cpu")
+    assert p.value == "fp32" and p.channels_last and "no native bf16" in p.reason
+    assert p.autocast_dtype is None
+
+
+def test_explicit_choices_and_errors():
+    assert P.choose_precision("bf16", "cpu").autocast_dtype == torch.bfloat16
+    assert P.choose_precision("fp32", "cpu").value == "fp32"
+    with pytest.raises(ValueError, match="fp16"):
+        P.choose_precision("fp16", "cpu")
+    with pytest.raises(ValueError, match="precision must be"):
+        P.choose_precision("int8", "cpu")
+
+
+def test_cpu_model_is_text():
+    assert isinstance(P.cpu_model(), str) and P.cpu_model()
