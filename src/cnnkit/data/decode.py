@@ -1,0 +1,356 @@
+"""Decode one image file to a ``uint8`` ``(C, H, W)`` array: the single preprocessing path.
+
+Training (through the decode cache), ``predict`` and ``serve`` all call :func:`load_image`, so
+a picture is turned into pixels exactly one way everywhere. What it does, in order:
+
+1. Refuses empty files, and opens only the formats in :data:`FORMATS` (Pillow's ``formats=``
+   allow-list), by content, whatever the extension says.
+2. Rejects images above ``max_pixels`` (a decompression bomb) from the header, before decoding.
+3. For JPEG, asks the decoder for a cheap DCT downscale (``draft``) no smaller than the target.
+4. Decodes; a truncated file raises ``ImageDecodeError(problem="truncated")`` unless
+   ``allow_truncated=True``. Animated GIF/WEBP/TIFF use their first frame.
+5. Applies the EXIF orientation, so phone photos come out upright.
+6. Converts the mode: 16-bit and 32-bit integer images (``I;16``, ``I``) are scaled to 0..255
+   by their real bit depth (``v * 255 / (2**bits - 1)``, from the file header when it says,
+   else the smallest of 8/16/32 bits holding the maximum), never clipped; 1-bit, palette,
+   CMYK, YCbCr, LAB and HSV go through Pillow's conversions; alpha (``LA``, ``RGBA``, ``PA``,
+   palette transparency) is composited on :data:`ALPHA_BACKGROUND` (white) for ``grayscale``
+   and ``rgb`` and kept for ``rgba``.
+7. Resizes with ``interpolation`` (Keras names), after an optional centred crop to the
+   target aspect ratio (``crop_to_aspect_ratio``, Keras' rule).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from cnnkit.errors import ImageDecodeError
+
+FORMATS: tuple[str, ...] = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
+"""Pillow format names cnnkit ever opens."""
+
+IMAGE_EXTENSIONS: tuple[str, ...] = (
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".bmp",
+    ".gif",
+    ".tif",
+    ".tiff",
+    ".webp",
+)
+"""File extensions picked up by folder scans (case-insensitive)."""
+
+EXTENSION_FORMATS: dict[str, str] = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".bmp": "BMP",
+    ".gif": "GIF",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".webp": "WEBP",
+}
+
+MAX_PIXELS: int = 89_478_485
+"""Default pixel limit (Pillow's own): larger images are ``too-large`` decompression bombs."""
+
+ALPHA_BACKGROUND: int = 255
+"""Grey level alpha is composited on for ``grayscale``/``rgb`` (255 = white, as a browser)."""
+
+COLOR_MODES: dict[str, int] = {"grayscale": 1, "rgb": 3, "rgba": 4}
+"""Keras ``color_mode`` values and their channel counts."""
+
+INTERPOLATIONS: dict[str, Image.Resampling] = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "area": Image.Resampling.BOX,
+    "box": Image.Resampling.BOX,
+    "hamming": Image.Resampling.HAMMING,
+    "lanczos": Image.Resampling.LANCZOS,
+    "lanczos3": Image.Resampling.LANCZOS,
+}
+"""Supported ``interpolation`` names (Keras names; Pillow filters, which antialias)."""
+
+Source = str | os.PathLike | bytes | BinaryIO
+_TRUNCATED_LOCK = threading.Lock()
+
+
+def check_image_size(image_size: Sequence[int] | None, name: str = "image_size") -> tuple[int, int]:
+    """Validate ``(height, width)``.
+
+    Raises:
+        ValueError: unless two positive ints.
+    """
+    ok = (
+        isinstance(image_size, (tuple, list))
+        and len(image_size) == 2
+        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in image_size)
+        and all(v > 0 for v in image_size)
+    )
+    if not ok:
+        raise ValueError(
+            f"{name} must be two positive ints (height, width). Received: {name}={image_size!r}"
+        )
+    return int(image_size[0]), int(image_size[1])  # type: ignore[index]
+
+
+def check_color_mode(color_mode: str) -> int:
+    """Channel count of a Keras ``color_mode``.
+
+    Raises:
+        ValueError: for anything but ``grayscale``, ``rgb``, ``rgba``.
+    """
+    if color_mode not in COLOR_MODES:
+        raise ValueError(
+            '`color_mode` must be one of {"rgb", "rgba", "grayscale"}. '
+            f"Received: color_mode={color_mode!r}"
+        )
+    return COLOR_MODES[color_mode]
+
+
+def check_interpolation(interpolation: str) -> Image.Resampling:
+    """Pillow filter for a Keras ``interpolation`` name.
+
+    Raises:
+        ValueError: for an unknown name (``gaussian``/``mitchellcubic`` are not supported).
+    """
+    key = str(interpolation).lower()
+    if key not in INTERPOLATIONS:
+        raise ValueError(
+            f"interpolation must be one of {sorted(INTERPOLATIONS)}. "
+            f"Received: interpolation={interpolation!r}"
+        )
+    return INTERPOLATIONS[key]
+
+
+def _source_name(source: Source) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    return getattr(source, "name", "<bytes>") if not isinstance(source, bytes) else "<bytes>"
+
+
+def _open(source: Source, name: str) -> Image.Image:
+    """Open (header only) with the format allow-list; empty and unknown files raise."""
+    if isinstance(source, (str, os.PathLike)):
+        if os.path.getsize(source) == 0:
+            raise ImageDecodeError(name, "empty", "file has 0 bytes")
+        fp: str | BinaryIO = os.fspath(source)
+    elif isinstance(source, bytes):
+        if not source:
+            raise ImageDecodeError(name, "empty", "0 bytes")
+        fp = io.BytesIO(source)
+    else:
+        fp = source
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(fp, formats=FORMATS)
+    except Image.DecompressionBombError as e:
+        raise ImageDecodeError(name, "too-large", str(e)) from None
+    except UnidentifiedImageError:
+        raise ImageDecodeError(name, "not-an-image", f"not a {'/'.join(FORMATS)} file") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise ImageDecodeError(name, "truncated", str(e) or type(e).__name__) from None
+
+
+def _check_pixels(im: Image.Image, name: str, max_pixels: int | None) -> None:
+    limit = MAX_PIXELS if max_pixels is None else max_pixels
+    w, h = im.size
+    if w * h > limit:
+        raise ImageDecodeError(name, "too-large", f"{w}x{h} pixels exceeds the limit of {limit}")
+    if w == 0 or h == 0:
+        raise ImageDecodeError(name, "not-an-image", f"image has size {w}x{h}")
+
+
+def _exif_orientation(im: Image.Image) -> int:
+    try:
+        return int(im.getexif().get(0x0112, 1) or 1)
+    except Exception:  # a broken EXIF block is not worth failing the image for
+        return 1
+
+
+def _draft(im: Image.Image, image_size: tuple[int, int] | None) -> None:
+    """Let the JPEG decoder downscale by 1/2, 1/4 or 1/8 while staying >= the target."""
+    if im.format != "JPEG" or image_size is None:
+        return
+    h, w = image_size
+    if _exif_orientation(im) in (5, 6, 7, 8):  # the stored image is transposed
+        h, w = w, h
+    im.draft(None, (w, h))
+
+
+def _load(im: Image.Image, name: str, allow_truncated: bool) -> None:
+    try:
+        if allow_truncated:
+            with _TRUNCATED_LOCK:
+                old = ImageFile.LOAD_TRUNCATED_IMAGES
+                ImageFile.LOAD_TRUNCATED_IMAGES = True
+                try:
+                    im.load()
+                finally:
+                    ImageFile.LOAD_TRUNCATED_IMAGES = old
+        else:
+            im.load()
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError) as e:
+        raise ImageDecodeError(name, "truncated", str(e) or type(e).__name__) from None
+
+
+def _bit_depth(im: Image.Image, arr: np.ndarray) -> int:
+    """Real bit depth of an integer image: header first, else the smallest that holds max."""
+    tags = getattr(im, "tag_v2", None)
+    if tags is not None and 258 in tags:
+        bits = tags[258]
+        bits = int(bits[0] if isinstance(bits, (tuple, list)) else bits)
+        if 1 <= bits <= 32:
+            return bits
+    if im.format == "PNG" or im.mode.startswith("I;16"):
+        return 16
+    top = int(arr.max()) if arr.size else 0
+    return 8 if top <= 255 else 16 if top <= 65535 else 32
+
+
+def _to_8bit(im: Image.Image) -> Image.Image:
+    """``I;16*``, ``I`` and ``F`` images to ``L``, scaled by bit depth (floats: 0..1 or 0..255)."""
+    if not (im.mode.startswith("I") or im.mode == "F"):
+        return im
+    arr = np.asarray(im)
+    if im.mode == "F":
+        arr = arr.astype(np.float64)
+        scale = 255.0 if arr.size and np.nanmax(arr) <= 1.0 else 1.0
+        out = np.nan_to_num(arr * scale)
+    else:
+        bits = _bit_depth(im, arr)
+        out = arr.astype(np.float64) * (255.0 / (2.0**bits - 1.0))
+    return Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8), mode="L")
+
+
+def _composite(im: Image.Image, color: str) -> Image.Image:
+    """``im`` (with alpha) over a flat :data:`ALPHA_BACKGROUND`, in ``color`` (``L``/``RGB``)."""
+    rgba = im.convert("LA" if color == "L" else "RGBA")
+    background = Image.new(
+        rgba.mode, rgba.size, (ALPHA_BACKGROUND,) * (len(rgba.mode) - 1) + (255,)
+    )
+    return Image.alpha_composite(background.convert("RGBA"), rgba.convert("RGBA")).convert(color)
+
+
+def _has_alpha(im: Image.Image) -> bool:
+    return im.mode in ("LA", "La", "RGBA", "RGBa", "PA") or (
+        im.mode in ("P", "L", "RGB") and "transparency" in im.info
+    )
+
+
+def _convert(im: Image.Image, color_mode: str) -> Image.Image:
+    im = _to_8bit(im)
+    if color_mode == "rgba":
+        return im if im.mode == "RGBA" else im.convert("RGBA")
+    target = "L" if color_mode == "grayscale" else "RGB"
+    if _has_alpha(im):
+        return _composite(im, target)
+    if im.mode == "CMYK" and target == "L":
+        im = im.convert("RGB")
+    return im if im.mode == target else im.convert(target)
+
+
+def crop_box(width: int, height: int, image_size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Keras' centred crop to the aspect ratio of ``image_size``: ``(left, top, right, bottom)``."""
+    th, tw = image_size
+    crop_h = min(height, int(width * th / tw))
+    crop_w = min(width, int(height * tw / th))
+    crop_h, crop_w = max(crop_h, 1), max(crop_w, 1)
+    top = int((height - crop_h) / 2)
+    left = int((width - crop_w) / 2)
+    return left, top, left + crop_w, top + crop_h
+
+
+def _resize(im: Image.Image, image_size, resample, crop_to_aspect_ratio: bool) -> Image.Image:
+    if image_size is None:
+        return im
+    h, w = image_size
+    box = crop_box(im.width, im.height, image_size) if crop_to_aspect_ratio else None
+    if im.size == (w, h) and box in (None, (0, 0, w, h)):
+        return im
+    return im.resize((w, h), resample, box=box)
+
+
+def _to_chw(im: Image.Image) -> np.ndarray:
+    arr = np.asarray(im, dtype=np.uint8)
+    if arr.ndim == 2:  # (H, W) -> (1, H, W)
+        return np.ascontiguousarray(arr[None])
+    return np.ascontiguousarray(arr.transpose(2, 0, 1))  # (H, W, C) -> (C, H, W)
+
+
+def load_image(
+    source: Source,
+    image_size: Sequence[int] | None = None,
+    color_mode: str = "rgb",
+    interpolation: str = "bilinear",
+    *,
+    crop_to_aspect_ratio: bool = False,
+    allow_truncated: bool = False,
+    max_pixels: int | None = None,
+) -> np.ndarray:
+    """Decode one image file to pixels, the same way for training, ``predict`` and ``serve``.
+
+    Args:
+        source: a path, raw bytes or a binary file object.
+        image_size: ``(height, width)`` to resize to, or None to keep the size.
+        color_mode: ``grayscale`` (1 channel), ``rgb`` (3) or ``rgba`` (4).
+        interpolation: resize filter, a Keras name (``bilinear``, ``nearest``, ``bicubic``,
+            ``area``, ``lanczos3``...).
+        crop_to_aspect_ratio: centre-crop to the target aspect ratio before resizing, so
+            the image is not distorted (Keras' rule).
+        allow_truncated: decode what is there of a truncated file (the rest grey) instead
+            of raising.
+        max_pixels: pixel limit (default :data:`MAX_PIXELS`).
+
+    Returns:
+        ``uint8`` pixels.
+
+    Shape:
+        ``(C, H, W)``.
+
+    Raises:
+        ImageDecodeError: ``problem`` is ``empty``, ``truncated``, ``not-an-image`` or
+            ``too-large``.
+        FileNotFoundError: ``source`` is a path that does not exist.
+        ValueError: a bad ``image_size``, ``color_mode`` or ``interpolation``.
+
+    Example:
+        >>> x = load_image("cat.jpg", (180, 180))  # doctest: +SKIP
+        >>> x.shape, x.dtype  # doctest: +SKIP
+        ((3, 180, 180), dtype('uint8'))
+    """
+    size = None if image_size is None else check_image_size(image_size)
+    check_color_mode(color_mode)
+    resample = check_interpolation(interpolation)
+    name = _source_name(source)
+    im = _open(source, name)
+    try:
+        _check_pixels(im, name, max_pixels)
+        _draft(im, size)
+        _load(im, name, allow_truncated)
+        if _exif_orientation(im) != 1:
+            im = ImageOps.exif_transpose(im)
+        im = _convert(im, color_mode)
+        im = _resize(im, size, resample, crop_to_aspect_ratio)
+        return _to_chw(im)
+    finally:
+        im.close()
+
+
+def is_image_file(path: str | Path) -> bool:
+    """Whether ``path`` has one of :data:`IMAGE_EXTENSIONS` (case-insensitive)."""
+    return os.path.splitext(str(path))[1].lower() in IMAGE_EXTENSIONS

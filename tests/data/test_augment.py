@@ -1,0 +1,126 @@
+"""Augment: differential test against scipy.ndimage per image, and its semantics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+import torch
+
+from cnnkit.data.augment import FILL_MODES, Augment, affine_matrices
+
+
+def _scipy_reference(x: torch.Tensor, aug: Augment, seed: int) -> np.ndarray:
+    b, c, h, w = x.shape
+    params = aug.sample_params(b, h, w, torch.Generator().manual_seed(seed))
+    mats = affine_matrices(params, h, w).numpy()
+    out = np.empty(x.shape)
+    for i in range(b):
+        for ch in range(c):
+            out[i, ch] = ndi.affine_transform(
+                x[i, ch].double().numpy(), mats[i, :2, :2], mats[i, :2, 2], order=1,
+                mode=FILL_MODES[aug.fill_mode], cval=aug.cval,
+            )  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize("fill_mode", list(FILL_MODES))
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_matches_scipy_affine_transform_per_image(fill_mode, seed):
+    rng = np.random.default_rng(seed)
+    h, w = rng.integers(7, 20, size=2)
+    x = torch.from_numpy(rng.uniform(0, 255, (5, 2, h, w))).float()
+    aug = Augment(
+        rotation_range=float(rng.uniform(0, 90)),
+        width_shift_range=float(rng.uniform(0, 0.4)),
+        height_shift_range=float(rng.uniform(1, 5)),  # pixels
+        shear_range=float(rng.uniform(0, 30)),
+        zoom_range=(float(rng.uniform(0.5, 1)), float(rng.uniform(1, 1.6))),
+        horizontal_flip=True,
+        vertical_flip=True,
+        fill_mode=fill_mode,
+        cval=float(rng.uniform(0, 255)),
+    )
+    got = aug(x, generator=torch.Generator().manual_seed(seed)).double().numpy()
+    assert np.abs(got - _scipy_reference(x, aug, seed)).max() < 0.02
+
+
+def test_flips_and_right_angle_rotation_are_exact():
+    x = torch.arange(2 * 3 * 5 * 5, dtype=torch.float32).reshape(2, 3, 5, 5)
+    g = torch.Generator().manual_seed(0)
+    aug = Augment(horizontal_flip=True)
+    p = aug.sample_params(2, 5, 5, torch.Generator().manual_seed(0))
+    y = aug(x, generator=g)
+    for i in range(2):
+        expected = x[i].flip(-1) if p["hflip"][i] else x[i]
+        assert torch.allclose(y[i], expected, atol=1e-3)
+    params = {k: torch.zeros(1, dtype=torch.float64) for k in ("tx", "ty", "shear")}
+    params |= {"theta": torch.tensor([np.pi / 2]), "zx": torch.ones(1), "zy": torch.ones(1)}
+    params |= {"hflip": torch.zeros(1, dtype=torch.bool), "vflip": torch.zeros(1, dtype=torch.bool)}
+    from cnnkit.data.augment import warp
+
+    rotated = warp(x[:1], affine_matrices(params, 5, 5))
+    assert torch.allclose(rotated, torch.rot90(x[:1], 1, (2, 3)), atol=1e-3) or torch.allclose(
+        rotated, torch.rot90(x[:1], -1, (2, 3)), atol=1e-3
+    )
+
+
+def test_independent_draw_per_image_and_reproducible():
+    x = torch.rand(1, 3, 16, 16).repeat(6, 1, 1, 1) * 255
+    aug = Augment(rotation_range=30, zoom_range=0.2)
+    y1 = aug(x, generator=torch.Generator().manual_seed(3))
+    y2 = aug(x, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(y1, y2)
+    assert not torch.allclose(y1[0], y1[1])
+
+
+def test_uint8_in_uint8_out_and_identity():
+    x = torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8)
+    aug = Augment(width_shift_range=0.25, fill_mode="wrap", brightness_range=(0.5, 1.5))
+    y = aug(x, generator=torch.Generator().manual_seed(0))
+    assert y.dtype == torch.uint8 and y.shape == x.shape
+    assert Augment().is_identity and Augment()(x) is x
+    assert not aug.is_identity
+
+
+def test_zoom_below_one_enlarges_content():
+    x = torch.zeros(1, 1, 21, 21)
+    x[..., 8:13, 8:13] = 255  # a 5x5 square in the centre
+    y = Augment(zoom_range=(0.5, 0.5))(x, generator=torch.Generator().manual_seed(0))
+    assert (y > 127).sum() > 4 * (x > 127).sum() * 0.8
+
+
+def test_brightness_and_contrast_clip():
+    x = torch.full((2, 3, 4, 4), 200.0)
+    x[:, :, 0, 0] = 0
+    y = Augment(brightness_range=(2.0, 2.0))(x)
+    assert y.max() == 255 and y.min() == 0
+    flat = torch.full((1, 1, 4, 4), 100.0)
+    assert torch.allclose(Augment(contrast=0.5)(flat), flat)  # no contrast to change
+
+
+def test_to_dict_round_trip_and_validation():
+    aug = Augment(
+        rotation_range=10, zoom_range=0.1, brightness_range=(0.9, 1.1), fill_mode="reflect"
+    )
+    d = aug.to_dict()
+    assert d["zoom_range"] == [0.9, 1.1] and Augment.from_dict(d) == aug
+    with pytest.raises(ValueError, match="fill_mode"):
+        Augment(fill_mode="mirror")
+    with pytest.raises(ValueError, match="zoom_range"):
+        Augment(zoom_range=1.5)
+    with pytest.raises(ValueError, match="rotation_range"):
+        Augment(rotation_range=-1)
+    with pytest.raises(ValueError, match="unknown"):
+        Augment.from_dict({"rotate": 3})
+    with pytest.raises(TypeError):
+        Augment(10)  # keyword-only
+
+
+def test_runs_on_gpu_when_present():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device on this machine (the device check runs it)")
+    x = torch.rand(4, 3, 16, 16, device="cuda") * 255
+    aug = Augment(rotation_range=20, fill_mode="wrap")
+    y = aug(x, generator=torch.Generator(device="cuda").manual_seed(0))
+    assert y.device.type == "cuda" and y.shape == x.shape
