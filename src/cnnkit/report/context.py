@@ -1,0 +1,376 @@
+"""Turn a run folder's files into the template's sections (plain dicts, no HTML).
+
+Each ``*_section`` function returns ``None`` when its files are absent, and the template
+leaves that section out.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+import statistics
+import struct
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from cnnkit.report.html import png_data_uri
+from cnnkit.report.runfolder import RunFiles
+
+_TRAIN_FLAGS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "optimizer",
+    "schedule",
+    "validation_split",
+    "seed",
+    "class_weight",
+    "color_mode",
+    "label_smoothing",
+    "weight_decay",
+    "early_stopping",
+    "folds",
+    "devices",
+)
+# Settings left out of the command and the settings list when they have their default value.
+_DEFAULTS = {"label_smoothing": 0, "weight_decay": 0, "early_stopping": 0, "folds": 1, "devices": 1}
+_TRANSFER_FLAGS = ("pretrained", "strategy", "unfreeze", "bn")
+_AUGMENT_FLAGS = (
+    "rotation_range",
+    "width_shift_range",
+    "height_shift_range",
+    "shear_range",
+    "zoom_range",
+    "horizontal_flip",
+    "vertical_flip",
+    "brightness_range",
+    "fill_mode",
+    "cval",
+)
+_ENV_LABELS = {
+    "cnnkit": "cnnkit",
+    "torch": "PyTorch",
+    "torchvision": "torchvision",
+    "python": "Python",
+    "device": "Device",
+    "cpu": "CPU",
+    "gpu": "GPU",
+    "threads": "Threads",
+    "platform": "Platform",
+    "cpu_capability": "CPU capability",
+}
+_MAX_SKIPPED_SHOWN = 50
+
+
+def as_float(value: Any) -> float | None:
+    """``value`` as a finite float, else None (blank CSV cells, ``"nan"``, junk)."""
+    if isinstance(value, bool) or value is None or value == "":
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def image(png: bytes, scale: int = 1) -> dict[str, Any]:
+    """An ``<img>``'s data URI and CSS size (``scale=2`` for our 2x plots)."""
+    width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk
+    return {"uri": png_data_uri(png), "width": width // scale, "height": height // scale}
+
+
+def _class_name(key: str, names: Sequence[str]) -> str:
+    """A ``data_summary.classes`` key: a class name, or a class index written as text."""
+    if key in names:
+        return key
+    if key.isdigit() and int(key) < len(names):
+        return str(names[int(key)])
+    return key
+
+
+def _skipped(items: Any) -> list[dict[str, str]]:
+    rows = []
+    for item in items or []:
+        if isinstance(item, Mapping):
+            rows.append({k: str(item.get(k, "")) for k in ("path", "problem", "detail")})
+        elif isinstance(item, (list, tuple)):
+            parts = [str(p) for p in item] + ["", "", ""]
+            rows.append({"path": parts[0], "problem": parts[1], "detail": parts[2]})
+    return rows
+
+
+def data_section(run: RunFiles) -> dict[str, Any] | None:
+    """Classes with their image counts (all / train / validation) and skipped files."""
+    names = [str(c) for c in run.metrics["class_names"]]
+    summary = (run.config or {}).get("data_summary") or {}
+    counts = {_class_name(str(k), names): int(v) for k, v in (summary.get("classes") or {}).items()}
+    split = {
+        s: Counter(r.get("label", "") for r in run.split or [] if r.get("subset") == s)
+        for s in ("train", "validation")
+    }
+    if not counts and not run.split:
+        return None
+    order = names + [c for c in counts if c not in names]
+    rows: list[dict[str, Any]] = []
+    for name in order:
+        total = counts.get(name, split["train"][name] + split["validation"][name])
+        rows.append(
+            {
+                "name": name,
+                "count": total,
+                "train": split["train"][name],
+                "validation": split["validation"][name],
+            }
+        )
+    biggest = max((r["count"] for r in rows), default=0) or 1
+    for r in rows:
+        r["share"] = 100.0 * r["count"] / biggest
+    skipped = _skipped(summary.get("skipped"))
+    smallest = min((r["count"] for r in rows if r["count"]), default=0)
+    return {
+        "rows": rows,
+        "has_split": bool(run.split),
+        "total": sum(r["count"] for r in rows),
+        "n_train": summary.get("n_train", sum(split["train"].values()) or None),
+        "n_val": summary.get("n_val", sum(split["validation"].values()) or None),
+        "imbalance": (biggest / smallest) if smallest else None,
+        "skipped": skipped[:_MAX_SKIPPED_SHOWN],
+        "skipped_total": len(skipped),
+    }
+
+
+def per_class_section(metrics: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Precision, recall, F1 and support per class, with macro and weighted F1."""
+    per_class = metrics.get("per_class")
+    if not isinstance(per_class, Mapping) or not per_class:
+        return None
+    macro = as_float(metrics.get("macro_f1"))
+    rows = []
+    for name, m in per_class.items():
+        m = m if isinstance(m, Mapping) else {}
+        f1 = as_float(m.get("f1"))
+        rows.append(
+            {
+                "name": str(name),
+                "precision": as_float(m.get("precision")),
+                "recall": as_float(m.get("recall")),
+                "f1": f1,
+                "support": as_float(m.get("support")),
+                "low": f1 is not None and macro is not None and f1 < macro - 0.1,
+            }
+        )
+    return {
+        "rows": rows,
+        "macro_f1": macro,
+        "weighted_f1": as_float(metrics.get("weighted_f1")),
+        "support": sum(r["support"] or 0 for r in rows),
+    }
+
+
+def top_loss_rows(predictions: Sequence[Mapping[str, str]], n: int) -> list[dict[str, Any]]:
+    """The ``n`` highest-loss predictions, for the table under the tiles."""
+    rows: list[dict[str, Any]] = [
+        {
+            "path": p.get("path", ""),
+            "label": p.get("label", ""),
+            "predicted": p.get("predicted", ""),
+            "probability": as_float(p.get("probability")),
+            "loss": as_float(p.get("loss")),
+        }
+        for p in predictions
+    ]
+    rows.sort(key=lambda r: -(r["loss"] if r["loss"] is not None else -math.inf))
+    return rows[:n]
+
+
+def cv_section(cv: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """k-fold results: mean +/- sd and one row per fold."""
+    if not cv:
+        return None
+    folds = [f for f in cv.get("per_fold") or [] if isinstance(f, Mapping)]
+    rows = [
+        {
+            "fold": f.get("fold", i + 1),
+            "accuracy": as_float(f.get("accuracy")),
+            "n": as_float(f.get("n")),
+        }
+        for i, f in enumerate(folds)
+    ]
+    return {
+        "folds": cv.get("folds", len(rows)),
+        "mean": as_float(cv.get("accuracy_mean")),
+        "sd": as_float(cv.get("accuracy_sd")),
+        "rows": rows,
+        "has_n": any(r["n"] is not None for r in rows),
+    }
+
+
+def timing_section(run: RunFiles) -> dict[str, Any] | None:
+    """Wall time, epochs, seconds per epoch and training throughput."""
+    timing = (run.config or {}).get("timing") or {}
+    history = run.history or []
+    seconds = [s for s in (as_float(r.get("seconds")) for r in history) if s is not None]
+    ips = [v for v in (as_float(r.get("images_per_second")) for r in history) if v is not None]
+    total = as_float(timing.get("total_seconds"))
+    if total is None and not seconds and not ips:
+        return None
+    return {
+        "total_seconds": total,
+        "epochs": len(history) or None,
+        "train_seconds": sum(seconds) if seconds else None,
+        "epoch_seconds": statistics.median(seconds) if seconds else None,
+        "ips_median": statistics.median(ips) if ips else None,
+        "ips_max": max(ips) if ips else None,
+        "extra": {str(k): v for k, v in timing.items() if k != "total_seconds"},
+    }
+
+
+def history_rows(history: Sequence[Mapping[str, str]]) -> list[dict[str, Any]]:
+    """``history.csv`` rows as numbers (None where blank), for the per-epoch table."""
+    keys = (
+        "epoch",
+        "loss",
+        "accuracy",
+        "val_loss",
+        "val_accuracy",
+        "lr",
+        "seconds",
+        "images_per_second",
+    )
+    return [{k: as_float(r.get(k)) for k in keys} for r in history]
+
+
+def environment_rows(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Versions, device, precision (and why), threads and seed as label/value pairs."""
+    env = config.get("environment") or {}
+    rows = [(_ENV_LABELS.get(str(k), str(k)), _text(v)) for k, v in env.items()]
+    precision = config.get("precision")
+    if isinstance(precision, Mapping):
+        rows.append(("Precision", _text(precision.get("value"))))
+        if "channels_last" in precision:
+            rows.append(("Channels-last", "yes" if precision["channels_last"] else "no"))
+        if precision.get("reason"):
+            rows.append(("Why this precision", _text(precision["reason"])))
+    elif precision is not None:
+        rows.append(("Precision", _text(precision)))
+    if "seed" in config:
+        rows.append(("Seed", _text(config["seed"])))
+    return rows
+
+
+def settings_rows(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The training settings worth seeing next to the model summary (defaults left out)."""
+    labels = (
+        ("model", "Model"),
+        ("image_size", "Image size"),
+        ("color_mode", "Colour mode"),
+        ("in_chans", "Input channels"),
+        ("mean", "Normalisation mean"),
+        ("std", "Normalisation std"),
+        ("epochs", "Epochs"),
+        ("batch_size", "Batch size"),
+        ("optimizer", "Optimiser"),
+        ("lr", "Learning rate"),
+        ("schedule", "LR schedule"),
+        ("weight_decay", "Weight decay"),
+        ("label_smoothing", "Label smoothing"),
+        ("early_stopping", "Early-stopping patience"),
+        ("validation_split", "Validation split"),
+        ("class_weight", "Class weights"),
+        ("folds", "Folds"),
+        ("devices", "Processes"),
+        ("pretrained", "Pretrained weights"),
+        ("strategy", "Transfer strategy"),
+        ("unfreeze", "Unfrozen blocks"),
+        ("bn", "BatchNorm"),
+    )
+    rows = []
+    for key, label in labels:
+        value = config.get(key)
+        if value is None or value == "" or (key in _DEFAULTS and value == _DEFAULTS[key]):
+            continue
+        if key in _TRANSFER_FLAGS and not config.get("pretrained"):
+            continue
+        rows.append((label, _text(value)))
+    return rows
+
+
+def augment_rows(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The augmentation settings that are switched on, as ``--flag``/value pairs."""
+    return [(f"--{k.replace('_', '-')}", " ".join(v) or "on") for k, v in _augment_args(config)]
+
+
+def _augment_args(config: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
+    aug = config.get("augment")
+    if not isinstance(aug, Mapping):
+        return []
+    out: list[tuple[str, list[str]]] = []
+    for key in _AUGMENT_FLAGS:
+        value = aug.get(key)
+        if value is None or value is False or value == 0 or value == []:
+            continue
+        if key == "fill_mode" and value == "nearest":
+            continue
+        if key == "cval" and aug.get("fill_mode") != "constant":
+            continue
+        out.append((key, [] if value is True else _args(value)))
+    return out
+
+
+def _args(value: Any) -> list[str]:
+    if isinstance(value, (list, tuple)):
+        return [a for v in value for a in _args(v)]
+    if isinstance(value, float):
+        return [format(value, "g")]
+    return [str(value)]
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return " x ".join(_text(v) for v in value) if value else "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return format(value, "g")
+    return str(value)
+
+
+def reproduce_command(config: Mapping[str, Any], run_dir: Path) -> str | None:
+    """A ``cnnkit train`` command line that repeats this run into a new folder."""
+    if not config.get("data") or not config.get("model"):
+        return None
+    groups = [
+        ["cnnkit", "train", str(config["data"]), "--model", str(config["model"])],
+        ["--out", f"{run_dir.name}-again"],
+    ]
+    if config.get("image_size"):
+        groups.append(["--image-size", *_args(config["image_size"])])
+    for key in _TRAIN_FLAGS:
+        value = config.get(key)
+        if value is None or (key in _DEFAULTS and value == _DEFAULTS[key]):
+            continue
+        groups.append([f"--{key.replace('_', '-')}", *_args(value)])
+    precision = config.get("precision")
+    if isinstance(precision, Mapping):  # what was chosen ("auto" resolved) reproduces exactly
+        precision = precision.get("requested") or precision.get("value")
+    if precision:
+        groups.append(["--precision", str(precision)])
+    if config.get("pretrained"):
+        groups += [
+            [f"--{k}", *_args(config[k])] for k in _TRANSFER_FLAGS if config.get(k) is not None
+        ]
+    groups += [[f"--{k.replace('_', '-')}", *v] for k, v in _augment_args(config)]
+    return _wrap([" ".join(shlex.quote(a) for a in g) for g in groups])
+
+
+def _wrap(parts: list[str], width: int = 76) -> str:
+    """Join shell argument groups into lines of about ``width`` with ``\\`` continuations."""
+    lines = [parts[0]]
+    for part in parts[1:]:
+        if len(lines[-1]) + 1 + len(part) <= width:
+            lines[-1] += " " + part
+        else:
+            lines.append("    " + part)
+    return " \\\n".join(lines)

@@ -1,0 +1,156 @@
+"""Run folder -> ``curves.png``, ``confusion.png``, ``top_losses.png`` and ``report.html``."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+from cnnkit.report import context as ctx
+from cnnkit.report.html import make_env, write_bytes_atomic, write_text_atomic
+from cnnkit.report.plots import confusion_png, curves_png, load_image_file, top_losses_png
+from cnnkit.report.runfolder import RunFiles, read_run
+
+TEMPLATE = "report.html.j2"
+
+# (id, title) of each section in page order; the table of contents lists those present.
+SECTIONS = (
+    ("data", "Data"),
+    ("model", "Model"),
+    ("augmentation", "Augmentation"),
+    ("curves", "Training curves"),
+    ("confusion", "Confusion matrix"),
+    ("per-class", "Per-class metrics"),
+    ("top-losses", "Top losses"),
+    ("gradcam", "Grad-CAM gallery"),
+    ("kfold", "k-fold"),
+    ("timing", "Timing"),
+    ("environment", "Environment"),
+    ("reproduce", "Reproduce"),
+)
+
+
+def render_report(run_dir: str | Path, *, n_top_losses: int = 16) -> Path:
+    """Render a run folder's plots and its one-file HTML report.
+
+    Writes ``curves.png`` (from ``history.csv``), ``confusion.png`` (from
+    ``metrics.json``) and ``top_losses.png`` (from ``predictions.csv``) into the run
+    folder, each only when its source is present, then ``report.html``: a single
+    self-contained file (images inlined as data URIs, inline CSS, no external links)
+    that opens offline. Sections whose files are absent are left out.
+
+    Args:
+        run_dir: the run folder (``cnnkit train --out RUN``).
+        n_top_losses: how many highest-loss validation images to show.
+
+    Returns:
+        The path of ``report.html``.
+
+    Raises:
+        RunFolderError: if ``run_dir`` is not a folder, or its ``metrics.json`` is
+            missing, not JSON, or lacks the accuracy, class names or confusion matrix.
+
+    Example:
+        >>> from cnnkit.report import render_report
+        >>> render_report("runs/digits")  # doctest: +SKIP
+        PosixPath('runs/digits/report.html')
+    """
+    run = read_run(run_dir)
+    plots = _write_plots(run, n_top_losses)
+    context = build_context(run, plots, n_top_losses)
+    html = make_env().get_template(TEMPLATE).render(**context)
+    return write_text_atomic(run.path / "report.html", html)
+
+
+def _image_loader(run: RunFiles) -> Any:
+    data = (run.config or {}).get("data")
+    bases = [d for d in (Path(str(data)) if data else None, run.path) if d and d.is_dir()]
+    return functools.partial(load_image_file, base_dirs=bases)
+
+
+def _write_plots(run: RunFiles, n_top_losses: int) -> dict[str, bytes]:
+    """Draw and save the plots whose sources are present; returns name -> PNG bytes."""
+    m = run.metrics
+    plots = {"confusion": confusion_png(m["confusion_matrix"], [str(c) for c in m["class_names"]])}
+    if run.history:
+        plots["curves"] = curves_png(run.history)
+    if run.predictions:
+        try:
+            plots["top_losses"] = top_losses_png(
+                run.predictions, n_top_losses, image_loader=_image_loader(run)
+            )
+        except ValueError as e:
+            run.notes.append(f"predictions.csv could not be plotted ({e}).")
+    for name, png in plots.items():
+        write_bytes_atomic(run.path / f"{name}.png", png)
+    return plots
+
+
+def _header(run: RunFiles) -> dict[str, Any]:
+    m, config = run.metrics, run.config or {}
+    ci = m.get("accuracy_ci")
+    lo, hi = (
+        (ctx.as_float(ci[0]), ctx.as_float(ci[1]))
+        if isinstance(ci, list) and len(ci) == 2
+        else (None, None)
+    )
+    return {
+        "model": config.get("model"),
+        "data": config.get("data"),
+        "accuracy": ctx.as_float(m.get("accuracy")),
+        "ci_lo": lo,
+        "ci_hi": hi,
+        "n": ctx.as_float(m.get("n")),
+        "n_classes": len(m["class_names"]),
+        "macro_f1": ctx.as_float(m.get("macro_f1")),
+        "log_loss": ctx.as_float(m.get("log_loss")),
+        "epochs": len(run.history) if run.history else config.get("epochs"),
+        "total_seconds": ctx.as_float((config.get("timing") or {}).get("total_seconds")),
+    }
+
+
+def build_context(run: RunFiles, plots: dict[str, bytes], n_top_losses: int) -> dict[str, Any]:
+    """The template's variables: one entry per section, ``None`` for absent sections."""
+    from cnnkit import __version__
+
+    config = run.config
+    sections: dict[str, Any] = {
+        "data": ctx.data_section(run),
+        "model": {"summary": run.summary, "settings": ctx.settings_rows(config or {})}
+        if run.summary or config
+        else None,
+        "augmentation": {
+            "image": ctx.image(run.augment_png),
+            "settings": ctx.augment_rows(config or {}),
+        }
+        if run.augment_png
+        else None,
+        "curves": {"image": ctx.image(plots["curves"], 2)} if "curves" in plots else None,
+        "confusion": {"image": ctx.image(plots["confusion"], 2)},
+        "per_class": ctx.per_class_section(run.metrics),
+        "top_losses": {
+            "image": ctx.image(plots["top_losses"], 2),
+            "rows": ctx.top_loss_rows(run.predictions or [], n_top_losses),
+            "n_wrong": sum(p.get("label") != p.get("predicted") for p in run.predictions or []),
+            "n_predictions": len(run.predictions or []),
+        }
+        if "top_losses" in plots
+        else None,
+        "gradcam": {"image": ctx.image(run.gallery_png)} if run.gallery_png else None,
+        "kfold": ctx.cv_section(run.cv),
+        "timing": ctx.timing_section(run),
+        "environment": ctx.environment_rows(config) if config else None,
+        "reproduce": ctx.reproduce_command(config, run.path) if config else None,
+    }
+    if sections["timing"] is not None:
+        sections["timing"]["history"] = ctx.history_rows(run.history or [])
+    toc = [(sid, title) for sid, title in SECTIONS if sections[sid.replace("-", "_")]]
+    return {
+        "cnnkit_version": __version__,
+        "run_name": run.path.resolve().name,
+        "header": _header(run),
+        "notes": run.notes,
+        "toc": toc,
+        "n_top_losses": n_top_losses,
+        **sections,
+    }
