@@ -13,18 +13,19 @@ from cnnkit.data.cache import DecodeSettings, decode_files
 from cnnkit.data.scan import scan_folder
 
 
-def report_skipped(skipped: Sequence[tuple[str, str, str]], where: str | None = None) -> str:
+def report_skipped(skipped: Sequence[tuple[str, str, str]], entry=None) -> str:
     """One line for skipped files, written once to stderr: ``N files skipped, see ...``.
 
     Args:
         skipped: ``(path, problem, detail)`` triples.
-        where: a file listing them, if one was written.
+        entry: the cache entry folder; the full list is written there as ``skipped.tsv``.
 
     Returns:
         The line ("" when nothing was skipped).
     """
     if not skipped:
         return ""
+    where = _write_skipped(entry, skipped)
     first = f"{skipped[0][0]} ({skipped[0][1]})"
     see = where or "ImageArrays.skipped"
     line = (
@@ -105,7 +106,7 @@ def load_folder(
     decoded = decode_files(index.file_paths, settings, workers=workers, progress=progress)
     all_labels = index.labels if index.labels is not None else np.zeros(len(index.file_paths))
     if progress:
-        report_skipped(decoded.skipped, _write_skipped(decoded.entry, decoded.skipped))
+        report_skipped(decoded.skipped, decoded.entry)
     return ImageArrays(
         images=decoded.images,
         labels=np.asarray(all_labels, dtype=np.int64)[decoded.kept],
