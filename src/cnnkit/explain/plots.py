@@ -1,0 +1,199 @@
+"""Pictures of explanations as PNG bytes: channel grids, filter grids, heatmap overlays.
+
+Matplotlib (Agg, no display) draws the labelled figures; the overlay is a plain image the
+size of the input, blended with Pillow.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def figure_png(fig) -> bytes:
+    """Save a matplotlib figure as PNG bytes and close it."""
+    plt = _pyplot()
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return buf.getvalue()
+
+
+def tile(images: np.ndarray, cols: int, pad: int = 1, fill: float = 1.0) -> np.ndarray:
+    """Lay out images in a grid with ``pad`` pixels of ``fill`` between them.
+
+    Shape:
+        images: (N, h, w) or (N, h, w, 3). Returns: (rows*(h+pad)-pad, cols*(w+pad)-pad[, 3]).
+    """
+    n, h, w = images.shape[:3]
+    cols = max(1, min(cols, n))
+    rows = math.ceil(n / cols)
+    out = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad, *images.shape[3:]), fill)
+    for i, img in enumerate(images):
+        r, c = divmod(i, cols)
+        out[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = img
+    return out
+
+
+def _standardise(maps: np.ndarray) -> np.ndarray:
+    """Per-channel display scaling as in the lecture: mean 0.5, 0.25 per std, clipped.
+
+    Shape:
+        maps: (C, h, w) -> (C, h, w) in 0..1.
+    """
+    mean = maps.mean(axis=(1, 2), keepdims=True)
+    std = maps.std(axis=(1, 2), keepdims=True)
+    return np.clip((maps - mean) / np.where(std > 0, std, 1.0) * 0.25 + 0.5, 0, 1)
+
+
+def activation_grid_png(
+    acts: Mapping[str, torch.Tensor],
+    *,
+    index: int = 0,
+    max_channels: int = 32,
+    cols: int = 16,
+    cmap: str = "viridis",
+) -> bytes:
+    """One channel grid per layer for image ``index`` of the batch (the lecture figure).
+
+    Args:
+        acts: ``{layer: activation}`` as returned by :func:`cnnkit.explain.activations`.
+        index: which image of the batch to draw.
+        max_channels: the first this many channels of each layer are drawn.
+        cols: channels per row.
+        cmap: matplotlib colormap.
+
+    Returns:
+        PNG bytes.
+
+    Shape:
+        each activation: (B, C, H, W); other ranks are skipped.
+    """
+    maps = {n: a[index].float().cpu().numpy() for n, a in acts.items() if a.dim() == 4}
+    if not maps:
+        raise ValueError("acts must hold at least one 4D (B, C, H, W) activation. Received none")
+    grids = {n: tile(_standardise(m[:max_channels]), cols, fill=np.nan) for n, m in maps.items()}
+    plt = _pyplot()
+    heights = [g.shape[0] / g.shape[1] * 12 + 0.5 for g in grids.values()]
+    fig, axes = plt.subplots(len(grids), 1, figsize=(12, sum(heights)), squeeze=False)
+    for ax, (name, grid) in zip(axes[:, 0], grids.items(), strict=True):
+        c, h, w = maps[name].shape
+        ax.imshow(grid, cmap=cmap, vmin=0, vmax=1, interpolation="nearest", aspect="equal")
+        shown = f" (first {max_channels})" if c > max_channels else ""
+        ax.set_title(f"{name}: {c} channels x {h} x {w}{shown}", fontsize=10, loc="left")
+        ax.axis("off")
+    return figure_png(fig)
+
+
+def image_grid_png(
+    images: torch.Tensor, titles: list[str] | None = None, *, cols: int = 8, suptitle: str = ""
+) -> bytes:
+    """A labelled grid of images in 0..1 (filter patterns, raw kernels).
+
+    Shape:
+        images: (N, C, H, W) with C = 1 or 3, values in 0..1.
+    """
+    arr = images.detach().float().clamp(0, 1).cpu().numpy()
+    n = len(arr)
+    cols = max(1, min(cols, n))
+    rows = math.ceil(n / cols)
+    plt = _pyplot()
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.75 * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        img = arr[i]
+        if img.shape[0] == 1:
+            ax.imshow(img[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        else:
+            ax.imshow(img[:3].transpose(1, 2, 0), interpolation="nearest")
+        if titles:
+            ax.set_title(titles[i], fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    return figure_png(fig)
+
+
+def _hwc_uint8(image: np.ndarray | torch.Tensor) -> np.ndarray:
+    """An image as (H, W, 3) uint8, from (C, H, W) or (H, W[, C]) uint8 with C = 1 or 3."""
+    arr = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    if arr.dtype != np.uint8:
+        raise TypeError(f"image must be uint8. Received: dtype={arr.dtype}")
+    if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[2] not in (1, 3):
+        arr = arr.transpose(1, 2, 0)  # (C, H, W) -> (H, W, C)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3):
+        raise ValueError(
+            f"image must be (C, H, W) or (H, W, C) with 1 or 3 channels. "
+            f"Received: shape={arr.shape}"
+        )
+    return np.repeat(arr, 3, axis=2) if arr.shape[2] == 1 else arr
+
+
+def resize_map(cam: torch.Tensor | np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a (h, w) map to ``size`` = (H, W), min-max scaled to 0..1."""
+    t = torch.as_tensor(np.asarray(cam, dtype=np.float32))[None, None]
+    t = F.interpolate(t, size=size, mode="bilinear")[0, 0]
+    lo, hi = t.min(), t.max()
+    return ((t - lo) / (hi - lo).clamp_min(1e-12)).numpy()
+
+
+def overlay(
+    image: np.ndarray | torch.Tensor,
+    cam: torch.Tensor | np.ndarray,
+    *,
+    alpha: float = 0.45,
+    cmap: str = "jet",
+) -> np.ndarray:
+    """Heatmap ``cam`` (any size, resized to the image) blended over ``image``.
+
+    Returns:
+        (H, W, 3) uint8.
+    """
+    base = _hwc_uint8(image)
+    heat = _pyplot().get_cmap(cmap)(resize_map(cam, base.shape[:2]))[..., :3] * 255
+    return np.clip((1 - alpha) * base + alpha * heat, 0, 255).astype(np.uint8)
+
+
+def overlay_png(
+    image: np.ndarray | torch.Tensor,
+    cam: torch.Tensor | np.ndarray,
+    *,
+    alpha: float = 0.45,
+    cmap: str = "jet",
+    peak: tuple[int, int] | None = None,
+) -> bytes:
+    """:func:`overlay` as PNG bytes, the size of ``image``; ``peak`` (x, y) gets a cross.
+
+    Shape:
+        image: (C, H, W) or (H, W, C) uint8. cam: (h, w), any scale (min-max scaled here).
+    """
+    img = Image.fromarray(overlay(image, cam, alpha=alpha, cmap=cmap))
+    if peak is not None:
+        x, y = peak
+        r = max(2, min(img.size) // 25)
+        draw = ImageDraw.Draw(img)
+        draw.line([(x - r, y), (x + r, y)], fill=(255, 255, 255), width=max(1, r // 3))
+        draw.line([(x, y - r), (x, y + r)], fill=(255, 255, 255), width=max(1, r // 3))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
