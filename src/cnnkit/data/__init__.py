@@ -28,6 +28,7 @@ _EXPORTS = {
     "parse_dataset_spec": "cnnkit.data.datasets",
     "is_dataset_name": "cnnkit.data.datasets",
     "register_dataset": "cnnkit.data.datasets",
+    "export_dataset": "cnnkit.data.datasets",
     "Augment": "cnnkit.data.augment",
     "Dataset": "cnnkit.data.pipeline",
     "image_dataset_from_directory": "cnnkit.data.directory",
@@ -47,6 +48,7 @@ __all__ = [
     "cache_info",
     "clear_cache",
     "decode_files",
+    "export_dataset",
     "image_dataset_from_directory",
     "is_dataset_name",
     "list_datasets",
@@ -69,6 +71,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from cnnkit.data.augment import Augment
     from cnnkit.data.cache import DecodeSettings, cache_dir, cache_info, clear_cache, decode_files
     from cnnkit.data.datasets import (
+        export_dataset,
         is_dataset_name,
         list_datasets,
         load_dataset,

@@ -515,3 +515,59 @@ register_dataset(
         lambda: ["sklearn.datasets.load_digits"],
     )
 )
+
+
+# ---------------------------------------------------------------------------- export
+
+
+def safe_folder_name(name: str) -> str:
+    """A class name usable as a folder name (``/`` and other separators become ``_``)."""
+    out = "".join("_" if ch in '/\\:*?"<>|' or ord(ch) < 32 else ch for ch in str(name)).strip()
+    return out.lstrip(".") or "_"
+
+
+def export_dataset(
+    name: str | ImageArrays,
+    directory: str | os.PathLike,
+    split: str = "train",
+    limit: int | None = None,
+    path: str | os.PathLike | None = None,
+) -> dict[str, int]:
+    """Write a dataset as a class-per-folder PNG tree (``DIR/CLASS/00042.png``).
+
+    Args:
+        name: a dataset name (``NAME:SPLIT`` allowed) or an :class:`ImageArrays`.
+        directory: where to write; must not exist or be empty.
+        split: which split of a named dataset.
+        limit: at most this many images per class (the first ones).
+        path: where the named dataset's files are (default: the usual places).
+
+    Returns:
+        Images written per class (folder names; ``/`` in a class name becomes ``_``).
+
+    Raises:
+        FileExistsError: ``directory`` exists and is not empty.
+        ValueError: a bad ``limit``.
+    """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive int or None. Received: limit={limit!r}")
+    data = name if isinstance(name, ImageArrays) else load_dataset(name, split, path)
+    out = Path(directory)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"export directory {out} exists and is not empty; choose another")
+    modes = {1: "L", 3: "RGB", 4: "RGBA"}
+    from PIL import Image
+
+    counts: dict[str, int] = {}
+    for k, cls in enumerate(data.class_names):
+        folder = safe_folder_name(cls)
+        rows = np.flatnonzero(data.labels == k)[:limit]
+        (out / folder).mkdir(parents=True, exist_ok=True)
+        for i in rows:
+            img = np.asarray(data.images[i])
+            arr = img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0)  # (C, H, W) -> (H, W, C)
+            Image.fromarray(arr, modes[img.shape[0]]).save(
+                out / folder / f"{i:05d}.png", compress_level=3
+            )
+        counts[folder] = len(rows)
+    return counts

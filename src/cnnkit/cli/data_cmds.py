@@ -1,0 +1,254 @@
+"""``cnnkit datasets | cache | audit | augment-preview``: thin commands over :mod:`cnnkit.data`.
+
+The augmentation flags are defined once here. Reuse them in another command either with the
+:func:`augment_options` decorator (the command then receives ``augment: Augment``), or by
+declaring the same Typer options and calling :func:`augment_from_flags` with their values::
+
+    @app.command()
+    @augment_options
+    def train(data: str, augment: Augment) -> None: ...
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from cnnkit.cli._common import JSON_OPTION, emit, log
+
+AUGMENT_FLAGS: dict[str, Any] = {
+    "rotation_range": (
+        float,
+        typer.Option(0.0, "--rotation-range", help="Degrees, drawn in [-r, r]."),
+    ),
+    "width_shift_range": (
+        float,
+        typer.Option(0.0, "--width-shift-range", help="Fraction of the width if < 1, else pixels."),
+    ),
+    "height_shift_range": (
+        float,
+        typer.Option(
+            0.0, "--height-shift-range", help="Fraction of the height if < 1, else pixels."
+        ),
+    ),
+    "shear_range": (float, typer.Option(0.0, "--shear-range", help="Shear angle in degrees.")),
+    "zoom_range": (
+        float,
+        typer.Option(
+            0.0, "--zoom-range", help="z: factor in [1-z, 1+z]; below 1 enlarges content."
+        ),
+    ),
+    "horizontal_flip": (
+        bool,
+        typer.Option(False, "--horizontal-flip", help="Random left-right flip."),
+    ),
+    "vertical_flip": (bool, typer.Option(False, "--vertical-flip", help="Random up-down flip.")),
+    "fill_mode": (
+        str,
+        typer.Option(
+            "nearest", "--fill-mode", help="nearest|reflect|wrap|constant (outside points)."
+        ),
+    ),
+    "cval": (float, typer.Option(0.0, "--cval", help="Outside value for --fill-mode constant.")),
+    "brightness_range": (
+        Optional[tuple[float, float]],  # noqa: UP045 (Typer needs Optional here)
+        typer.Option(None, "--brightness-range", help="LO HI multiplicative brightness."),
+    ),
+    "contrast": (float, typer.Option(0.0, "--contrast", help="c: contrast factor in [1-c, 1+c].")),
+}
+"""Field name -> (type, Typer option) of every augmentation flag (flags = fields with ``-``)."""
+
+
+def augment_from_flags(**flags: Any) -> Any:
+    """Build an :class:`cnnkit.data.Augment` from CLI flag values (unknown keys are refused).
+
+    ``None`` values are ignored (left at the field default), so commands may pass every flag.
+
+    Raises:
+        ValueError: an unknown flag or a bad value (named in the message).
+    """
+    from cnnkit.data.augment import Augment
+
+    unknown = sorted(set(flags) - set(AUGMENT_FLAGS))
+    if unknown:
+        raise ValueError(
+            f"unknown augmentation flags {unknown}. Expected some of {list(AUGMENT_FLAGS)}"
+        )
+    values = {k: v for k, v in flags.items() if v is not None}
+    if "brightness_range" in values:
+        values["brightness_range"] = tuple(values["brightness_range"])
+    return Augment(**values)
+
+
+def augment_options(fn):
+    """Decorator: add the augmentation flags to a Typer command; it receives ``augment=``."""
+    sig = inspect.signature(fn)
+    kept = [p for name, p in sig.parameters.items() if name != "augment"]
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=typ)
+        for name, (typ, opt) in AUGMENT_FLAGS.items()
+    ]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        flags = {k: kwargs.pop(k) for k in AUGMENT_FLAGS if k in kwargs}
+        return fn(*args, augment=augment_from_flags(**flags), **kwargs)
+
+    positional = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in kept]
+    wrapper.__signature__ = sig.replace(parameters=positional + extra)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in positional + extra}
+    del wrapper.__wrapped__  # so inspect/Typer see the new signature
+    return wrapper
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+def _datasets_human(rows: list[dict]) -> str:
+    lines = []
+    for r in rows:
+        state = f"available  {r['location']}" if r["available"] else f"missing    {r['how_to_get']}"
+        lines.append(f"{r['name']:<14} {state}")
+    return "\n".join(lines)
+
+
+datasets_app = typer.Typer(
+    help="List the named datasets (available or not, and how to get them); export one.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+
+@datasets_app.callback()
+def datasets_list(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """List mnist, fashion-mnist, cifar10, mnist-5k, digits, shapes: available or not."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from cnnkit.data.datasets import list_datasets
+
+    emit(list_datasets(), as_json, _datasets_human)
+
+
+@datasets_app.command("export")
+def datasets_export(
+    name: str = typer.Argument(..., help="Dataset name, e.g. mnist-5k or fashion-mnist:test."),
+    directory: Path = typer.Argument(..., help="Folder to write (must not exist or be empty)."),
+    split: str = typer.Option("train", "--split", help="train|test|all"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="At most N images per class."),  # noqa: UP045
+    path: Optional[Path] = typer.Option(None, "--path", help="Where the dataset files are."),  # noqa: UP045
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Write a named dataset as a class-per-folder PNG tree."""
+    from cnnkit.data.datasets import export_dataset, parse_dataset_spec
+
+    spec = name if ":" in name else f"{name}:{split}"
+    ds_name, ds_split = parse_dataset_spec(spec)
+    counts = export_dataset(ds_name, directory, ds_split, limit, path)
+    result = {"dataset": ds_name, "split": ds_split, "directory": str(Path(directory).resolve()),
+              "images": sum(counts.values()), "classes": counts}  # fmt: skip
+    emit(result, as_json, lambda r: f"wrote {r['images']} PNGs in {len(counts)} class folders "
+                                    f"to {r['directory']}")  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- cache
+
+cache_app = typer.Typer(
+    help="The decode-once image cache ($CNNKIT_CACHE_DIR).", no_args_is_help=True
+)
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+@cache_app.command("info")
+def cache_info_cmd(as_json: bool = JSON_OPTION) -> None:
+    """Where the cache is, its entries and size."""
+    from cnnkit.data.cache import cache_info
+
+    info = cache_info()
+
+    def human(i: dict) -> str:
+        lines = [f"cache: {i['path']} ({_mib(i['bytes'])})"]
+        for e in i["entries"]:
+            lines.append(f"  {e['key']}  {e['files']} files  {_mib(e['bytes'])}  {e['root']}")
+        return "\n".join(lines)
+
+    emit(info, as_json, human)
+
+
+@cache_app.command("clear")
+def cache_clear_cmd(as_json: bool = JSON_OPTION) -> None:
+    """Delete the cached decoded images (they are re-decoded when next needed)."""
+    from cnnkit.data.cache import cache_dir, clear_cache
+
+    freed = clear_cache()
+    result = {"path": str(cache_dir()), "freed_bytes": freed}
+    emit(result, as_json, lambda r: f"cleared {r['path']} ({_mib(r['freed_bytes'])} freed)")
+
+
+# ----------------------------------------------------------------------------- augment-preview
+
+
+def _sample_images(data: str, image_size, color_mode: str, samples: int):
+    """A few images of DATA (a folder or a dataset name) as uint8 ``(N, C, H, W)``."""
+    import numpy as np
+
+    from cnnkit.data.datasets import is_dataset_name, load_dataset
+
+    folder = Path(data).expanduser()
+    if folder.is_dir():
+        from cnnkit.data.decode import load_image
+        from cnnkit.data.scan import scan_folder
+
+        labels = "inferred" if any(p.is_dir() for p in folder.iterdir()) else None
+        paths = scan_folder(folder, labels=labels).file_paths
+        if not paths:
+            raise ValueError(f"DATA has no images. Received: {data}")
+        size = tuple(image_size) if image_size else (180, 180)
+        step = max(1, len(paths) // samples)
+        return np.stack([load_image(p, size, color_mode) for p in paths[::step][:samples]])
+    if is_dataset_name(data):
+        arrays = load_dataset(data)
+        return np.asarray(arrays.images[:samples])
+    raise FileNotFoundError(f"DATA must be a folder or a dataset name. Received: {data}")
+
+
+@augment_options
+def augment_preview(
+    data: str = typer.Argument(..., help="Folder of images or a dataset name."),
+    out: Path = typer.Option(..., "--out", help="PNG file to write."),
+    n: int = typer.Option(16, "--n", help="Number of cells."),
+    samples: int = typer.Option(1, "--samples", help="Distinct images (one row each)."),
+    seed: int = typer.Option(0, "--seed"),
+    image_size: Optional[tuple[int, int]] = typer.Option(  # noqa: UP045
+        None, "--image-size", help="H W for folders (default 180 180)."
+    ),
+    color_mode: str = typer.Option("rgb", "--color-mode", help="grayscale|rgb|rgba (folders)."),
+    as_json: bool = JSON_OPTION,
+    augment: Any = None,
+) -> None:
+    """A grid of augmented versions of sample images (the lecture's figure)."""
+    from cnnkit.data.preview import preview_grid
+
+    if samples < 1:
+        raise ValueError(f"--samples must be >= 1. Received: {samples}")
+    images = _sample_images(data, image_size, color_mode, samples)
+    png = preview_grid(images, augment, n=n, seed=seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(png)
+    result = {"out": str(out.resolve()), "n": n, "augment": augment.to_dict()}
+    emit(result, as_json, lambda r: f"wrote {r['out']}")
+    if augment.is_identity:
+        log("note: no augmentation flags given; the grid shows the images unchanged")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the data commands to the ``cnnkit`` app."""
+    app.add_typer(datasets_app, name="datasets")
+    app.add_typer(cache_app, name="cache")
+    app.command("augment-preview")(augment_preview)
