@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnkit.report.plots import DPI, confusion_png, curves_png, load_image_file, top_losses_png
+from cnnkit.report.plots import (
+    DPI,
+    TILE_SIZE,
+    confusion_png,
+    curves_png,
+    load_image_file,
+    top_losses_png,
+)
 
 
 def _open(png: bytes) -> Image.Image:
@@ -130,7 +137,8 @@ def test_top_losses_png_shows_the_highest_losses_in_order():
 
     im = _open(top_losses_png(_predictions(20), n=6, image_loader=loader))
     assert seen == [f"mnist-5k:train:{i}" for i in (19, 18, 17, 16, 15, 14)]
-    assert im.size == (round(4 * 2.2 * DPI), round(2 * 2.55 * DPI))  # 4 columns, 2 rows
+    w, h = TILE_SIZE
+    assert im.size == (round(4 * w * DPI), round(2 * h * DPI))  # 4 columns, 2 rows
 
 
 def test_top_losses_png_uses_images_when_they_load():

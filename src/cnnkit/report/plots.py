@@ -40,6 +40,8 @@ VAL_COLOR = "#e07b39"
 WRONG_COLOR = "#b3261e"
 TEXT_COLOR = "#1d2430"
 MUTED_COLOR = "#5d6878"
+TILE_SIZE = (2.2, 2.6)
+"""Width and height in inches of one top-losses tile, title included."""
 
 _STYLE: dict[str, Any] = {
     "font.family": "DejaVu Sans",
@@ -234,7 +236,7 @@ def confusion_png(cm: Any, class_names: Sequence[str], normalize: str | None = "
     n = counts.shape[0]
     vmax = 1.0 if normalize else max(float(colour.max()), 1.0)
     labels = [_short(c, 18) for c in class_names]
-    side = min(max(3.0 + 0.42 * n, 4.2), 13.0)
+    side = min(max(2.6 + 0.38 * n, 4.0), 12.0)
     with _style():
         fig = _figure(side + 1.1, side)
         ax = fig.subplots()
@@ -368,7 +370,7 @@ def _tile(ax, image: np.ndarray | None, row: Mapping[str, Any]) -> None:
     )
     ax.set_title(
         title,
-        fontsize=8.5,
+        fontsize=9.5,
         fontweight="normal",
         linespacing=1.3,
         color=WRONG_COLOR if true != pred else TEXT_COLOR,
@@ -410,7 +412,7 @@ def top_losses_png(
     cols = min(len(top), 4 if len(top) <= 16 else 6)
     nrows = math.ceil(len(top) / cols)
     with _style():
-        fig = _figure(2.2 * cols, 2.55 * nrows)
+        fig = _figure(TILE_SIZE[0] * cols, TILE_SIZE[1] * nrows)
         axes = np.atleast_1d(fig.subplots(nrows, cols, squeeze=False)).ravel()
         for ax, row in zip(axes, top, strict=False):
             _tile(ax, load(str(row["path"])), row)
