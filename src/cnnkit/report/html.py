@@ -26,6 +26,8 @@ from typing import Any
 
 import jinja2
 
+from cnnkit import __version__
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 BASE_CSS: str = (resources.files("cnnkit.report") / "templates" / "base.css").read_text("utf-8")
@@ -107,7 +109,7 @@ def make_env(loader: jinja2.BaseLoader | None = None) -> jinja2.Environment:
 
     Returns:
         The environment, with filters ``pct``, ``fixed``, ``num``, ``duration``,
-        ``png_uri`` and the global ``base_css``.
+        ``png_uri`` and the globals ``base_css`` and ``cnnkit_version``.
     """
     ours = jinja2.PackageLoader("cnnkit.report", "templates")
     env = jinja2.Environment(
@@ -119,7 +121,7 @@ def make_env(loader: jinja2.BaseLoader | None = None) -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters.update(pct=pct, fixed=fixed, num=num, duration=duration, png_uri=png_data_uri)
-    env.globals["base_css"] = BASE_CSS
+    env.globals.update(base_css=BASE_CSS, cnnkit_version=__version__)
     return env
 
 

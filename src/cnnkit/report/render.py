@@ -111,7 +111,6 @@ def _header(run: RunFiles) -> dict[str, Any]:
 
 def build_context(run: RunFiles, plots: dict[str, bytes], n_top_losses: int) -> dict[str, Any]:
     """The template's variables: one entry per section, ``None`` for absent sections."""
-    from cnnkit import __version__
 
     config = run.config
     sections: dict[str, Any] = {
@@ -146,7 +145,6 @@ def build_context(run: RunFiles, plots: dict[str, bytes], n_top_losses: int) -> 
         sections["timing"]["history"] = ctx.history_rows(run.history or [])
     toc = [(sid, title) for sid, title in SECTIONS if sections[sid.replace("-", "_")]]
     return {
-        "cnnkit_version": __version__,
         "run_name": run.path.resolve().name,
         "header": _header(run),
         "notes": run.notes,
