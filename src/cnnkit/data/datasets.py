@@ -570,4 +570,53 @@ def export_dataset(
                 out / folder / f"{i:05d}.png", compress_level=3
             )
         counts[folder] = len(rows)
+    if data.boxes is not None:
+        _write_boxes(out, data, counts)
     return counts
+
+
+def _write_boxes(out: Path, data: ImageArrays, counts: dict[str, int]) -> None:
+    """``boxes.csv``: ``path,x0,y0,x1,y1`` for every exported image (relative paths)."""
+    lines = ["path,x0,y0,x1,y1"]
+    for k, cls in enumerate(data.class_names):
+        folder = safe_folder_name(cls)
+        for i in np.flatnonzero(data.labels == k)[: counts[folder]]:
+            x0, y0, x1, y1 = (int(v) for v in data.boxes[i])  # type: ignore[index]
+            lines.append(f"{folder}/{i:05d}.png,{x0},{y0},{x1},{y1}")
+    (out / "boxes.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------- shapes
+
+SHAPES_SIZES = {"train": (1500, 0), "test": (500, 1)}  # split -> (count, seed)
+
+
+def _shapes_load(where: str, split: str) -> ImageArrays:
+    from cnnkit.data.shapes import make_shapes
+
+    if split != "all":
+        n, seed = SHAPES_SIZES[split]
+        return make_shapes(n, seed=seed, split=split)
+    parts = [_shapes_load(where, s) for s in ("train", "test")]
+    return ImageArrays(
+        np.concatenate([p.images for p in parts]),
+        np.concatenate([p.labels for p in parts]),
+        parts[0].class_names,
+        [f"shapes:all/{i}" for i in range(sum(len(p) for p in parts))],
+        [],
+        np.concatenate([p.boxes for p in parts]),  # type: ignore[misc]
+    )
+
+
+register_dataset(
+    DatasetSpec(
+        "shapes",
+        "generated circles/squares/triangles on textured backgrounds, 64x64 RGB, with "
+        "bounding boxes (1,500 train seed 0 + 500 test seed 1)",
+        ("train", "test", "all"),
+        "always available (generated)",
+        lambda path: "generated",
+        _shapes_load,
+        lambda: ["generated"],
+    )
+)
