@@ -247,8 +247,31 @@ def augment_preview(
         log("note: no augmentation flags given; the grid shows the images unchanged")
 
 
+# ----------------------------------------------------------------------------- audit
+
+
+def audit_cmd(
+    data: Path = typer.Argument(
+        ..., help="Folder of class sub-folders (or train/val/test folders)."
+    ),
+    strict: bool = typer.Option(
+        False, "--strict", help="Exit 1 on any problem or train/validation/test duplicate."
+    ),
+    min_side: int = typer.Option(16, "--min-side", help="Images with a smaller side are tiny."),
+    as_json: bool = JSON_OPTION,
+) -> int:
+    """Classes, counts, sizes, modes, broken/mismatched/tiny files, EXIF rotation, duplicates."""
+    from cnnkit.data.audit import audit, format_audit
+
+    result = audit(data, min_side=min_side)
+    emit(result, as_json, format_audit)
+    failed = bool(result["problems"] or result["cross_split_duplicates"])
+    return 1 if strict and failed else 0
+
+
 def register(app: typer.Typer) -> None:
     """Add the data commands to the ``cnnkit`` app."""
     app.add_typer(datasets_app, name="datasets")
     app.add_typer(cache_app, name="cache")
     app.command("augment-preview")(augment_preview)
+    app.command("audit")(audit_cmd)
