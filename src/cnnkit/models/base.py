@@ -146,6 +146,7 @@ class CnnkitModel(nn.Module):
                 f"num_classes must be an int >= 0. Received: num_classes={num_classes!r}"
             )
         self.pooling = check_pooling(pooling)
+        ref = next(self.parameters(), None)
         if num_classes == 0:
             for name in self._head_module_names():
                 _set_submodule(self, name, nn.Identity())
@@ -155,6 +156,8 @@ class CnnkitModel(nn.Module):
             old = self.get_submodule(self.card.classifier)
             _set_submodule(self, self.card.classifier, _like(old, num_classes))
         self.num_classes = num_classes
+        if ref is not None:  # new layers follow the model's device and dtype
+            self.to(device=ref.device, dtype=ref.dtype)
         if hasattr(self, "card"):
             from dataclasses import replace
 
