@@ -1,0 +1,175 @@
+"""Training throughput of basic_convnet on Fashion-MNIST 28x28, batch 128, in one run.
+
+Compares, on the same tensors and the same machine:
+  cnnkit fit (precision auto)       the product
+  plain PyTorch fp32 eager loop     the typical hand-written baseline
+  plain PyTorch + channels_last     the obvious layout tweak
+  DataLoader(TensorDataset) loop    the tutorial pipeline
+  Keras/TensorFlow model.fit        the peer script ../shared/peers/train_keras.py (when TF is installed)
+
+Each figure is the median img/s over >= 3 clean windows (other processes < 0.15 cores),
+measured with the peers' own noise-aware helpers. Writes bench/results/train.md.
+
+Run:  .venv/bin/python bench/train.py [--window-images 20480] [--no-keras]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, __import__("os").path.dirname(__file__))
+from _common import machine, machine_line, peers_python, run_peer, timed_windows, write_result  # noqa: E402
+
+BATCH = 128
+
+
+def load_fmnist() -> tuple[torch.Tensor, torch.Tensor]:
+    from cnnkit.data import load_dataset
+
+    a = load_dataset("fashion-mnist", split="train")
+    return torch.from_numpy(a.images.copy()), torch.from_numpy(a.labels.copy())
+
+
+def keras_book_convnet() -> nn.Module:
+    """The same network, written by hand as a plain-PyTorch user would."""
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(64, 128, 3), nn.ReLU(), nn.Flatten(), nn.Linear(1152, 10),
+    )
+
+
+def plain_window(x: torch.Tensor, y: torch.Tensor, n: int, channels_last: bool):
+    torch.manual_seed(0)
+    model = keras_book_convnet()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    xf = x.float() / 255
+
+    def window() -> int:
+        perm = torch.randperm(len(xf))[:n]
+        for i in range(0, n, BATCH):
+            idx = perm[i:i + BATCH]
+            xb = xf[idx]
+            if channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            loss = F.cross_entropy(model(xb), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return n
+
+    window()  # warm-up
+    return window
+
+
+def dataloader_window(x: torch.Tensor, y: torch.Tensor, n: int):
+    from torch.utils.data import DataLoader, Subset, TensorDataset
+
+    torch.manual_seed(0)
+    model = keras_book_convnet()
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    ds = TensorDataset(x.float() / 255, y)
+
+    def window() -> int:
+        idx = torch.randperm(len(ds))[:n].tolist()
+        for xb, yb in DataLoader(Subset(ds, idx), batch_size=BATCH, shuffle=False):
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return n
+
+    window()
+    return window
+
+
+def cnnkit_window(x: torch.Tensor, y: torch.Tensor, n: int):
+    """cnnkit's own fit(): each window is one fit epoch over n images (after a warm-up epoch)."""
+    from cnnkit.models import create_model
+    from cnnkit.train import Callback, TrainConfig, fit
+
+    torch.manual_seed(0)
+    model = create_model("basic_convnet")
+    perm = torch.randperm(len(x))[:n]
+    data = (x[perm], y[perm])
+    cfg = TrainConfig(data="fashion-mnist", epochs=1, batch_size=BATCH, schedule="none",
+                      precision="auto")
+    info = {}
+
+    class Keep(Callback):
+        def on_fit_end(self, state):
+            info["precision"] = None
+
+    res = fit(model, data, None, cfg, callbacks=[Keep()])
+    info["precision"] = f"{res.precision.value}{' + channels_last' if res.precision.channels_last else ''}"
+
+    def window() -> int:
+        fit(model, data, None, cfg)
+        return n
+
+    return window, info
+
+
+def keras_rate() -> tuple[float | None, str]:
+    if peers_python() is None:
+        return None, "TensorFlow not installed (create .peers-venv: see bench/README.md)"
+    out = run_peer("train_keras.py", "auto")
+    m = re.search(r"FINAL keras \S+ .*?: ([\d.]+) img/s", out)
+    head = out.splitlines()[0] if out else ""
+    return (float(m.group(1)) if m else None), head
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--window-images", type=int, default=20480)
+    ap.add_argument("--no-keras", action="store_true")
+    args = ap.parse_args()
+    m = machine()
+    print(machine_line(m), flush=True)
+    x, y = load_fmnist()
+    n = args.window_images
+    rows = {}
+    ck_window, info = cnnkit_window(x, y, n)
+    rows["cnnkit fit (auto: " + info["precision"] + ")"] = timed_windows(ck_window, label="cnnkit")
+    rows["plain PyTorch fp32 eager"] = timed_windows(plain_window(x, y, n, False), label="plain")
+    rows["plain PyTorch fp32 + channels_last"] = timed_windows(plain_window(x, y, n, True), label="plain-cl")
+    rows["DataLoader(TensorDataset) loop"] = timed_windows(dataloader_window(x, y, n), label="dataloader")
+    keras_note = "skipped (--no-keras)"
+    if not args.no_keras:
+        rate, keras_note = keras_rate()
+        if rate is not None:
+            rows["Keras/TF model.fit (peers/train_keras.py)"] = (rate, [])
+    base = rows["plain PyTorch fp32 eager"][0]
+    lines = [
+        "# Training throughput: basic_convnet, Fashion-MNIST 28x28, batch 128",
+        "",
+        f"Machine: {machine_line(m)}. Date: {m['date']}.",
+        "",
+        "Command: `.venv/bin/python bench/train.py" + (" --no-keras" if args.no_keras else "") + "`",
+        "",
+        "| pipeline | img/s (median of clean windows) | vs plain PyTorch |",
+        "|---|---:|---:|",
+    ]
+    for name, (rate, _) in rows.items():
+        lines.append(f"| {name} | {rate:,.0f} | {rate / base:.2f}x |")
+    lines += ["", f"Keras: {keras_note}", ""]
+    ck = next(v[0] for k, v in rows.items() if k.startswith("cnnkit"))
+    kr = rows.get("Keras/TF model.fit (peers/train_keras.py)")
+    if kr:
+        lines.append(f"cnnkit / Keras-TF: {ck / kr[0]:.2f}x")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    write_result("train", text, {"machine": m, "rows": {k: {"rate": v[0], "windows": v[1]} for k, v in rows.items()}})
+
+
+if __name__ == "__main__":
+    main()
