@@ -200,7 +200,8 @@ def build_run(
     """Write a run folder under ``root`` (``root/run``) and its image folder ``root/data``.
 
     ``optional=False`` writes only ``metrics.json`` (the one required file);
-    ``pseudo_paths`` uses named-dataset paths (``shapes:train:12``) instead of files.
+    ``pseudo_paths`` uses named-dataset pseudo-paths (``toy-shapes:train/12``, a dataset that
+    is not registered, so the tiles are placeholders) instead of files.
     """
     rng = np.random.default_rng(seed)
     run, data = root / "run", root / "data"
@@ -210,7 +211,9 @@ def build_run(
     for k, _ in enumerate(names):
         for j in range(n_per_class):
             path = (
-                f"shapes:train:{k * 100 + j}" if pseudo_paths else str(data / f"c{k}" / f"{j}.png")
+                f"toy-shapes:train/{k * 100 + j}"
+                if pseudo_paths
+                else str(data / f"c{k}" / f"{j}.png")
             )
             if not pseudo_paths:
                 _digit_png(Path(path), k, rng)
@@ -233,7 +236,7 @@ def build_run(
     _write_csv(run / "history.csv", _history(epochs))
     n_val = len(val_labels)
     config = _config(
-        "shapes" if pseudo_paths else str(data), names, len(split) - n_val, n_val, folds
+        "toy-shapes" if pseudo_paths else str(data), names, len(split) - n_val, n_val, folds
     )
     (run / "config.json").write_text(json.dumps(config, indent=2))
     (run / "summary.txt").write_text(SUMMARY, encoding="utf-8")

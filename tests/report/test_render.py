@@ -173,8 +173,8 @@ def test_without_cv_augment_and_gallery(make_run):
 def test_named_dataset_paths_get_placeholder_tiles(make_run):
     run = make_run(pseudo_paths=True)
     html = render_report(run).read_text(encoding="utf-8")
-    assert "shapes:train:" in html and 'id="top-losses"' in html
-    assert "cnnkit train shapes --model basic_convnet" in html
+    assert "toy-shapes:train/" in html and 'id="top-losses"' in html
+    assert "cnnkit train toy-shapes --model basic_convnet" in html
 
 
 def test_unreadable_optional_files_are_noted_not_fatal(make_run):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Any
 
 from cnnkit.report import context as ctx
 from cnnkit.report.html import make_env, write_bytes_atomic, write_text_atomic
-from cnnkit.report.plots import confusion_png, curves_png, load_image_file, top_losses_png
+from cnnkit.report.images import RunImages
+from cnnkit.report.plots import confusion_png, curves_png, top_losses_png
 from cnnkit.report.runfolder import RunFiles, read_run
 
 TEMPLATE = "report.html.j2"
@@ -62,10 +62,10 @@ def render_report(run_dir: str | Path, *, n_top_losses: int = 16) -> Path:
     return write_text_atomic(run.path / "report.html", html)
 
 
-def _image_loader(run: RunFiles) -> Any:
+def _image_loader(run: RunFiles) -> RunImages:
     data = (run.config or {}).get("data")
     bases = [d for d in (Path(str(data)) if data else None, run.path) if d and d.is_dir()]
-    return functools.partial(load_image_file, base_dirs=bases)
+    return RunImages(bases)
 
 
 def _write_plots(run: RunFiles, n_top_losses: int) -> dict[str, bytes]:
