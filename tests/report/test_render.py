@@ -97,6 +97,13 @@ def test_report_headline_shows_accuracy_with_ci(full_report):
     lo, hi = m["accuracy_ci"]
     assert f'<div class="big">{100 * m["accuracy"]:.1f}%</div>' in html
     assert f"95% CI {100 * lo:.1f}% – {100 * hi:.1f}%" in html
+    assert "out-of-fold accuracy, 3 folds" in html  # a k-fold run says what its number is
+
+
+def test_single_split_headline(make_run):
+    html = render_report(make_run(optional=False)).read_text(encoding="utf-8")
+    assert '<div class="eyebrow">validation accuracy</div>' in html
+    assert "out-of-fold" not in html
 
 
 def test_report_is_self_contained(full_report):

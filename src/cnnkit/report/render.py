@@ -106,6 +106,7 @@ def _header(run: RunFiles) -> dict[str, Any]:
         "log_loss": ctx.as_float(m.get("log_loss")),
         "epochs": len(run.history) if run.history else config.get("epochs"),
         "total_seconds": ctx.as_float((config.get("timing") or {}).get("total_seconds")),
+        "folds": (run.cv or {}).get("folds") if run.cv else None,
     }
 
 
