@@ -10,14 +10,13 @@ import numpy as np
 from cnnkit.train import data_source
 from cnnkit.train.config import TrainConfig
 from cnnkit.train.metrics import classification_metrics
-from cnnkit.train.run import read_split
+from cnnkit.train.run import read_split, saved_settings
 from cnnkit.train.runio import LoadedRun, load_run
 
 
 def _run_config(run: LoadedRun, data: str | None) -> TrainConfig:
     cfg = run.config
-    fields = set(TrainConfig.__dataclass_fields__)
-    base = {k: v for k, v in cfg.items() if k in fields}
+    base = saved_settings(cfg)
     base.update(image_size=list(cfg["image_size"]), color_mode=cfg["color_mode"])
     if data is not None:
         base["data"] = data

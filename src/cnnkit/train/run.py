@@ -124,7 +124,8 @@ def resolved_config(config: TrainConfig, data: data_source.RunData, model: torch
         image_size=[h, w], color_mode=data.color_mode, in_chans=c,
         class_names=list(data.arrays.class_names), num_classes=len(data.arrays.class_names),
         mean=list(getattr(card, "mean", (0.0,)) or (0.0,)), std=list(getattr(card, "std", (1.0,)) or (1.0,)),
-        lr=config.resolved_lr, precision=precision, environment=environment(),
+        lr=config.resolved_lr, requested_lr=config.lr, precision=precision,
+        requested_precision=config.precision, environment=environment(),
         data_summary=data.summary(), cnnkit_version=__version__,
     )
     return d
@@ -158,6 +159,15 @@ def train_run(config: TrainConfig, out: str | Path, *, overwrite: bool = False,
     return _fit_and_save(config, run_dir, data, train_idx, val_idx, None, progress, device)
 
 
+def saved_settings(saved: dict[str, Any]) -> dict[str, Any]:
+    """The :class:`TrainConfig` fields of a saved config.json (as the user asked for them)."""
+    fields = set(TrainConfig.__dataclass_fields__)
+    base = {k: v for k, v in saved.items() if k in fields}
+    base["lr"] = saved.get("requested_lr", base.get("lr"))
+    base["precision"] = saved.get("requested_precision", "auto")
+    return base
+
+
 def resume_run(out: str | Path, *, overrides: dict[str, Any] | None = None, progress: bool = True,
                device: str | None = None) -> RunResult:
     """Continue the run in ``out`` from its last checkpoint, with the saved split.
@@ -172,9 +182,7 @@ def resume_run(out: str | Path, *, overrides: dict[str, Any] | None = None, prog
     import json
 
     saved = json.loads(cfg_path.read_text(encoding="utf-8"))
-    fields = set(TrainConfig.__dataclass_fields__)
-    base = {k: v for k, v in saved.items() if k in fields}
-    base["lr"] = saved.get("requested_lr", base.get("lr"))
+    base = saved_settings(saved)
     config = TrainConfig.from_dict({**base, **(overrides or {})})
     diff = changed_keys(TrainConfig.from_dict(base).to_dict(), config.to_dict())
     if diff:
@@ -196,7 +204,6 @@ def _fit_and_save(config, run_dir, data, train_idx, val_idx, ckpt, progress, dev
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     prec = choose_precision(config.precision, dev)
     cfg = resolved_config(config, data, model, prec.to_dict())
-    cfg["requested_lr"] = config.lr
     atomic_write_json(run_dir / "config.json", cfg)
     _write_augment_preview(run_dir, arrays, train_idx, augment, config.seed)
     tr = Tensors.from_any(arrays.subset(train_idx))

@@ -57,14 +57,14 @@ class LoadedRun:
 
     def preprocess(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 ``(C, H, W)`` or ``(N, C, H, W)`` at the run's size -> normalised float batch."""
-        x = torch.as_tensor(np.asarray(images)) if not isinstance(images, torch.Tensor) else images
+        x = images if isinstance(images, torch.Tensor) else torch.tensor(np.asarray(images))
         if x.ndim == 3:
             x = x.unsqueeze(0)
         return self.normalizer(x)
 
     def predict_proba(self, images: np.ndarray | torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         """Class probabilities ``(N, K)`` for uint8 images ``(N, C, H, W)``."""
-        x = torch.as_tensor(np.asarray(images)) if not isinstance(images, torch.Tensor) else images
+        x = images if isinstance(images, torch.Tensor) else torch.tensor(np.asarray(images))
         if x.ndim == 3:
             x = x.unsqueeze(0)
         prec = Precision("fp32", False, "cpu", "inference")

@@ -1,0 +1,193 @@
+"""`cnnkit train | evaluate | predict` end to end through the real entry point, on tiny folders."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnkit.cli.main import main
+
+CNNKIT = [sys.executable, "-m", "cnnkit"]
+
+
+def make_folder(root: Path, per_class: int = 12, size: int = 28, seed: int = 0) -> Path:
+    """Three classes a convnet separates easily: bright band on top, middle or bottom."""
+    rng = np.random.default_rng(seed)
+    for c, name in enumerate(["top", "middle", "bottom"]):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            img = rng.integers(0, 60, (size, size), dtype=np.uint8)
+            band = slice(c * size // 3, (c + 1) * size // 3)
+            img[band, :] = rng.integers(180, 255, (size // 3, size) if c < 2 else img[band].shape)
+            Image.fromarray(img).save(root / name / f"{i:02d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    data = make_folder(root / "data", per_class=15)  # 45 images: 9 for validation, 3 per class
+    run = root / "run"
+    rc = main(["train", str(data), "--out", str(run), "--epochs", "4", "--batch-size", "8",
+               "--lr", "0.005", "--rotation-range", "5", "--seed", "1"])
+    assert rc == 0
+    return data, run
+
+
+def test_run_folder_has_everything(trained):
+    _, run = trained
+    for name in ("config.json", "split.csv", "model.safetensors", "history.csv", "metrics.json",
+                 "predictions.csv", "summary.txt", "augment.png", "report.html", "checkpoint/last.pt"):
+        assert (run / name).is_file(), name
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["class_names"] == ["bottom", "middle", "top"]
+    assert cfg["image_size"] == [28, 28] and cfg["in_chans"] == 1  # basic_convnet card defaults
+    assert cfg["precision"]["reason"]
+    rows = list(csv.DictReader(open(run / "split.csv")))
+    assert {r["subset"] for r in rows} == {"train", "validation"}
+    val = [r for r in rows if r["subset"] == "validation"]
+    assert len(val) == 9 and sorted(r["label"] for r in val) == ["bottom"] * 3 + ["middle"] * 3 + ["top"] * 3
+    hist = list(csv.DictReader(open(run / "history.csv")))
+    assert [int(h["epoch"]) for h in hist] == [1, 2, 3, 4]
+
+
+def test_evaluate_json_matches_metrics_file(trained, capsys):
+    _, run = trained
+    assert main(["evaluate", str(run), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    saved = json.loads((run / "metrics.json").read_text())
+    assert out["accuracy"] == pytest.approx(saved["accuracy"])
+    assert out["n"] == 9 and len(out["confusion_matrix"]) == 3
+    assert out["accuracy"] >= 2 / 3  # learnable bands; chance is 1/3
+    lo, hi = out["accuracy_ci"]
+    assert 0 <= lo <= out["accuracy"] <= hi <= 1
+
+
+def test_evaluate_other_folder(trained, tmp_path, capsys):
+    _, run = trained
+    other = make_folder(tmp_path / "other", per_class=4, seed=7)
+    assert main(["evaluate", str(run), str(other), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 12
+
+
+def test_predict_png_jpeg_and_corrupt(trained, tmp_path, capsys):
+    data, run = trained
+    png = data / "top" / "00.png"
+    jpg = tmp_path / "x.jpg"
+    Image.open(png).convert("RGB").save(jpg)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image at all")
+    rc = main(["predict", str(run), str(png), str(jpg), str(bad), str(tmp_path / "nope.png"),
+               "--top-k", "2", "--json"])
+    assert rc == 1  # a file failed
+    res = json.loads(capsys.readouterr().out)
+    assert [Path(r["file"]).name for r in res] == ["00.png", "x.jpg", "bad.png", "nope.png"]
+    assert res[0]["label"] in ("top", "middle", "bottom") and len(res[0]["top_k"]) == 2
+    assert res[0]["top_k"][0]["probability"] >= res[0]["top_k"][1]["probability"]
+    assert "error" in res[2] and "bad.png" in res[2]["error"]
+    assert "error" in res[3]
+
+
+def test_python_predict_matches_cli(trained):
+    import cnnkit
+
+    data, run = trained
+    res = cnnkit.predict(run, [data / "middle" / "01.png"], top_k=1)
+    assert res[0]["top_k"][0]["label"] == res[0]["label"]
+
+
+def test_existing_run_refused_without_overwrite(trained, capsys):
+    data, run = trained
+    rc = main(["train", str(data), "--out", str(run), "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "already exists" in err and "--overwrite" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_overwrite_refuses_non_run_folder(tmp_path, trained, capsys):
+    data, _ = trained
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.txt").write_text("do not delete")
+    rc = main(["train", str(data), "--out", str(precious), "--overwrite"])
+    assert rc == 2 and (precious / "thesis.txt").exists()
+    assert "not a cnnkit run folder" in capsys.readouterr().err
+
+
+def test_resume_with_changed_config_lists_keys(trained, capsys):
+    _, run = trained
+    rc = main(["train", "--resume", str(run), "--model", "lenet5", "--image-size", "32", "32"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "changed config" in err and "model" in err and "image_size" in err
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--epochs", "0"], "epochs must be a positive int"),
+    (["--optimizer", "lbfgs"], "optimizer must be one of"),
+    (["--model", "resnet1"], "resnet1"),
+    (["--model", "alexnet", "--image-size", "16", "16"], "too small for alexnet"),
+])
+def test_bad_arguments_give_one_line(trained, tmp_path, capsys, args, needle):
+    data, _ = trained
+    rc = main(["train", str(data), "--out", str(tmp_path / "r"), *args])
+    err = capsys.readouterr().err
+    assert rc == 2 and needle in err and "Traceback" not in err
+
+
+def test_missing_data_is_clear(tmp_path, capsys):
+    rc = main(["train", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")])
+    assert rc == 2 and "nowhere" in capsys.readouterr().err
+
+
+def test_kfold(tmp_path, capsys):
+    data = make_folder(tmp_path / "data", per_class=6)
+    rc = main(["train", str(data), "--out", str(tmp_path / "cv"), "--folds", "3", "--epochs", "1",
+               "--batch-size", "8", "--no-report", "--json"])
+    assert rc == 0
+    cv = json.loads((tmp_path / "cv" / "cv.json").read_text())
+    assert cv["folds"] == 3 and len(cv["per_fold"]) == 3
+    assert (tmp_path / "cv" / "fold-3" / "model.safetensors").is_file()
+    pooled = list(csv.DictReader(open(tmp_path / "cv" / "predictions.csv")))
+    assert sorted(r["path"] for r in pooled) == sorted(str(p) for p in data.rglob("*.png"))
+
+
+def _train_cmd(data, run, epochs=6):
+    return [*CNNKIT, "train", str(data), "--out", str(run), "--epochs", str(epochs), "--batch-size",
+            "4", "--precision", "fp32", "--seed", "3", "--no-report", "--rotation-range", "10"]
+
+
+def _history(run):
+    return [{k: v for k, v in r.items() if k not in ("seconds", "images_per_second")}
+            for r in csv.DictReader(open(run / "history.csv"))]
+
+
+@pytest.mark.slow
+def test_sigkill_and_resume_is_bit_identical(tmp_path):
+    from safetensors.torch import load_file
+
+    data = make_folder(tmp_path / "data", per_class=20)
+    env = dict(os.environ, OMP_NUM_THREADS="1", CNNKIT_THREADS="1")
+    full = tmp_path / "full"
+    subprocess.run(_train_cmd(data, full), check=True, env=env, capture_output=True)
+    run = tmp_path / "killed"
+    proc = subprocess.Popen(_train_cmd(data, run), env=env, stderr=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (run / "checkpoint" / "last.pt").exists() and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    subprocess.run([*CNNKIT, "train", "--resume", str(run), "--no-report"], check=True, env=env,
+                   capture_output=True)
+    a, b = load_file(full / "model.safetensors"), load_file(run / "model.safetensors")
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    assert _history(full) == _history(run)
