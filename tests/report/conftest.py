@@ -267,9 +267,9 @@ def make_run(tmp_path):
     return make
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def full_report(tmp_path_factory):
-    """A complete run folder (3 classes, 3 folds) rendered once per module: (run, html)."""
+    """A complete run folder (3 classes, 3 folds) rendered once per session: (run, html)."""
     from cnnkit.report import render_report
 
     run = build_run(tmp_path_factory.mktemp("full"), folds=3)
