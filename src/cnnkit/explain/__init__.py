@@ -4,6 +4,7 @@
 - :func:`filter_patterns` / :func:`raw_kernels`: the input each filter responds to most.
 - :func:`gradcam` / :func:`overlay_png`: Grad-CAM, Grad-CAM++ and HiResCAM heatmaps.
 - :func:`gradcam_gallery`: the report's gallery of correct and wrong predictions.
+- :func:`peak_in_box`: the pointing game (does the heatmap peak lie on the object?).
 
 >>> from cnnkit.explain import gradcam
 >>> res = gradcam(model, x)  # doctest: +SKIP
@@ -19,6 +20,7 @@ from cnnkit.explain.filters import (
 )
 from cnnkit.explain.gallery import gradcam_gallery
 from cnnkit.explain.gradcam import METHODS, CamResult, gradcam
+from cnnkit.explain.metrics import peak_in_box
 from cnnkit.explain.plots import activation_grid_png, image_grid_png, overlay, overlay_png
 
 __all__ = [
@@ -35,5 +37,6 @@ __all__ = [
     "mean_filter_activation",
     "overlay",
     "overlay_png",
+    "peak_in_box",
     "raw_kernels",
 ]

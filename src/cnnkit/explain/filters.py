@@ -4,7 +4,9 @@ A batch of images, one per filter, is optimised at once. The image is parametris
 Fourier space with a 1/f spectrum and (for RGB) decorrelated colour, as in Olah et al.
 2017 ("Feature Visualization"); every step sees it randomly jittered and slightly blurred
 (Yosinski et al. 2015) so the pattern has to be robust, which keeps it readable. The
-forward pass stops at the layer (later layers never run).
+forward pass stops at the layer (later layers never run). For an activation module (a
+ReLU) the ascent maximises its input, the pre-activation, which has a gradient even where
+the ReLU is off; a filter that is silent on a grey image would otherwise never move.
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ class PatternOptions:
             raise ValueError(f"blur_sigma must be >= 0. Received: blur_sigma={self.blur_sigma}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1. Received: batch_size={self.batch_size}")
+
+
+_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Hardswish)
 
 
 class _Stop(Exception):
@@ -126,7 +131,7 @@ def _ascend(model, module, idx, spectrum, norm, steps, opts, gen) -> torch.Tenso
     rows = torch.arange(len(idx), device=idx.device)
     for _ in range(steps):
         img = _blur(_jitter(param(), jitter, gen), opts.blur_sigma)
-        act = layer_activation(model, module, norm(img), grad=True)
+        act = layer_activation(model, module, norm(img), grad=True, pre_activation=True)
         loss = -act[rows, idx].mean(dim=(1, 2)).sum()  # each image pushes its own filter up
         optim.zero_grad()
         loss.backward()
@@ -136,20 +141,40 @@ def _ascend(model, module, idx, spectrum, norm, steps, opts, gen) -> torch.Tenso
 
 
 def layer_activation(
-    model: nn.Module, module: nn.Module, x: torch.Tensor, *, grad: bool = False
+    model: nn.Module,
+    module: nn.Module,
+    x: torch.Tensor,
+    *,
+    grad: bool = False,
+    pre_activation: bool = False,
 ) -> torch.Tensor:
     """Output of ``module`` for ``x``, running ``model`` only up to it.
+
+    Args:
+        model: the model.
+        module: one of its modules.
+        x: preprocessed input.
+        grad: keep the autograd graph.
+        pre_activation: when ``module`` is an elementwise activation (ReLU...), return its
+            input instead: it has a gradient where the ReLU is off.
 
     Shape:
         x: (B, C, H, W). Returns: (B, K, h, w).
     """
-    got: list[torch.Tensor] = []
+    got: list[torch.Tensor | None] = []
 
-    def hook(_m, _i, output):
+    def pre_hook(_m, inputs):  # before the module: an in-place ReLU cannot overwrite it
+        got.append(inputs[0])
+        raise _Stop
+
+    def hook(_m, _inputs, output):
         got.append(first_output(output))
         raise _Stop
 
-    handle = module.register_forward_hook(hook)
+    if pre_activation and isinstance(module, _ACTIVATIONS):
+        handle = module.register_forward_pre_hook(pre_hook)
+    else:
+        handle = module.register_forward_hook(hook)
     try:
         with torch.set_grad_enabled(grad), eval_mode(model):
             model(x)
@@ -159,7 +184,7 @@ def layer_activation(
         handle.remove()
     if not got or got[0] is None or got[0].dim() != 4:
         raise ValueError("layer must return a 4D (B, C, H, W) tensor for filter patterns")
-    return got[0]
+    return got[0]  # type: ignore[return-value]
 
 
 def mean_filter_activation(

@@ -113,7 +113,8 @@ def _draw(imgs, y, p, class_names, rows, cams) -> bytes:
                 continue
             img, prob = cams[i]
             ax.imshow(img, interpolation="nearest")
-            ax.set_title(f"pred {class_names[p[i]]} {prob:.0%}", fontsize=8)
+            name = class_names[p[i]] if 0 <= p[i] < len(class_names) else str(p[i])
+            ax.set_title(f"pred {name} {prob:.0%}", fontsize=8)
     fig.suptitle(
         f"Grad-CAM: {half} correct (green) and {half} wrong (red) per true class", fontsize=10
     )
