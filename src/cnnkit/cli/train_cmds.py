@@ -112,6 +112,10 @@ def _train_or_cv(cfg: Any, out: Path, overwrite: bool) -> Any:
         from cnnkit.train.distributed import launch
 
         return launch(cfg, out, overwrite)
+    if cfg.strategy is not None and cfg.folds == 1:
+        from cnnkit.train.transfer import train_transfer_run
+
+        return train_transfer_run(cfg, out, overwrite=overwrite)
     if cfg.folds > 1:
         from cnnkit.train.kfold import train_kfold
 
