@@ -15,6 +15,7 @@ from cnnkit.models.registry import (
     list_models,
     register_model,
 )
+from cnnkit.models.summaries import LayerSummary, Summary, summary
 
 __all__ = [
     "CnnkitModel",
@@ -24,4 +25,7 @@ __all__ = [
     "get_card",
     "list_models",
     "register_model",
+    "summary",
+    "Summary",
+    "LayerSummary",
 ]
