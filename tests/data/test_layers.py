@@ -91,3 +91,11 @@ def test_contrast_and_rescaling():
         RandomRotation(0.1, fill_mode="mirror")
     with pytest.raises(ValueError, match="mode"):
         RandomFlip("diagonal")
+
+
+def test_layers_on_gpu_when_present():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device on this machine (the device check runs it)")
+    x = torch.rand(4, 3, 16, 16, device="cuda") * 255
+    y = nn.Sequential(RandomFlip(seed=0), RandomRotation(0.1, seed=0), RandomZoom(0.2))(x)
+    assert y.is_cuda and y.shape == x.shape

