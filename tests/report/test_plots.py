@@ -101,6 +101,16 @@ def test_confusion_png_grows_with_the_classes(k):
         assert small.size[0] < w
 
 
+def test_confusion_png_keeps_long_labels_inside_the_image():
+    names = [f"class_{i:02d}_long_name" for i in range(20)]
+    im = _open(confusion_png(np.eye(20, dtype=int) * 5 + 1, names)).convert("L")
+    ink = np.asarray(im) < 250
+    rows, cols = np.where(ink.any(axis=1))[0], np.where(ink.any(axis=0))[0]
+    # a white margin on every side: no tick label or axis label was cut off
+    assert cols.min() > 0 and rows.min() > 0
+    assert cols.max() < im.size[0] - 1 and rows.max() < im.size[1] - 1
+
+
 def test_confusion_png_normalize_changes_colour_only_where_it_should():
     cm = [[8, 2], [1, 9]]
     row = confusion_png(cm, ["a", "b"])

@@ -79,9 +79,11 @@ def _figure(width_in: float, height_in: float) -> Figure:
     return fig
 
 
-def _png(fig: Figure) -> bytes:
+def _png(fig: Figure, tight: bool = False) -> bytes:
+    """PNG bytes; ``tight`` grows/crops the canvas to every artist (long tick labels)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", facecolor="white", metadata={"Software": None})
+    extra: dict[str, Any] = {"bbox_inches": "tight", "pad_inches": 0.08} if tight else {}
+    fig.savefig(buf, format="png", facecolor="white", metadata={"Software": None}, **extra)
     return buf.getvalue()
 
 
@@ -198,7 +200,7 @@ def _short(name: str, width: int) -> str:
 
 def _cell_text(ax, cm: np.ndarray, colour: np.ndarray, vmax: float, show_share: bool) -> None:
     n = cm.shape[0]
-    size = max(6.0, min(11.0, 13.0 - 0.35 * n))
+    size = max(7.0, min(11.0, 13.0 - 0.28 * n))
     for i in range(n):
         for j in range(n):
             count = int(round(cm[i, j]))
@@ -236,7 +238,7 @@ def confusion_png(cm: Any, class_names: Sequence[str], normalize: str | None = "
     n = counts.shape[0]
     vmax = 1.0 if normalize else max(float(colour.max()), 1.0)
     labels = [_short(c, 18) for c in class_names]
-    side = min(max(2.6 + 0.38 * n, 4.0), 12.0)
+    side = min(max(2.8 + 0.36 * n, 4.0), 8.8)  # 8.8 + colour bar fits the page at 1x
     with _style():
         fig = _figure(side + 1.1, side)
         ax = fig.subplots()
@@ -258,7 +260,7 @@ def confusion_png(cm: Any, class_names: Sequence[str], normalize: str | None = "
         if n <= 30:
             _cell_text(ax, counts, colour, vmax, show_share=normalize is not None and n <= 12)
         rotate = max(len(s) for s in labels) > 3
-        fs = max(6.0, min(10.0, 12.0 - 0.2 * n))
+        fs = max(7.5, min(10.0, 12.0 - 0.2 * n))
         ax.set_xticks(
             range(n),
             labels,
@@ -284,7 +286,7 @@ def confusion_png(cm: Any, class_names: Sequence[str], normalize: str | None = "
         if normalize:
             bar.ax.yaxis.set_major_formatter(PercentFormatter(1.0))
         bar.outline.set_visible(False)
-        return _png(fig)
+        return _png(fig, tight=True)  # fixed aspect + long labels
 
 
 # --------------------------------------------------------------------------- top losses
