@@ -40,7 +40,7 @@ VAL_COLOR = "#e07b39"
 WRONG_COLOR = "#b3261e"
 TEXT_COLOR = "#1d2430"
 MUTED_COLOR = "#5d6878"
-TILE_SIZE = (2.2, 2.6)
+TILE_SIZE = (2.2, 2.75)
 """Width and height in inches of one top-losses tile, title included."""
 
 _STYLE: dict[str, Any] = {
@@ -366,10 +366,10 @@ def _tile(ax, image: np.ndarray | None, row: Mapping[str, Any]) -> None:
         spine.set_visible(image is None)
         spine.set_color("#d5dae1")
     true, pred = str(row["label"]), str(row["predicted"])
-    title = (
-        f"true {_short(true, 12)} / pred {_short(pred, 12)}\n"
-        f"p={float(row['probability']):.2f}  loss={float(row['loss']):.2f}"
-    )
+    labels = f"true {true} / pred {pred}"  # short names share a line, long ones get one each
+    if len(labels) > 24:
+        labels = f"true {_short(true, 19)}\npred {_short(pred, 19)}"
+    title = f"{labels}\np={float(row['probability']):.2f}  loss={float(row['loss']):.2f}"
     ax.set_title(
         title,
         fontsize=9.5,
