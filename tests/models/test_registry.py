@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from cnnkit.models import ModelCard, create_model, get_card, list_models, register_model
-from cnnkit.models.registry import check_input_size, main, markdown_table
+from cnnkit.models.registry import (
+    TABLE_END,
+    TABLE_START,
+    check_input_size,
+    main,
+    markdown_table,
+)
 
 
 def test_mnist_nets_registered_with_cards():
@@ -104,3 +111,23 @@ def test_markdown_table_lists_every_model(capsys):
         assert f"| `{n}` |" in table
     assert main(["--markdown"]) == 0
     assert "| `basic_convnet` |" in capsys.readouterr().out
+
+
+def test_docs_table_is_generated_from_the_registry():
+    docs = Path(__file__).parents[2] / "docs" / "models.md"
+    text = docs.read_text(encoding="utf-8")
+    assert TABLE_START in text and TABLE_END in text
+    for line in markdown_table(kind="image").splitlines():
+        assert line in text, f"docs/models.md is stale; run python -m cnnkit.models --update {docs}"
+
+
+def test_update_markdown_rewrites_between_markers(tmp_path):
+    doc = tmp_path / "m.md"
+    doc.write_text(f"intro\n{TABLE_START}\nold\n{TABLE_END}\noutro\n")
+    assert main(["--update", str(doc)]) == 0
+    text = doc.read_text()
+    assert "old" not in text and "| `vgg16` |" in text
+    assert text.startswith("intro\n") and text.endswith("outro\n")
+    doc.write_text("no markers")
+    with pytest.raises(ValueError, match="missing the markers"):
+        main(["--update", str(doc)])

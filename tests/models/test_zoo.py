@@ -86,14 +86,25 @@ def test_below_minimum_size_is_a_clear_error(name):
 
 
 @pytest.mark.parametrize("name", IMAGE_MODELS)
-def test_default_channels_shapes_at_minimum_size(name):
-    shape = _min_shape(name, get_card(name).in_chans)
-    with torch.device("meta"):
-        model = create_model(name, input_size=shape, num_classes=4)
-        assert model(torch.empty(2, *shape)).shape == (2, 4)
+def test_both_channel_counts_shapes_at_minimum_size(name):
+    for chans in (1, 3):
+        shape = _min_shape(name, chans)
+        with torch.device("meta"):
+            model = create_model(name, input_size=shape, num_classes=4)
+            assert model(torch.empty(2, *shape)).shape == (2, 4)
+        assert model.get_submodule(model.card.first_conv).in_channels == chans
 
 
-@pytest.mark.parametrize("name", IMAGE_MODELS)
+# Real-weight conformance of the VGGs takes 3-9 s each on 2 shared cores (initialising and
+# serialising a 120M-parameter 4096-unit head); their counts, card paths, shapes at the
+# minimum size and in_chans=1 still run in the fast suite on the meta device.
+SLOW_TO_BUILD = {"vgg11", "vgg16", "vgg19"}
+CONFORMANCE = [
+    pytest.param(n, marks=pytest.mark.slow) if n in SLOW_TO_BUILD else n for n in IMAGE_MODELS
+]
+
+
+@pytest.mark.parametrize("name", CONFORMANCE)
 def test_conformance(name):
     """Real weights at the minimum size, with the other channel count (1 <-> 3)."""
     chans = 1 if get_card(name).in_chans == 3 else 3
@@ -117,6 +128,10 @@ def test_conformance(name):
         assert feats.shape[:2] == (2, model.num_features)
         expected = model(x)
         assert torch.allclose(model.forward_head(feats), expected)
+        pre = model.forward_head(feats, pre_logits=True)
+        clf = model.get_classifier()
+        if isinstance(clf, nn.Linear):
+            assert torch.allclose(clf(pre), expected, atol=1e-6)
         _check_state_dict_round_trip(name, model, x, expected)
         _check_reset_classifier(model, x)
 
@@ -154,6 +169,22 @@ def test_inception_v3_auxiliary_head():
         model.reset_classifier(6)
         out = model.train()(torch.empty(2, *shape))
         assert out.logits.shape == out.aux_logits.shape == (2, 6)
+
+
+@pytest.mark.parametrize(
+    "name,shape",
+    [("basic_convnet", (1, 28, 28)), ("mobilenet", (3, 32, 32)), ("xception", (3, 71, 71))],
+)
+def test_channels_last_bf16_autocast(name, shape):
+    """The trainer's CPU fast path: channels_last memory and bf16 autocast."""
+    model = create_model(name, num_classes=3, input_size=shape)
+    model = model.to(memory_format=torch.channels_last)
+    x = torch.rand(2, *shape).to(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(x)
+    assert logits.dtype == torch.bfloat16 and torch.isfinite(logits).all()
+    F.cross_entropy(logits.float(), torch.tensor([0, 1])).backward()
+    assert torch.isfinite(model.get_submodule(model.card.first_conv).weight.grad).all()
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@
 
 Builders live in ``cnnkit/models/zoo/*.py`` and register themselves with
 ``@register_model(card=ModelCard(...))``; every module in that package is imported the
-first time the registry is queried. ``python -m cnnkit.models.registry --markdown``
+first time the registry is queried. ``python -m cnnkit.models --markdown``
 prints the models table of the docs.
 """
 
@@ -279,13 +279,17 @@ def _load_pretrained(model: nn.Module, name: str, pretrained: Any) -> None:
     mod.load_pretrained(model, name, pretrained)
 
 
-def markdown_table() -> str:
+TABLE_START = "<!-- models-table:start (python -m cnnkit.models --update docs/models.md) -->"
+TABLE_END = "<!-- models-table:end -->"
+
+
+def markdown_table(kind: str | None = None) -> str:
     """The models table (Markdown) generated from the registry."""
     rows = [
-        "| name | what | input (C, H, W) | min H x W | params | source |",
+        "| name | what | input (C, H, W) | min size | params | source |",
         "|---|---|---|---|---|---|",
     ]
-    for n in list_models():
+    for n in list_models(kind):
         c = get_card(n)
         params = f"{c.published_params:,}" if c.published_params else ""
         rows.append(
@@ -295,10 +299,34 @@ def markdown_table() -> str:
     return "\n".join(rows) + "\n"
 
 
+def update_markdown(path: str) -> None:
+    """Rewrite the table between the ``models-table`` markers of the Markdown file ``path``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file lacks the start/end markers.
+    """
+    from pathlib import Path
+
+    text = Path(path).read_text(encoding="utf-8")
+    if TABLE_START not in text or TABLE_END not in text:
+        raise ValueError(f"{path}: missing the markers {TABLE_START!r} and {TABLE_END!r}")
+    head, rest = text.split(TABLE_START, 1)
+    _, tail = rest.split(TABLE_END, 1)
+    Path(path).write_text(
+        f"{head}{TABLE_START}\n{markdown_table()}{TABLE_END}{tail}", encoding="utf-8"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m cnnkit.models.registry [--markdown]``: print the registered models."""
+    """``python -m cnnkit.models [--markdown | --update FILE.md]``: print/refresh the table."""
     args = sys.argv[1:] if argv is None else argv
-    if "--markdown" in args:
+    if "--update" in args:
+        i = args.index("--update")
+        if i + 1 >= len(args):
+            raise ValueError("--update needs a Markdown file. Received: nothing")
+        update_markdown(args[i + 1])
+    elif "--markdown" in args:
         sys.stdout.write(markdown_table())
     else:
         sys.stdout.write("\n".join(list_models()) + "\n")
