@@ -210,6 +210,10 @@ def test_missing_metrics_is_a_clear_error(make_run):
             '{"accuracy": 0.9, "class_names": ["a", "b"], "confusion_matrix": [[1]]}',
             r"confusion_matrix must be a 2x2",
         ),
+        (
+            '{"accuracy": 0.9, "class_names": ["a", "b"], "confusion_matrix": [[1, -2], [0, 1]]}',
+            r"metrics\.json: cm must hold non-negative finite counts",
+        ),
     ],
 )
 def test_corrupt_metrics_is_a_clear_error(make_run, text, match):
@@ -223,3 +227,8 @@ def test_corrupt_metrics_is_a_clear_error(make_run, text, match):
 def test_not_a_run_folder(tmp_path):
     with pytest.raises(RunFolderError, match="run_dir must be a run folder"):
         render_report(tmp_path / "nope")
+
+
+def test_n_top_losses_must_be_positive(make_run):
+    with pytest.raises(ValueError, match="n_top_losses must be a positive int"):
+        render_report(make_run(optional=False), n_top_losses=0)

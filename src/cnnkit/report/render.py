@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from cnnkit.errors import RunFolderError
 from cnnkit.report import context as ctx
 from cnnkit.report.html import make_env, write_bytes_atomic, write_text_atomic
 from cnnkit.report.images import RunImages
@@ -48,13 +49,19 @@ def render_report(run_dir: str | Path, *, n_top_losses: int = 16) -> Path:
 
     Raises:
         RunFolderError: if ``run_dir`` is not a folder, or its ``metrics.json`` is
-            missing, not JSON, or lacks the accuracy, class names or confusion matrix.
+            missing, not JSON, or lacks the accuracy, class names or a valid confusion
+            matrix.
+        ValueError: if ``n_top_losses`` is not a positive int.
 
     Example:
         >>> from cnnkit.report import render_report
         >>> render_report("runs/digits")  # doctest: +SKIP
         PosixPath('runs/digits/report.html')
     """
+    if isinstance(n_top_losses, bool) or not isinstance(n_top_losses, int) or n_top_losses < 1:
+        raise ValueError(
+            f"n_top_losses must be a positive int. Received: n_top_losses={n_top_losses!r}"
+        )
     run = read_run(run_dir)
     plots = _write_plots(run, n_top_losses)
     context = build_context(run, plots, n_top_losses)
@@ -71,7 +78,11 @@ def _image_loader(run: RunFiles) -> RunImages:
 def _write_plots(run: RunFiles, n_top_losses: int) -> dict[str, bytes]:
     """Draw and save the plots whose sources are present; returns name -> PNG bytes."""
     m = run.metrics
-    plots = {"confusion": confusion_png(m["confusion_matrix"], [str(c) for c in m["class_names"]])}
+    try:
+        cm = confusion_png(m["confusion_matrix"], [str(c) for c in m["class_names"]])
+    except (ValueError, TypeError) as e:
+        raise RunFolderError(f"{run.path / 'metrics.json'}: {e}") from e
+    plots = {"confusion": cm}
     if run.history:
         plots["curves"] = curves_png(run.history)
     if run.predictions:
@@ -79,7 +90,7 @@ def _write_plots(run: RunFiles, n_top_losses: int) -> dict[str, bytes]:
             plots["top_losses"] = top_losses_png(
                 run.predictions, n_top_losses, image_loader=_image_loader(run)
             )
-        except ValueError as e:
+        except (ValueError, TypeError) as e:
             run.notes.append(f"predictions.csv could not be plotted ({e}).")
     for name, png in plots.items():
         write_bytes_atomic(run.path / f"{name}.png", png)
