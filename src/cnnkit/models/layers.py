@@ -79,7 +79,7 @@ def conv_output_size(
         return math.ceil(size / stride)
     if padding == "valid":
         pad = 0
-    elif _is_int(padding) and padding >= 0:
+    elif isinstance(padding, int) and not isinstance(padding, bool) and padding >= 0:
         pad = int(padding)
     else:
         raise ValueError(
@@ -140,7 +140,7 @@ class _SameConvMixin:
         if padding == "same":
             static = _static_same(kernel_size, stride, dilation)
             return (static, False) if static is not None else (0, True)
-        if _is_int(padding) and padding >= 0:
+        if isinstance(padding, int) and not isinstance(padding, bool) and padding >= 0:
             return padding, False
         raise ValueError(
             f'padding must be "valid", "same" or an int >= 0. Received: padding={padding!r}'

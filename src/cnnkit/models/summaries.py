@@ -69,9 +69,10 @@ class Summary:
 
 
 def _bn_stats(module: nn.Module) -> int:
-    if isinstance(module, nn.modules.batchnorm._NormBase) and module.track_running_stats:
-        return module.running_mean.numel() + module.running_var.numel()
-    return 0
+    if not isinstance(module, nn.modules.batchnorm._NormBase):
+        return 0
+    stats = (module.running_mean, module.running_var)
+    return sum(t.numel() for t in stats if t is not None)
 
 
 def _mult_adds(module: nn.Module, out: torch.Tensor) -> int:

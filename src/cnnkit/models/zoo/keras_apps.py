@@ -30,6 +30,9 @@ def _bn(channels: int) -> nn.BatchNorm2d:
 class _GapLinearModel(CnnkitModel):
     """Features in ``self.features`` (named layers), head = global avg pool -> ``predictions``."""
 
+    features: nn.Module
+    predictions: nn.Module
+
     def _build_head(self, num_classes: int) -> None:
         self.predictions = nn.Linear(self.num_features, num_classes)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -94,26 +95,28 @@ def _conv_stack(
     return nn.Sequential(layers)
 
 
-_MNIST = dict(
-    input_size=(1, 28, 28),
-    mean=MNIST_MEAN,
-    std=MNIST_STD,
-    num_classes=10,
-    first_conv="features.conv1",
-    classifier="fc",
-    source="keras",
-)
+def _mnist_card(name: str, **kw: Any) -> ModelCard:
+    """A card with the MNIST defaults: 1x28x28, /255 scaling, 10 classes."""
+    defaults: dict[str, Any] = {
+        "input_size": (1, 28, 28),
+        "mean": MNIST_MEAN,
+        "std": MNIST_STD,
+        "num_classes": 10,
+        "first_conv": "features.conv1",
+        "classifier": "fc",
+        "source": "keras",
+    }
+    return ModelCard(name=name, **{**defaults, **kw})
 
 
 @register_model(
-    card=ModelCard(
-        name="basic_convnet",
+    card=_mnist_card(
+        "basic_convnet",
         min_input_size=(18, 18),
         target_layer="features.relu3",
         block_groups=("features.conv1", "features.conv2", "features.conv3"),
         published_params=104_202,
         description="Keras-book MNIST convnet: conv32-pool-conv64-pool-conv128, dense",
-        **_MNIST,
     )
 )
 def basic_convnet(
@@ -127,14 +130,13 @@ def basic_convnet(
 
 
 @register_model(
-    card=ModelCard(
-        name="keras_mnist_convnet",
+    card=_mnist_card(
+        "keras_mnist_convnet",
         min_input_size=(10, 10),
         target_layer="features.relu2",
         block_groups=("features.conv1", "features.conv2"),
         published_params=34_826,
         description="keras.io MNIST example: conv32-pool-conv64-pool, dropout 0.5, dense",
-        **_MNIST,
     )
 )
 def keras_mnist_convnet(
@@ -148,14 +150,14 @@ def keras_mnist_convnet(
 
 
 @register_model(
-    card=ModelCard(
-        name="lenet5",
+    card=_mnist_card(
+        "lenet5",
         min_input_size=(12, 12),
         target_layer="features.act2",
         block_groups=("features.conv1", "features.conv2"),
         published_params=61_706,
         description="LeNet-5: 6 and 16 5x5 filters (tanh, avg-pool), dense 120-84",
-        **{**_MNIST, "source": "LeCun et al. 1998"},
+        source="LeCun et al. 1998",
     )
 )
 def lenet5(

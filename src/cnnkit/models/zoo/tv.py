@@ -71,7 +71,7 @@ class TorchvisionModel(CnnkitModel):
     def _adopt(self, tv: nn.Module, names: tuple[str, ...]) -> None:
         for m in tv.modules():
             if hasattr(m, "inplace"):
-                m.inplace = False
+                setattr(m, "inplace", False)  # noqa: B010
         for name in names:
             self.add_module(name, getattr(tv, name))
 
@@ -79,8 +79,9 @@ class TorchvisionModel(CnnkitModel):
         with torch.device("meta"):  # skip initialising a whole torchvision model
             tv = self._factory(num_classes=num_classes)
         for name in self._head_names:
-            getattr(tv, name).to_empty(device="cpu")
-            _init_head(getattr(tv, name))
+            head = tv.get_submodule(name)
+            head.to_empty(device="cpu")
+            _init_head(head)
         self._adopt(tv, self._head_names)
 
     def _head_module_names(self) -> tuple[str, ...]:
@@ -109,7 +110,7 @@ class _PoolDropFcModel(TorchvisionModel):
     """Head = pooling -> [dropout] -> fc (ResNet, GoogLeNet, Inception v3)."""
 
     def _forward_head(self, f: torch.Tensor, pre_logits: bool) -> torch.Tensor:
-        *pre, fc = (getattr(self, n) for n in self._head_names)
+        *pre, fc = (self.get_submodule(n) for n in self._head_names)
         x = torch.flatten(pre[0](f), 1)  # (B, C, h, w) -> (B, C)
         for m in pre[1:]:
             x = m(x)
@@ -121,7 +122,7 @@ class _DenseNetModel(_SequentialHeadModel):
 
     def _forward_head(self, f: torch.Tensor, pre_logits: bool) -> torch.Tensor:
         x = torch.flatten(nn.functional.adaptive_avg_pool2d(f, 1), 1)  # (B, C)
-        return x if pre_logits else self.classifier(x)
+        return x if pre_logits else self.get_submodule("classifier")(x)
 
 
 class _InceptionV3Model(_PoolDropFcModel):
@@ -156,7 +157,7 @@ class _InceptionV3Model(_PoolDropFcModel):
         super()._build_head(num_classes)
         if getattr(self, "AuxLogits", None) is not None:
             with torch.device("meta"):
-                aux = self._factory(num_classes=num_classes).AuxLogits
+                aux = self._factory(num_classes=num_classes).get_submodule("AuxLogits")
             aux.to_empty(device="cpu")
             _init_head(aux)
             self.AuxLogits = aux
