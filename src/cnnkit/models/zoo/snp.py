@@ -116,12 +116,12 @@ class SnpCNN1d(_SnpNet):
         *,
         input_size: tuple[int, int],
         num_classes: int = 1,
-        filters: tuple[int, ...] = (16,),
+        filters: tuple[int, ...] = (16, 16),
         kernel_size: int = 5,
         stride: int = 1,
-        pool: int = 2,
+        pool: int = 4,
         dropout: float = 0.2,
-        hidden: int = 32,
+        hidden: int = 0,
         batch_norm: bool = False,
         linear_skip: bool = True,
     ) -> None:
@@ -204,8 +204,8 @@ _SNP = dict(
         first_conv="features.conv1",
         classifier="fc",
         target_layer="features.act1",
-        block_groups=("features", "hidden", "fc"),
-        published_params=129_010,
+        block_groups=("features", "fc"),
+        published_params=3_402,
         description="1D CNN over SNP loci (Perez-Enciso & Zingaretti 2019) + linear skip",
         **_SNP,
     )
@@ -218,7 +218,7 @@ def snp_cnn1d(
     pooling: str | None = "avg",
     **kwargs,
 ) -> SnpCNN1d:
-    """The default SNP CNN: conv16 k5 -> pool2 -> dense32 -> output, plus a linear skip."""
+    """The default SNP CNN: 2 x (conv16 k5 -> pool4) -> dense output, plus a linear skip."""
     model = SnpCNN1d(input_size=(in_chans, input_size[-1]), num_classes=num_classes, **kwargs)
     model.pooling = pooling
     return model

@@ -1,0 +1,153 @@
+"""Prediction methods by short name (``cnn``, ``mlp``, ``gblup``, ``ridge``, ``lasso``,
+``elasticnet``), each an estimator with ``fit(x, y)`` / ``predict(x)`` on centred genotypes.
+
+The networks (:class:`NeuralRegressor`) start from GBLUP: their linear skip path is set to
+the GBLUP marker effects of the training rows and frozen, and the convolutional (or dense)
+path learns the leave-one-out GBLUP residuals, i.e. only what the additive model cannot
+predict out of sample. The last layer starts at zero, so before training the network *is*
+GBLUP, and early stopping keeps it so when the deep path does not help on the inner
+validation rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from cnnkit.genomics.baselines import GBLUP, ElasticNet, Lasso, Ridge
+from cnnkit.genomics.trainer import SnpTrainConfig, fit_network
+from cnnkit.models.registry import create_model
+
+METHODS = ("cnn", "mlp", "gblup", "ridge", "lasso", "elasticnet")
+MODEL_OF = {"cnn": "snp_cnn1d", "mlp": "snp_mlp"}
+
+# The default CNN (tuned on simulations, see bench/results/genomics.md).
+CNN_DEFAULTS: dict[str, Any] = dict(
+    filters=(16, 16), kernel_size=5, stride=1, pool=4, dropout=0.2, hidden=0, linear_skip=True
+)
+MLP_DEFAULTS: dict[str, Any] = dict(widths=(64,), dropout=0.3, linear_skip=True)
+
+
+class NeuralRegressor:
+    """A registered SNP network trained with :func:`fit_network` on standardised ``y``.
+
+    Args:
+        model: registry name (``snp_cnn1d`` or ``snp_mlp``).
+        model_kwargs: builder options (filters, kernel_size, linear_skip, ...).
+        train: training settings.
+        seed: seeds initialisation, the inner split and shuffling.
+        means: training-fold SNP means (for GBLUP's VanRaden scaling of the skip path).
+        device: torch device.
+    """
+
+    def __init__(
+        self,
+        model: str = "snp_cnn1d",
+        model_kwargs: dict | None = None,
+        train: SnpTrainConfig | None = None,
+        *,
+        seed: int = 0,
+        means: np.ndarray | None = None,
+        device: str = "cpu",
+    ) -> None:
+        self.model_name = model
+        defaults = CNN_DEFAULTS if model == "snp_cnn1d" else MLP_DEFAULTS
+        self.model_kwargs = {**defaults, **(model_kwargs or {})}
+        self.train = train or SnpTrainConfig()
+        self.seed, self.means, self.device = seed, means, device
+        if self.train.task == "binary":
+            self.model_kwargs["linear_skip"] = False
+
+    def build(self, length: int) -> torch.nn.Module:
+        """A fresh network for ``length`` loci (seeded)."""
+        torch.manual_seed(self.seed)
+        return create_model(
+            self.model_name, num_classes=1, input_size=(1, length), **self.model_kwargs
+        )
+
+    def _targets(self, x: np.ndarray, ys: np.ndarray) -> np.ndarray:
+        """Set and freeze the skip path to GBLUP; targets = in-sample fit + LOO residuals."""
+        gb = GBLUP(means=self.means).fit(x, ys)
+        with torch.no_grad():
+            self.net.skip.weight.copy_(torch.as_tensor(gb.beta, dtype=torch.float32)[None])
+            self.net.skip.bias.fill_(gb.intercept)
+            self.net.fc.weight.zero_()  # the deep path starts at 0: the net starts as GBLUP
+            self.net.fc.bias.zero_()
+        self.net.skip.requires_grad_(False)
+        self.gblup_h2 = gb.h2
+        return gb.predict(x) + gb.loo_residuals
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> NeuralRegressor:
+        """Fit on centred genotypes ``x`` ``(N, L)`` and the trait ``y`` ``(N,)``."""
+        binary = self.train.task == "binary"
+        self.y_mean = 0.0 if binary else float(np.mean(y))
+        self.y_std = 1.0 if binary else float(np.std(y)) or 1.0
+        ys = (np.asarray(y, dtype=np.float64) - self.y_mean) / self.y_std
+        self.net = self.build(x.shape[1])
+        target = self._targets(x, ys) if self.model_kwargs.get("linear_skip") else ys
+        self.history = fit_network(
+            self.net, x, target, self.train, seed=self.seed, device=self.device
+        )
+        return self
+
+    @torch.no_grad()
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Predictions (probabilities for a binary task), shape ``(M,)``."""
+        self.net.eval()
+        xt = torch.as_tensor(x, dtype=torch.float32, device=self.device)
+        out = torch.cat([self.net(xt[i : i + 1024]) for i in range(0, len(xt), 1024)])[:, 0]
+        if self.train.task == "binary":
+            return torch.sigmoid(out).cpu().numpy().astype(np.float64)
+        return out.cpu().numpy().astype(np.float64) * self.y_std + self.y_mean
+
+
+def make_method(
+    name: str,
+    *,
+    seed: int = 0,
+    means: np.ndarray | None = None,
+    h2: float | None = None,
+    train: SnpTrainConfig | None = None,
+    model_kwargs: dict | None = None,
+    device: str = "cpu",
+):
+    """A fresh, unfitted estimator for method ``name`` (see :data:`METHODS`).
+
+    Raises:
+        ValueError: unknown method name.
+    """
+    key = name.strip().lower().replace("-", "_")
+    if key == "gblup":
+        return GBLUP(h2=h2, means=means)
+    if key in ("ridge", "rrblup", "rr_blup"):
+        return Ridge(means=means)
+    if key == "lasso":
+        return Lasso(seed=seed)
+    if key in ("elasticnet", "elastic_net", "enet"):
+        return ElasticNet(seed=seed)
+    if key in MODEL_OF or key in MODEL_OF.values():
+        model = MODEL_OF.get(key, key)
+        return NeuralRegressor(model, model_kwargs, train, seed=seed, means=means, device=device)
+    raise ValueError(f"unknown method {name!r}; expected one of {', '.join(METHODS)}")
+
+
+def parse_methods(text: str | list[str]) -> list[str]:
+    """``"cnn,gblup"`` -> ``["cnn", "gblup"]`` (validated, duplicates removed, order kept)."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out: list[str] = []
+    for item in (i.strip().lower().replace("_", "") for i in items if i.strip()):
+        item = {"snpcnn1d": "cnn", "snpmlp": "mlp", "rrblup": "ridge", "enet": "elasticnet"}.get(
+            item, item
+        )
+        if item not in METHODS:
+            raise ValueError(
+                f"methods must be a comma-separated subset of {','.join(METHODS)}. "
+                f"Received: {item!r}"
+            )
+        if item not in out:
+            out.append(item)
+    if not out:
+        raise ValueError(f"methods is empty. Received: methods={text!r}")
+    return out
