@@ -220,3 +220,18 @@ def test_sanity_reinitialised_weights_change_the_map():
     ]
     rho = float(np.mean(rhos))
     assert rho < 0.3, f"mean Spearman {rho:.2f} between trained and re-initialised maps"
+
+
+def test_card_of_a_dataparallel_style_wrapper():
+    class Wrapper(nn.Module):
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+        def forward(self, x):
+            return self.module(x)
+
+    inner = TinyNet()
+    inner.card = type("Card", (), {"target_layer": "body.0"})()
+    res = gradcam(Wrapper(inner), torch.randn(1, 3, 16, 16))
+    assert res.target_layer == "module.body.0"

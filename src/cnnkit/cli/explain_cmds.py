@@ -101,7 +101,9 @@ def _from_name(name: str, pretrained: str | None) -> _Source:
         x = x[None] if x.dim() == 3 else x  # (C, H, W) -> (1, C, H, W)
         return (x - mean) / std
 
-    names = getattr(model, "class_names", None) or [str(i) for i in range(model.num_classes)]
+    names = _weight_categories(model, card.name, pretrained) or [
+        str(i) for i in range(model.num_classes)
+    ]
     return _Source(
         model=model,
         preprocess=preprocess,
@@ -112,6 +114,23 @@ def _from_name(name: str, pretrained: str | None) -> _Source:
         std=tuple(card.std),
         interpolation=card.interpolation,
     )
+
+
+def _weight_categories(model: Any, name: str, pretrained: str | None) -> list[str] | None:
+    """ImageNet class names when torchvision weights with their own head were loaded."""
+    info = getattr(model, "pretrained_info", None)
+    if info is None or getattr(info, "kind", "") != "torchvision" or info.fresh_head:
+        return None
+    from torchvision.models import get_model_weights
+
+    try:
+        weights = get_model_weights(name)
+        key = str(pretrained).rsplit(".", 1)[-1]
+        meta = (weights.DEFAULT if key == "DEFAULT" else weights[key]).meta
+    except (ValueError, KeyError, AttributeError):
+        return None
+    cats = meta.get("categories")
+    return [str(c) for c in cats] if cats and len(cats) == model.num_classes else None
 
 
 def _load_images(src: _Source, image: Path):

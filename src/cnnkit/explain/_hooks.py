@@ -100,18 +100,20 @@ def spatial_outputs(model: nn.Module, x: torch.Tensor) -> list[tuple[str, tuple[
 def auto_target_layer(model: nn.Module, x: torch.Tensor) -> str:
     """The model card's ``target_layer``, else the last module with a spatial 4D output.
 
+    The card is looked for on the model or on the model it wraps (``model.module``).
+
     "Spatial" means more than one position (global pooling to 1x1 is skipped); when no
     module has one, the last 4D output of any size is used.
 
     Raises:
         ValueError: the model has no module with a 4D output.
     """
-    card = getattr(model, "card", None) or getattr(model, "pretrained_cfg", None)
-    name = (
-        card.get("target_layer") if isinstance(card, dict) else getattr(card, "target_layer", None)
-    )
-    if name and name in dict(model.named_modules()):
-        return name
+    inner, prefix = model, ""
+    while not hasattr(inner, "card") and isinstance(getattr(inner, "module", None), nn.Module):
+        inner, prefix = inner.module, prefix + "module."  # DataParallel / DDP wrappers
+    name = getattr(getattr(inner, "card", None), "target_layer", None)
+    if name and prefix + name in dict(model.named_modules()):
+        return prefix + name
     seen = spatial_outputs(model, x)
     if not seen:
         raise ValueError(

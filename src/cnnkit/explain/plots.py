@@ -151,6 +151,8 @@ def _hwc_uint8(image: np.ndarray | torch.Tensor) -> np.ndarray:
 
 def resize_map(cam: torch.Tensor | np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear resize of a (h, w) map to ``size`` = (H, W), min-max scaled to 0..1."""
+    if isinstance(cam, torch.Tensor):
+        cam = cam.detach().float().cpu()
     t = torch.as_tensor(np.asarray(cam, dtype=np.float32))[None, None]
     t = F.interpolate(t, size=size, mode="bilinear")[0, 0]
     lo, hi = t.min(), t.max()
