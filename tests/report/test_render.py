@@ -141,6 +141,8 @@ def test_report_shows_run_details(full_report):
     assert "cnnkit train" in html and "--rotation-range 10" in html and "--folds 3" in html
     assert "91.0%" in html  # k-fold mean
     assert "1,525" in html  # median training throughput
+    assert "Validation loss was lowest at epoch 4" in html
+    assert "<h3>Most confused</h3>" in html and "taken for" in html
 
 
 def test_rendering_is_deterministic(full_report):

@@ -242,6 +242,51 @@ def history_rows(history: Sequence[Mapping[str, str]]) -> list[dict[str, Any]]:
     return [{k: as_float(r.get(k)) for k in keys} for r in history]
 
 
+def curves_summary(history: Sequence[Mapping[str, str]]) -> dict[str, Any] | None:
+    """Where validation loss was lowest, and whether it rose afterwards (overfitting).
+
+    Returns:
+        ``best_epoch``, ``best_loss``, ``last_epoch``, ``last_loss``, ``best_accuracy``
+        (its epoch's validation accuracy, or None) and ``overfit`` (the last validation
+        loss is over 10% above the best, reached at least one epoch earlier); None
+        without validation losses.
+    """
+    rows = history_rows(history)
+    scored = [(i, r) for i, r in enumerate(rows) if r["val_loss"] is not None]
+    if not scored:
+        return None
+    best_i, best = min(scored, key=lambda ir: (ir[1]["val_loss"], ir[0]))
+    last_i, last = scored[-1]
+    return {
+        "best_epoch": _epoch(best, best_i),
+        "best_loss": best["val_loss"],
+        "best_accuracy": best["val_accuracy"],
+        "last_epoch": _epoch(last, last_i),
+        "last_loss": last["val_loss"],
+        "overfit": last_i > best_i and last["val_loss"] > 1.1 * best["val_loss"],
+    }
+
+
+def _epoch(row: Mapping[str, Any], index: int) -> int:
+    return int(row["epoch"]) if row["epoch"] is not None else index + 1
+
+
+def most_confused(
+    cm: Sequence[Sequence[Any]], class_names: Sequence[Any], k: int = 5
+) -> list[dict[str, Any]]:
+    """The ``k`` largest off-diagonal cells: which true class is taken for which, how often."""
+    cells: list[tuple[float, int, int]] = []
+    for i, row in enumerate(cm):
+        for j, count in enumerate(row):
+            c = as_float(count)
+            if i != j and c:
+                cells.append((-c, i, j))
+    return [
+        {"true": str(class_names[i]), "predicted": str(class_names[j]), "count": -neg}
+        for neg, i, j in sorted(cells)[:k]
+    ]
+
+
 def environment_rows(config: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Versions, device, precision (and why), threads and seed as label/value pairs."""
     env = config.get("environment") or {}

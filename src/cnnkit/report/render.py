@@ -136,8 +136,18 @@ def build_context(run: RunFiles, plots: dict[str, bytes], n_top_losses: int) -> 
         }
         if run.augment_png
         else None,
-        "curves": {"image": ctx.image(plots["curves"], 2)} if "curves" in plots else None,
-        "confusion": {"image": ctx.image(plots["confusion"], 2)},
+        "curves": {
+            "image": ctx.image(plots["curves"], 2),
+            "summary": ctx.curves_summary(run.history or []),
+        }
+        if "curves" in plots
+        else None,
+        "confusion": {
+            "image": ctx.image(plots["confusion"], 2),
+            "most_confused": ctx.most_confused(
+                run.metrics["confusion_matrix"], run.metrics["class_names"]
+            ),
+        },
         "per_class": ctx.per_class_section(run.metrics),
         "top_losses": {
             "image": ctx.image(plots["top_losses"], 2),
