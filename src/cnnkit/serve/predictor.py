@@ -8,6 +8,8 @@ never an exception that ends a batch.
 
 from __future__ import annotations
 
+import io
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cnnkit.errors import CnnkitError
+from cnnkit.errors import CnnkitError, ImageDecodeError
 
 
 class Predictor:
@@ -38,49 +40,71 @@ class Predictor:
         if backend not in ("torch", "onnx"):
             raise ValueError(f"backend must be torch or onnx. Received: backend={backend!r}")
         self.backend = backend
+        self._lock = threading.Lock()  # one forward pass at a time: threads would oversubscribe
         self._onnx = None
         if backend == "onnx":
             from cnnkit.serve.onnx_backend import OnnxSession
 
             self._onnx = OnnxSession(self.run.path / "model.onnx")
+            _check_onnx_matches(self._onnx, self.run)
 
     @property
     def class_names(self) -> list[str]:
         return self.run.class_names
 
-    def load(self, source: str | Path | Any) -> np.ndarray:
-        """Decode one file (path or binary file object) to uint8 ``(C, H, W)`` at the run's size."""
+    def load(self, source: str | Path | Any, *, max_pixels: int | None = None) -> np.ndarray:
+        """Decode one file (path, bytes or binary file object) to uint8 ``(C, H, W)``.
+
+        Args:
+            source: what to decode.
+            max_pixels: refuse larger images (decompression bombs); None = the data
+                layer's default.
+        """
         from cnnkit.data import load_image
 
         cfg = self.run.config
-        return load_image(source, image_size=self.run.image_size, color_mode=self.run.color_mode,
-                          interpolation=cfg.get("interpolation", "bilinear"))
+        return load_image(
+            source,
+            image_size=self.run.image_size,
+            color_mode=self.run.color_mode,
+            interpolation=cfg.get("interpolation", "bilinear"),
+            crop_to_aspect_ratio=bool(cfg.get("crop_to_aspect_ratio", False)),
+            max_pixels=max_pixels,
+        )
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
-        """Probabilities ``(N, K)`` for uint8 images ``(N, C, H, W)``."""
-        if self._onnx is not None:
-            x = self.run.preprocess(images).numpy()
-            logits = self._onnx(x)
-            return torch.softmax(torch.from_numpy(logits).float(), 1).numpy()
-        return self.run.predict_proba(images).numpy()
+        """Probabilities ``(N, K)`` for uint8 images ``(N, C, H, W)`` (thread-safe)."""
+        with self._lock:
+            if self._onnx is not None:
+                x = self.run.preprocess(images).numpy()
+                logits = self._onnx(x)
+                return torch.softmax(torch.from_numpy(logits).float(), 1).numpy()
+            return self.run.predict_proba(images).numpy()
 
     def top_k(self, probs: np.ndarray, k: int) -> list[list[dict[str, Any]]]:
         """The ``k`` most probable labels of each row of ``probs``."""
         k = max(1, min(int(k), probs.shape[1]))
         order = np.argsort(-probs, axis=1)[:, :k]
-        return [[{"label": self.class_names[j], "probability": float(p[j])} for j in row]
-                for p, row in zip(probs, order)]
+        return [
+            [{"label": self.class_names[j], "probability": float(p[j])} for j in row]
+            for p, row in zip(probs, order, strict=True)
+        ]
 
-    def predict_arrays(self, images: np.ndarray, names: Sequence[str], top_k: int = 3) -> list[dict]:
+    def predict_arrays(
+        self, images: np.ndarray, names: Sequence[str], top_k: int = 3
+    ) -> list[dict]:
         """Entries ``{file, label, probability, top_k}`` for decoded images."""
         if len(images) == 0:
             return []
         probs = self.predict_proba(np.stack(images))
-        return [{"file": str(n), "label": t[0]["label"], "probability": t[0]["probability"], "top_k": t}
-                for n, t in zip(names, self.top_k(probs, top_k))]
+        return [
+            {"file": str(n), "label": t[0]["label"], "probability": t[0]["probability"], "top_k": t}
+            for n, t in zip(names, self.top_k(probs, top_k), strict=True)
+        ]
 
-    def predict_files(self, files: Iterable[str | Path], top_k: int = 3,
-                      batch_size: int = 64) -> list[dict[str, Any]]:
+    def predict_files(
+        self, files: Iterable[str | Path], top_k: int = 3, batch_size: int = 64
+    ) -> list[dict[str, Any]]:
         """Predict each file; undecodable files become ``{"file", "error"}`` entries, in order."""
         files = [str(f) for f in files]
         results: list[dict[str, Any] | None] = [None] * len(files)
@@ -91,11 +115,59 @@ class Predictor:
             except (CnnkitError, OSError, ValueError) as e:
                 results[i] = {"file": f, "error": _one_line(e, f)}
         for s in range(0, len(good), batch_size):
-            chunk = good[s:s + batch_size]
-            preds = self.predict_arrays(np.stack([a for _, a in chunk]), [files[i] for i, _ in chunk], top_k)
-            for (i, _), p in zip(chunk, preds):
+            chunk = good[s : s + batch_size]
+            preds = self.predict_arrays(
+                np.stack([a for _, a in chunk]), [files[i] for i, _ in chunk], top_k
+            )
+            for (i, _), p in zip(chunk, preds, strict=True):
                 results[i] = p
         return [r for r in results if r is not None]
+
+    def predict_bytes(
+        self, uploads: Sequence[tuple[str, bytes]], top_k: int = 3, max_pixels: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Like :meth:`predict_files` for in-memory files ``(name, data)``; nothing touches disk.
+
+        Returns:
+            One entry per upload, in order: ``{file, label, probability, top_k}`` or
+            ``{file, error}`` (``error`` names the file and the problem).
+        """
+        results: list[dict[str, Any] | None] = [None] * len(uploads)
+        good: list[tuple[int, np.ndarray]] = []
+        for i, (name, data) in enumerate(uploads):
+            buf = io.BytesIO(data)
+            buf.name = name  # decode errors name the upload
+            try:
+                if not data:
+                    raise ImageDecodeError(name, "empty", "0 bytes")
+                good.append((i, self.load(buf, max_pixels=max_pixels)))
+            except (CnnkitError, OSError, ValueError) as e:
+                results[i] = {"file": name, "error": _one_line(e, name)}
+        if good:
+            preds = self.predict_arrays(
+                np.stack([a for _, a in good]), [uploads[i][0] for i, _ in good], top_k
+            )
+            for (i, _), p in zip(good, preds, strict=True):
+                results[i] = p
+        return [r for r in results if r is not None]
+
+
+def _check_onnx_matches(session: Any, run: Any) -> None:
+    """Refuse an ONNX file exported from other weights or with other classes than ``run``."""
+    from cnnkit.serve.onnx_backend import file_sha256
+
+    meta = session.metadata
+    if "class_names" in meta and list(meta["class_names"]) != run.class_names:
+        raise CnnkitError(
+            f"{session.path} has classes {meta['class_names']}, the run has "
+            f"{run.class_names}; run `cnnkit export {run.path}` again"
+        )
+    digest = meta.get("weights_sha256")
+    if digest and digest != file_sha256(run.path / "model.safetensors"):
+        raise CnnkitError(
+            f"{session.path} was exported from other weights than "
+            f"{run.path / 'model.safetensors'}; run `cnnkit export {run.path}` again"
+        )
 
 
 def _one_line(e: BaseException, path: str) -> str:
@@ -105,7 +177,8 @@ def _one_line(e: BaseException, path: str) -> str:
     return msg if path in msg else f"{path}: {msg}"
 
 
-def predict(run: str | Path, files: Iterable[str | Path], top_k: int = 3,
-            backend: str = "torch") -> list[dict[str, Any]]:
+def predict(
+    run: str | Path, files: Iterable[str | Path], top_k: int = 3, backend: str = "torch"
+) -> list[dict[str, Any]]:
     """Top-k labels for each file with the run in ``run`` (``cnnkit.predict``)."""
     return Predictor(run, backend=backend).predict_files(files, top_k=top_k)

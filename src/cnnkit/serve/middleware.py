@@ -1,0 +1,136 @@
+"""ASGI middleware of the prediction server: a request-body limit and security headers.
+
+Starlette and FastAPI put no limit on request bodies. :class:`BodyLimit` refuses a declared
+``Content-Length`` above the limit before reading anything and counts the bytes actually
+received, so a chunked upload without ``Content-Length`` (or one that lies about it) is
+cut off as soon as it passes the limit. Both answer ``413`` with ``{"error": ...}``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+)
+
+
+class BodyTooLarge(Exception):
+    """Raised inside the app's ``receive`` once the body passes the limit."""
+
+
+async def send_json(send: Send, status: int, payload: dict[str, Any]) -> None:
+    """Send a complete JSON response straight to the ASGI server."""
+    body = json.dumps(payload).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _declared_length(scope: Scope) -> int | None:
+    for key, value in scope.get("headers", []):
+        if key == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return -1
+    return None
+
+
+class BodyLimit:
+    """Answer 413 to any request whose body is, or turns out to be, over ``max_bytes``.
+
+    Args:
+        app: the ASGI app to protect.
+        max_bytes: the largest body accepted.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = int(max_bytes)
+
+    def _too_large(self) -> dict[str, str]:
+        mib = self.max_bytes / (1 << 20)
+        return {
+            "error": f"request body is larger than the upload limit of {mib:g} MiB "
+            "(--max-upload-mb)"
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _declared_length(scope)
+        if declared is not None and declared < 0:
+            await send_json(send, 400, {"error": "Content-Length is not a number"})
+            return
+        if declared is not None and declared > self.max_bytes:
+            await send_json(send, 413, self._too_large())
+            return
+        state = {"received": 0, "started": False}
+
+        async def limited_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                state["received"] += len(message.get("body", b""))
+                if state["received"] > self.max_bytes:
+                    raise BodyTooLarge()
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge:
+            if state["started"]:
+                raise
+            await send_json(send, 413, self._too_large())
+
+
+class SecurityHeaders:
+    """Add ``X-Content-Type-Options: nosniff``, a strict CSP and friends to every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    h for h in message.get("headers", []) if h[0] not in dict(SECURITY_HEADERS)
+                ]
+                headers.extend(SECURITY_HEADERS)
+                if not any(k == b"cache-control" for k, _ in headers):
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
