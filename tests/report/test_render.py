@@ -170,13 +170,19 @@ def test_missing_optional_files_leave_their_sections_out(make_run):
     assert not (run / "curves.png").exists() and not (run / "top_losses.png").exists()
 
 
-def test_without_cv_augment_and_gallery(make_run):
+def test_without_cv_augment_and_gallery_and_an_overfit_history(make_run):
     run = make_run()
     for name in ("augment.png", "gallery.png"):
         (run / name).unlink()
-    sections = _parse(render_report(run).read_text(encoding="utf-8")).sections
+    (run / "history.csv").write_text(
+        "epoch,loss,accuracy,val_loss,val_accuracy\n"
+        "1,0.9,0.6,0.8,0.62\n2,0.5,0.8,0.5,0.78\n3,0.3,0.9,0.7,0.74\n"
+    )
+    html = render_report(run).read_text(encoding="utf-8")
+    sections = _parse(html).sections
     assert "kfold" not in sections and "augmentation" not in sections
     assert "gradcam" not in sections and "curves" in sections
+    assert "It rose after epoch 2: the model began to overfit." in html
 
 
 def test_named_dataset_paths_get_placeholder_tiles(make_run):
