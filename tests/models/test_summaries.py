@@ -99,3 +99,5 @@ def test_summary_errors():
     with pytest.raises(ValueError, match="input_shape is required"):
         summary(torch.nn.Linear(2, 3))
     assert summary(torch.nn.Linear(2, 3), (2,)).total_params == 9
+    with pytest.raises(ValueError, match=r"cannot run on input_shape=\(1, 32, 32\)"):
+        summary(create_model("basic_convnet"), (1, 32, 32))  # Dense head built for 28x28

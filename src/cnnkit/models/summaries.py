@@ -181,7 +181,8 @@ def summary(
         A :class:`Summary`.
 
     Raises:
-        ValueError: unknown ``param_mode``, missing or too small ``input_shape``.
+        ValueError: unknown ``param_mode``, missing or too small ``input_shape``, or an
+            input the model cannot take (e.g. another size than its Dense head was built for).
     """
     if param_mode not in PARAM_MODES:
         raise ValueError(
@@ -197,6 +198,10 @@ def summary(
     try:
         with torch.no_grad():
             model.eval()(x)
+    except RuntimeError as e:  # e.g. a Flatten -> Dense head built for another size
+        raise ValueError(
+            f"{type(model).__name__} cannot run on input_shape={shape}: {str(e).splitlines()[0]}"
+        ) from e
     finally:
         recorder.remove()
         model.train(was_training)
