@@ -70,6 +70,20 @@ def test_card_paths_resolve(name):
     assert len(card.mean) == len(card.std) == card.in_chans
 
 
+@pytest.mark.parametrize("name", IMAGE_MODELS)
+def test_target_layer_gives_a_spatial_map(name):
+    """Grad-CAM needs (B, C, h, w) from the card's default target layer."""
+    card = get_card(name)
+    with torch.device("meta"):
+        model = create_model(name).eval()
+        got = []
+        layer = model.get_submodule(card.target_layer)
+        handle = layer.register_forward_hook(lambda m, i, o: got.append(o.shape))
+        model(torch.empty(1, *card.input_size))
+    handle.remove()
+    assert len(got) == 1 and len(got[0]) == 4 and got[0][2] > 1
+
+
 def _min_shape(name: str, chans: int) -> tuple[int, int, int]:
     h, w = get_card(name).min_input_size
     return (chans, h, w)
