@@ -111,12 +111,17 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.
     if not params:
         raise ValueError("the model has no trainable parameters (everything is frozen)")
     lr, wd = config.resolved_lr, config.weight_decay
+    # fused=True: one kernel per step for all parameters instead of a Python loop over
+    # tensors; measured clearly faster for small convnets on CPU, where the step is a
+    # sizeable share of the time.
+    fused = {"fused": True} if all(p.dtype.is_floating_point for p in params) else {}
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=wd, nesterov=config.momentum > 0)
+        return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=wd,
+                               nesterov=config.momentum > 0, **fused)
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd, **fused)
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd or 1e-2)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd or 1e-2, **fused)
     return torch.optim.RMSprop(params, lr=lr, weight_decay=wd, momentum=0.0)
 
 
