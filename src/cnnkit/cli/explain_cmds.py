@@ -90,7 +90,7 @@ def _from_name(name: str, pretrained: str | None) -> _Source:
         get_card(name)
     except ValueError as e:
         raise ValueError(f"SOURCE is not a run folder or a known model: {e}") from None
-    model = create_model(name, pretrained=pretrained).eval()
+    model: Any = create_model(name, pretrained=pretrained).eval()
     card = model.card
     c, h, w = card.input_size
     mean = torch.tensor(card.mean, dtype=torch.float32).reshape(1, -1, 1, 1)
@@ -219,34 +219,44 @@ def filters_cmd(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Filter patterns of a layer by gradient ascent (--raw: first-layer kernels)."""
-    from cnnkit.explain import filter_patterns, image_grid_png, raw_kernels
-
     src = _resolve_source(source, pretrained)
     if raw:
-        kernels = raw_kernels(src.model, layer)
-        _write(out, image_grid_png(kernels, cols=8, suptitle="first-layer kernels"))
-        result = {"out": str(out), "layer": layer, "raw": True, "filters": len(kernels)}
+        result = _draw_raw(src, layer, out)
     else:
         if not layer:
             raise ValueError("--layer NAME is required (or --raw). Received: no --layer")
-        chosen = _parse_filters(filters)
-        side = size or min(src.image_size)
-        log(f"optimising {chosen if isinstance(chosen, int) else len(chosen)} filters...")
-        pats = filter_patterns(
-            src.model, layer, chosen, steps=steps, size=side, seed=seed, mean=src.mean, std=src.std
-        )
-        idx = list(range(chosen)) if isinstance(chosen, int) else chosen
-        idx = idx[: len(pats)]
-        _write(out, image_grid_png(pats, [f"{layer}[{i}]" for i in idx], cols=8))
-        result = {
-            "out": str(out),
-            "layer": layer,
-            "raw": False,
-            "filters": idx,
-            "steps": steps,
-            "size": side,
-        }
+        result = _draw_patterns(src, layer, out, _parse_filters(filters), steps, size, seed)
     emit(result, as_json, f"wrote {out}")
+
+
+def _draw_raw(src: _Source, layer: str | None, out: Path) -> dict[str, Any]:
+    from cnnkit.explain import image_grid_png, raw_kernels
+
+    kernels = raw_kernels(src.model, layer)
+    _write(out, image_grid_png(kernels, cols=8, suptitle="first-layer kernels"))
+    return {"out": str(out), "layer": layer, "raw": True, "filters": len(kernels)}
+
+
+def _draw_patterns(
+    src: _Source, layer: str, out: Path, chosen: int | list[int], steps: int, size, seed: int
+) -> dict[str, Any]:
+    from cnnkit.explain import filter_patterns, image_grid_png
+
+    side = size or min(src.image_size)
+    log(f"optimising {chosen if isinstance(chosen, int) else len(chosen)} filters...")
+    pats = filter_patterns(
+        src.model, layer, chosen, steps=steps, size=side, seed=seed, mean=src.mean, std=src.std
+    )
+    idx = (list(range(chosen)) if isinstance(chosen, int) else chosen)[: len(pats)]
+    _write(out, image_grid_png(pats, [f"{layer}[{i}]" for i in idx], cols=8))
+    return {
+        "out": str(out),
+        "layer": layer,
+        "raw": False,
+        "filters": idx,
+        "steps": steps,
+        "size": side,
+    }
 
 
 # --------------------------------------------------------------------------- explain

@@ -109,8 +109,10 @@ def auto_target_layer(model: nn.Module, x: torch.Tensor) -> str:
         ValueError: the model has no module with a 4D output.
     """
     inner, prefix = model, ""
-    while not hasattr(inner, "card") and isinstance(getattr(inner, "module", None), nn.Module):
-        inner, prefix = inner.module, prefix + "module."  # DataParallel / DDP wrappers
+    wrapped = getattr(inner, "module", None)
+    while not hasattr(inner, "card") and isinstance(wrapped, nn.Module):
+        inner, prefix = wrapped, prefix + "module."  # DataParallel / DDP wrappers
+        wrapped = getattr(inner, "module", None)
     name = getattr(getattr(inner, "card", None), "target_layer", None)
     if name and prefix + name in dict(model.named_modules()):
         return prefix + name

@@ -283,6 +283,9 @@ def _filter_list(filters, n_channels: int, layer: str) -> list[int]:
 class _FourierImage(nn.Module):
     """Images from Fourier coefficients with a 1/f scale, optional colour decorrelation."""
 
+    scale: torch.Tensor
+    mix: torch.Tensor
+
     def __init__(self, spectrum: torch.Tensor, decorrelate: bool) -> None:
         super().__init__()
         size = spectrum.shape[2]
