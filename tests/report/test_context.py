@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 
 from cnnkit.report import context as ctx
-from cnnkit.report.runfolder import RunFiles
+from cnnkit.report.runfolder import RunFiles, read_run
 
 METRICS = {"accuracy": 0.9, "class_names": ["cat", "dog"], "confusion_matrix": [[8, 2], [1, 9]]}
 
@@ -142,3 +143,16 @@ def test_settings_rows_hide_defaults_and_unused_transfer_options():
         )
     )
     assert rows == {"Model": "lenet5", "Epochs": "3", "Image size": "32 x 32"}
+
+
+def test_k_fold_time_adds_up_the_folds(make_run):
+    run_dir = make_run(folds=3)
+    assert ctx.total_seconds(read_run(run_dir)) == 14.2  # no fold configs: the run's own
+    for k, seconds in enumerate((10.0, 12.0, 11.0), 1):
+        (run_dir / f"fold-{k}" / "config.json").write_text(
+            json.dumps({"timing": {"total_seconds": seconds}})
+        )
+    run = read_run(run_dir)
+    assert ctx.total_seconds(run) == 33.0
+    timing = ctx.timing_section(run)
+    assert timing is not None and timing["folds"] == 3 and timing["fold_seconds"] == 11.0

@@ -207,23 +207,30 @@ def cv_section(cv: Mapping[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
+def total_seconds(run: RunFiles) -> float | None:
+    """The run's wall time: all folds together for k-fold runs, else ``timing.total_seconds``."""
+    if run.fold_seconds:
+        return sum(run.fold_seconds)
+    return as_float(((run.config or {}).get("timing") or {}).get("total_seconds"))
+
+
 def timing_section(run: RunFiles) -> dict[str, Any] | None:
     """Wall time, epochs, seconds per epoch and training throughput."""
-    timing = (run.config or {}).get("timing") or {}
     history = run.history or []
     seconds = [s for s in (as_float(r.get("seconds")) for r in history) if s is not None]
     ips = [v for v in (as_float(r.get("images_per_second")) for r in history) if v is not None]
-    total = as_float(timing.get("total_seconds"))
+    total = total_seconds(run)
     if total is None and not seconds and not ips:
         return None
     return {
         "total_seconds": total,
+        "folds": len(run.fold_seconds) or None,
+        "fold_seconds": statistics.median(run.fold_seconds) if run.fold_seconds else None,
         "epochs": len(history) or None,
         "train_seconds": sum(seconds) if seconds else None,
         "epoch_seconds": statistics.median(seconds) if seconds else None,
         "ips_median": statistics.median(ips) if ips else None,
         "ips_max": max(ips) if ips else None,
-        "extra": {str(k): v for k, v in timing.items() if k != "total_seconds"},
     }
 
 

@@ -116,7 +116,7 @@ def _header(run: RunFiles) -> dict[str, Any]:
         "macro_f1": ctx.as_float(m.get("macro_f1")),
         "log_loss": ctx.as_float(m.get("log_loss")),
         "epochs": len(run.history) if run.history else config.get("epochs"),
-        "total_seconds": ctx.as_float((config.get("timing") or {}).get("total_seconds")),
+        "total_seconds": ctx.total_seconds(run),
         "folds": (run.cv or {}).get("folds") if run.cv else None,
     }
 

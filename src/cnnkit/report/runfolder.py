@@ -33,6 +33,7 @@ class RunFiles:
     augment_png: bytes | None = None
     gallery_png: bytes | None = None
     cv: dict[str, Any] | None = None
+    fold_seconds: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -143,4 +144,20 @@ def read_run(run_dir: str | Path) -> RunFiles:
     run.augment_png = _optional(run, "augment.png", _png_bytes)
     run.gallery_png = _optional(run, "gallery.png", _png_bytes)
     run.cv = _optional(run, "cv.json", _json_object)
+    run.fold_seconds = _fold_seconds(path, run.cv)
     return run
+
+
+def _fold_seconds(run_dir: Path, cv: dict[str, Any] | None) -> list[float]:
+    """Each fold's wall time from ``fold-K/config.json``; empty unless every fold has one."""
+    folds = cv.get("folds") if cv else None
+    if not isinstance(folds, int) or folds < 1:
+        return []
+    seconds = []
+    for k in range(1, folds + 1):
+        try:
+            config = json.loads((run_dir / f"fold-{k}" / "config.json").read_text("utf-8"))
+            seconds.append(float(config["timing"]["total_seconds"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return []
+    return seconds
