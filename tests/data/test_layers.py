@@ -31,6 +31,7 @@ def _peak(y: torch.Tensor) -> tuple[int, int]:
 
 def test_eval_mode_is_identity_and_uint8_kept():
     layers = nn.Sequential(RandomFlip(), RandomRotation(0.2), RandomZoom(0.3), RandomContrast(0.5))
+    layers = layers.to("cpu").float()  # nn.Module plumbing (.to/_apply) still works
     x = torch.randint(0, 256, (3, 3, 8, 8), dtype=torch.uint8)
     assert layers.eval()(x) is x
     y = layers.train()(x)

@@ -75,10 +75,10 @@ class _RandomLayer(nn.Module):
             return x
         single = x.ndim == 3
         y = x.unsqueeze(0) if single else x
-        y = _restore_dtype(self._apply(y.float()), x.dtype)
+        y = _restore_dtype(self._transform(y.float()), x.dtype)
         return y[0] if single else y
 
-    def _apply(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+    def _transform(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
@@ -99,7 +99,7 @@ class _GeometricLayer(_RandomLayer):
         return {"theta": zeros, "tx": zeros, "ty": zeros, "shear": zeros.clone(),
                 "zx": zeros + 1, "zy": zeros + 1, "hflip": false, "vflip": false}  # fmt: skip
 
-    def _apply(self, x: torch.Tensor) -> torch.Tensor:
+    def _transform(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
         mats = affine_matrices(self._params(b, h, w), h, w)
         return warp(x, mats, self.fill_mode, self.fill_value)
@@ -117,7 +117,7 @@ class RandomFlip(_GeometricLayer):
             )
         self.mode = mode
 
-    def _apply(self, x: torch.Tensor) -> torch.Tensor:
+    def _transform(self, x: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]
         u = torch.rand(b, 2, generator=self._generator)
         h = (u[:, 0] < 0.5) & (self.mode != "vertical")
@@ -194,7 +194,7 @@ class RandomContrast(_RandomLayer):
             raise ValueError(f"factor must give 0 <= lower <= 1 and upper >= 0. Received: {factor}")
         self.value_range = (float(value_range[0]), float(value_range[1]))
 
-    def _apply(self, x: torch.Tensor) -> torch.Tensor:
+    def _transform(self, x: torch.Tensor) -> torch.Tensor:
         f = 1 + self._uniform(x.shape[0], -self.lower, self.upper).to(x.device, x.dtype)
         mean = x.mean(dim=(2, 3), keepdim=True)  # (B, C, 1, 1)
         return ((x - mean) * f.view(-1, 1, 1, 1) + mean).clamp(*self.value_range)

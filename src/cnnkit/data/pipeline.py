@@ -122,7 +122,7 @@ class Dataset:
             reshuffle_each_iteration: a new order each epoch (still reproducible from seed).
         """
         _check_positive("buffer_size", buffer_size)
-        base = int(np.random.SeedSequence().entropy % 2**31) if seed is None else int(seed)
+        base = _random_seed() if seed is None else int(seed)
 
         def iterate(epoch: int) -> Iterator[Any]:
             rng = np.random.default_rng([base, epoch if reshuffle_each_iteration else 0])
@@ -201,6 +201,11 @@ class Dataset:
                 yield tuple(move(t) for t in el) if isinstance(el, tuple) else move(el)
 
         return self._derive(iterate, self._length)
+
+
+def _random_seed() -> int:
+    """A fresh seed when none is given (from the OS entropy pool)."""
+    return int(np.random.default_rng().integers(2**31))
 
 
 def _check_positive(name: str, value: Any) -> None:
@@ -307,8 +312,8 @@ def from_arrays(
     with_labels = labels is not None and label_mode is not None
     k = len(class_names) if class_names else 0
     if not k and with_labels and len(labels):  # type: ignore[arg-type]
-        k = int(np.max(labels)) + 1
-    base = int(np.random.SeedSequence().entropy % 2**31) if seed is None else int(seed)
+        k = int(np.max(labels)) + 1  # type: ignore[arg-type]
+    base = _random_seed() if seed is None else int(seed)
     step = batch_size or 1
 
     def iterate(epoch: int) -> Iterator[Any]:
