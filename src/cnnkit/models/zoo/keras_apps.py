@@ -1,10 +1,10 @@
 """Keras applications written for PyTorch: Chollet's Xception and MobileNet v1.
 
-The last component of each module path is the Keras layer name (``block2_sepconv1``,
-``features.block1.conv_dw_1_bn``, ``conv_preds``) so a Keras weight file maps onto the
-state dict by name (Xception's unnamed shortcut convs map by order). Layers are grouped
-per block (``features.block3``), the units of ``--unfreeze N``. Padding
-copies Keras exactly: TF-style "same" (extra pixel bottom/right) and MobileNet's
+Module names follow the Keras layer names, grouped per block: ``conv_dw_1_bn`` is
+``features.block1.conv_dw_1_bn``; Xception's ``block5_sepconv1`` is
+``features.block5.sepconv1`` (blocks 2-13 drop the prefix their parent carries) and its
+unnamed shortcut convs are ``residual.0``/``.1``. The blocks (``features.block3``) are
+the units of ``--unfreeze N``. Padding copies Keras exactly: TF-style "same" (extra pixel bottom/right) and MobileNet's
 ``ZeroPadding2D(((0, 1), (0, 1)))`` before strided depthwise convs.
 """
 
