@@ -4,8 +4,9 @@ Module names follow the Keras layer names, grouped per block: ``conv_dw_1_bn`` i
 ``features.block1.conv_dw_1_bn``; Xception's ``block5_sepconv1`` is
 ``features.block5.sepconv1`` (blocks 2-13 drop the prefix their parent carries) and its
 unnamed shortcut convs are ``residual.0``/``.1``. The blocks (``features.block3``) are
-the units of ``--unfreeze N``. Padding copies Keras exactly: TF-style "same" (extra pixel bottom/right) and MobileNet's
-``ZeroPadding2D(((0, 1), (0, 1)))`` before strided depthwise convs.
+the units of ``--unfreeze N``. Padding copies Keras exactly: TF-style "same" (extra
+pixel bottom/right) and MobileNet's ``ZeroPadding2D(((0, 1), (0, 1)))`` before strided
+depthwise convs.
 """
 
 from __future__ import annotations
