@@ -237,56 +237,49 @@ def confusion_png(cm: Any, class_names: Sequence[str], normalize: str | None = "
     colour = _normalised(counts, normalize)
     n = counts.shape[0]
     vmax = 1.0 if normalize else max(float(colour.max()), 1.0)
-    labels = [_short(c, 18) for c in class_names]
     side = min(max(2.8 + 0.36 * n, 4.0), 8.8)  # 8.8 + colour bar fits the page at 1x
     with _style():
         fig = _figure(side + 1.1, side)
         ax = fig.subplots()
-        ax.grid(False)
         edges = np.arange(n + 1) - 0.5
-        image = ax.pcolormesh(
-            edges,
-            edges,
-            colour,
-            cmap="Blues",
-            vmin=0.0,
-            vmax=vmax,
-            edgecolors="white",
-            linewidth=0.6,
-        )
+        mesh = ax.pcolormesh(edges, edges, colour, vmax=vmax, **_MESH)
         ax.set_xlim(-0.5, n - 0.5)
         ax.set_ylim(n - 0.5, -0.5)  # row 0 at the top, as printed
         ax.set_aspect("equal")
         if n <= 30:
             _cell_text(ax, counts, colour, vmax, show_share=normalize is not None and n <= 12)
-        rotate = max(len(s) for s in labels) > 3
-        fs = max(7.5, min(10.0, 12.0 - 0.2 * n))
-        ax.set_xticks(
-            range(n),
-            labels,
-            fontsize=fs,
-            rotation=45 if rotate else 0,
-            ha="right" if rotate else "center",
-            rotation_mode="anchor",
-        )
-        ax.set_yticks(range(n), labels, fontsize=fs)
-        ax.set_xlabel("predicted class")
-        ax.set_ylabel("true class")
-        ax.tick_params(length=0)
-        for spine in ax.spines.values():
-            spine.set_visible(False)
-        bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03, shrink=0.85)
-        legend = {
-            "true": "share of the true class",
-            "pred": "share of the predicted class",
-            "all": "share of all images",
-            None: "images",
-        }[normalize]
-        bar.set_label(legend)
+        _confusion_labels(ax, [_short(c, 18) for c in class_names])
+        bar = fig.colorbar(mesh, ax=ax, fraction=0.046, pad=0.03, shrink=0.85)
+        bar.set_label(_SHARE_OF[normalize])
         if normalize:
             bar.ax.yaxis.set_major_formatter(PercentFormatter(1.0))
         bar.outline.set_visible(False)
-        return _png(fig, tight=True)  # fixed aspect + long labels
+        return _png(fig, tight=True)  # fixed aspect + long labels: grow the canvas to fit
+
+
+_MESH: dict[str, Any] = {"cmap": "Blues", "vmin": 0.0, "edgecolors": "white", "linewidth": 0.6}
+_SHARE_OF = {
+    "true": "share of the true class",
+    "pred": "share of the predicted class",
+    "all": "share of all images",
+    None: "images",
+}
+
+
+def _confusion_labels(ax, labels: list[str]) -> None:
+    """Class names on both axes (rotated when long), axis titles, no frame."""
+    n = len(labels)
+    rotate = max(len(s) for s in labels) > 3
+    size = max(7.5, min(10.0, 12.0 - 0.2 * n))
+    ax.grid(False)
+    tilt = {"rotation": 45, "ha": "right"} if rotate else {"rotation": 0, "ha": "center"}
+    ax.set_xticks(range(n), labels, fontsize=size, rotation_mode="anchor", **tilt)
+    ax.set_yticks(range(n), labels, fontsize=size)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
 
 
 # --------------------------------------------------------------------------- top losses

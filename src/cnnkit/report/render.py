@@ -121,20 +121,14 @@ def _header(run: RunFiles) -> dict[str, Any]:
     }
 
 
-def build_context(run: RunFiles, plots: dict[str, bytes], n_top_losses: int) -> dict[str, Any]:
-    """The template's variables: one entry per section, ``None`` for absent sections."""
-
-    config = run.config
-    sections: dict[str, Any] = {
-        "data": ctx.data_section(run),
-        "model": {"summary": run.summary, "settings": ctx.settings_rows(config or {})}
-        if run.summary or config
-        else None,
-        "augmentation": {
-            "image": ctx.image(run.augment_png),
-            "settings": ctx.augment_rows(config or {}),
-        }
-        if run.augment_png
+def _figure_sections(run: RunFiles, plots: dict[str, bytes], n_top: int) -> dict[str, Any]:
+    """The sections built around a picture: augmentation, curves, confusion, top losses."""
+    config, preds = run.config or {}, run.predictions or []
+    m = run.metrics
+    aug = run.augment_png
+    return {
+        "augmentation": {"image": ctx.image(aug), "settings": ctx.augment_rows(config)}
+        if aug
         else None,
         "curves": {
             "image": ctx.image(plots["curves"], 2),
@@ -144,24 +138,34 @@ def build_context(run: RunFiles, plots: dict[str, bytes], n_top_losses: int) -> 
         else None,
         "confusion": {
             "image": ctx.image(plots["confusion"], 2),
-            "most_confused": ctx.most_confused(
-                run.metrics["confusion_matrix"], run.metrics["class_names"]
-            ),
+            "most_confused": ctx.most_confused(m["confusion_matrix"], m["class_names"]),
         },
-        "per_class": ctx.per_class_section(run.metrics),
         "top_losses": {
             "image": ctx.image(plots["top_losses"], 2),
-            "rows": ctx.top_loss_rows(run.predictions or [], n_top_losses),
-            "n_wrong": sum(p.get("label") != p.get("predicted") for p in run.predictions or []),
-            "n_predictions": len(run.predictions or []),
+            "rows": ctx.top_loss_rows(preds, n_top),
+            "n_wrong": sum(p.get("label") != p.get("predicted") for p in preds),
+            "n_predictions": len(preds),
         }
         if "top_losses" in plots
         else None,
         "gradcam": {"image": ctx.image(run.gallery_png)} if run.gallery_png else None,
+    }
+
+
+def build_context(run: RunFiles, plots: dict[str, bytes], n_top_losses: int) -> dict[str, Any]:
+    """The template's variables: one entry per section, ``None`` for absent sections."""
+    config = run.config
+    sections: dict[str, Any] = {
+        "data": ctx.data_section(run),
+        "model": {"summary": run.summary, "settings": ctx.settings_rows(config or {})}
+        if run.summary or config
+        else None,
+        "per_class": ctx.per_class_section(run.metrics),
         "kfold": ctx.cv_section(run.cv),
         "timing": ctx.timing_section(run),
         "environment": ctx.environment_rows(config) if config else None,
         "reproduce": ctx.reproduce_command(config, run.path) if config else None,
+        **_figure_sections(run, plots, n_top_losses),
     }
     if sections["timing"] is not None:
         sections["timing"]["history"] = ctx.history_rows(run.history or [])
