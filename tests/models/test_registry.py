@@ -131,3 +131,13 @@ def test_update_markdown_rewrites_between_markers(tmp_path):
     doc.write_text("no markers")
     with pytest.raises(ValueError, match="missing the markers"):
         main(["--update", str(doc)])
+
+
+def test_unknown_builder_option_is_refused():
+    with pytest.raises(TypeError, match="resnet18 does not take aux_logits. Its own options: none"):
+        create_model("resnet18", aux_logits=True)
+    with pytest.raises(TypeError, match="lenet5 does not take paddding. Its own options: padding"):
+        create_model("lenet5", paddding=2)
+    assert create_model("lenet5", padding=0, input_size=(1, 32, 32))(
+        torch.rand(1, 1, 32, 32)
+    ).shape == (1, 10)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -257,6 +258,7 @@ def create_model(
     k = card.num_classes if num_classes is None else num_classes
     if isinstance(k, bool) or not isinstance(k, int) or k < 0:
         raise ValueError(f"num_classes must be an int >= 0. Received: num_classes={num_classes!r}")
+    _check_options(card.name, builder, kwargs)
     model = builder(
         num_classes=k, in_chans=size[0], input_size=size, pooling=check_pooling(pooling), **kwargs
     )
@@ -264,6 +266,23 @@ def create_model(
     if pretrained is not None and pretrained is not False:
         _load_pretrained(model, card.name, pretrained)
     return model
+
+
+_COMMON = ("num_classes", "in_chans", "input_size", "pooling")
+
+
+def _check_options(name: str, builder: Builder, kwargs: dict[str, Any]) -> None:
+    """Refuse builder options the model does not take (a typo must not pass silently)."""
+    params = inspect.signature(builder).parameters
+    if not kwargs or any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(kwargs) - set(params))
+    if unknown:
+        options = [p for p in params if p not in _COMMON]
+        raise TypeError(
+            f"{name} does not take {', '.join(unknown)}. "
+            f"Its own options: {', '.join(options) or 'none'}. Received: {kwargs}"
+        )
 
 
 def _load_pretrained(model: nn.Module, name: str, pretrained: Any) -> None:

@@ -12,7 +12,6 @@ depthwise convs.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
 
 import torch
 from torch import nn
@@ -134,7 +133,9 @@ def _xception_features(in_chans: int) -> nn.Sequential:
         description="Xception (Chollet): depthwise-separable Inception, Keras application",
     )
 )
-def xception(*, num_classes: int, in_chans: int, pooling: str | None, **_: Any) -> CnnkitModel:
+def xception(
+    *, num_classes: int, in_chans: int, pooling: str | None, input_size: tuple[int, ...]
+) -> CnnkitModel:
     """Chollet's Xception (22,855,952 parameters; Keras counts 22,910,480 with BN statistics)."""
     model = _GapLinearModel(num_classes=num_classes, num_features=2048, in_chans=in_chans)
     model.features = _xception_features(in_chans)
@@ -228,7 +229,7 @@ def mobilenet(
     pooling: str | None,
     alpha: float = 1.0,
     dropout: float = 1e-3,
-    **_: Any,
+    input_size: tuple[int, ...],
 ) -> CnnkitModel:
     """MobileNet v1 (4,231,976 parameters at alpha 1; Keras counts 4,253,864 with BN stats).
 

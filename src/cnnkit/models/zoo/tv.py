@@ -203,7 +203,9 @@ def _vgg_card(name: str, depth_cfg: tuple[int, ...], params: int, what: str) -> 
     )
 
 
-def _vgg(arch: str, *, num_classes: int, in_chans: int, pooling: str | None, **_: Any):
+def _vgg(
+    arch: str, *, num_classes: int, in_chans: int, pooling: str | None, input_size: tuple[int, ...]
+):
     model = _SequentialHeadModel(
         partial(getattr(tvm, arch), weights=None),
         features=("features",),
@@ -242,7 +244,9 @@ for _name, _cfg, _params in (
         description="AlexNet (one-GPU torchvision variant)",
     )
 )
-def alexnet(*, num_classes: int, in_chans: int, pooling: str | None, **_: Any) -> CnnkitModel:
+def alexnet(
+    *, num_classes: int, in_chans: int, pooling: str | None, input_size: tuple[int, ...]
+) -> CnnkitModel:
     """AlexNet (61,100,840 parameters)."""
     model = _SequentialHeadModel(
         partial(tvm.alexnet, weights=None),
@@ -260,7 +264,9 @@ def alexnet(*, num_classes: int, in_chans: int, pooling: str | None, **_: Any) -
 _RESNET_FEATURES = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
 
 
-def _resnet(arch: str, width: int, *, num_classes: int, in_chans: int, pooling, **_: Any):
+def _resnet(
+    arch: str, width: int, *, num_classes: int, in_chans: int, pooling, input_size: tuple[int, ...]
+):
     model = _PoolDropFcModel(
         partial(getattr(tvm, arch), weights=None),
         features=_RESNET_FEATURES,
@@ -317,7 +323,9 @@ for _name, _width, _params, _what in (
         description="DenseNet-121 (Huang et al.), growth rate 32",
     )
 )
-def densenet121(*, num_classes: int, in_chans: int, pooling: str | None, **_: Any) -> CnnkitModel:
+def densenet121(
+    *, num_classes: int, in_chans: int, pooling: str | None, input_size: tuple[int, ...]
+) -> CnnkitModel:
     """DenseNet-121 (7,978,856 parameters; Keras counts 8,062,504 with BN statistics)."""
     model = _DenseNetModel(
         partial(tvm.densenet121, weights=None),
@@ -346,7 +354,9 @@ def densenet121(*, num_classes: int, in_chans: int, pooling: str | None, **_: An
         description="MobileNetV2 (Sandler et al.), width 1.0",
     )
 )
-def mobilenet_v2(*, num_classes: int, in_chans: int, pooling: str | None, **_: Any) -> CnnkitModel:
+def mobilenet_v2(
+    *, num_classes: int, in_chans: int, pooling: str | None, input_size: tuple[int, ...]
+) -> CnnkitModel:
     """MobileNetV2 (3,504,872 parameters; Keras counts 3,538,984 with BN statistics)."""
     model = _SequentialHeadModel(
         _mobilenet_v2_tv,
@@ -389,7 +399,9 @@ _GOOGLENET_FEATURES = (
         description="GoogLeNet / Inception v1 (Szegedy et al.), no auxiliary heads",
     )
 )
-def googlenet(*, num_classes: int, in_chans: int, pooling: str | None, **_: Any) -> CnnkitModel:
+def googlenet(
+    *, num_classes: int, in_chans: int, pooling: str | None, input_size: tuple[int, ...]
+) -> CnnkitModel:
     """GoogLeNet without auxiliary classifiers (6,624,904 parameters)."""
     factory = partial(
         tvm.googlenet, weights=None, aux_logits=False, transform_input=False, init_weights=True
