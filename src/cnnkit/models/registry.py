@@ -251,6 +251,15 @@ def create_model(
 
     Raises:
         ValueError: unknown name, bad sizes, input below the minimum, no weight loader.
+        TypeError: a builder option the model does not take.
+
+    Example:
+        >>> import torch
+        >>> model = create_model("basic_convnet", input_size=(3, 64, 64), num_classes=5)
+        >>> model(torch.rand(2, 3, 64, 64)).shape
+        torch.Size([2, 5])
+        >>> create_model("vgg16", num_classes=0, input_size=(3, 32, 32)).num_features
+        512
     """
     card, builder = _lookup(name)
     size = _resolve_input(card, in_chans, input_size)
