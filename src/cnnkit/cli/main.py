@@ -74,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     if debug and args and args[0] != "--debug":
         # --debug is a root option; accept it anywhere on the line.
         args = ["--debug"] + [a for a in args if a != "--debug"]
+    from cnnkit.cli import _common
+
+    _common.ARGV[:] = [a for a in args if a != "--debug"]
     try:
         rv = app(args=args, prog_name="cnnkit", standalone_mode=False)
         return int(rv) if isinstance(rv, int) else 0

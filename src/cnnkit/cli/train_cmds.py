@@ -1,5 +1,6 @@
 """``cnnkit train | evaluate | predict | demo``: the main job, as thin commands over the library."""
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -8,7 +9,7 @@ from typing import Any, List, Optional, Tuple
 import click
 import typer
 
-from cnnkit.cli._common import JSON_OPTION, dumps, emit, log
+from cnnkit.cli._common import ARGV, JSON_OPTION, emit, log
 
 _AUG_FIELDS = ("rotation_range", "width_shift_range", "height_shift_range", "shear_range",
                "zoom_range", "horizontal_flip", "vertical_flip", "fill_mode", "cval",
@@ -94,24 +95,35 @@ def train(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Train a model on a folder or a named dataset into a run folder."""
-    from cnnkit.train import resume_run
+    from cnnkit.train import distributed, resume_run
 
     t0 = time.perf_counter()
-    if resume is not None:
-        result = resume_run(resume, overrides=_given_values(ctx, dict(ctx.params)) or None)
-    else:
-        if out is None:
-            raise ValueError("--out is required: the run folder to write (or --resume RUN)")
-        cfg = _build_config(ctx, dict(ctx.params))
-        result = _train_or_cv(cfg, out, overwrite)
+    if devices > 1 and distributed.env_world_size() == 1:
+        raise typer.Exit(distributed.launch(list(ARGV), devices))
+    dev = distributed.init_from_env() if distributed.env_world_size() > 1 else None
+    try:
+        result = _train_or_resume(ctx, data, out, overwrite, resume, dev)
+    finally:
+        distributed.shutdown()
+    if distributed.env_world_size() > 1 and int(os.environ.get("RANK", "0")) != 0:
+        return
     _finish(result, t0, no_report, as_json)
 
 
-def _train_or_cv(cfg: Any, out: Path, overwrite: bool) -> Any:
-    if cfg.devices > 1:
-        from cnnkit.train.distributed import launch
+def _train_or_resume(ctx, data, out, overwrite, resume, dev) -> Any:
+    from cnnkit.train import resume_run
 
-        return launch(cfg, out, overwrite)
+    device = str(dev) if dev is not None else None
+    if resume is not None:
+        overrides = {k: v for k, v in _given_values(ctx, dict(ctx.params)).items() if k != "devices"}
+        return resume_run(resume, overrides=overrides or None, device=device)
+    if out is None:
+        raise ValueError("--out is required: the run folder to write (or --resume RUN)")
+    cfg = _build_config(ctx, dict(ctx.params))
+    return _train_or_cv(cfg, out, overwrite, device)
+
+
+def _train_or_cv(cfg: Any, out: Path, overwrite: bool, device: Optional[str]) -> Any:
     if cfg.strategy is not None and cfg.folds == 1:
         from cnnkit.train.transfer import train_transfer_run
 
@@ -122,7 +134,7 @@ def _train_or_cv(cfg: Any, out: Path, overwrite: bool) -> Any:
         return train_kfold(cfg, out, overwrite=overwrite)
     from cnnkit.train import train_run
 
-    return train_run(cfg, out, overwrite=overwrite)
+    return train_run(cfg, out, overwrite=overwrite, device=device)
 
 
 def _finish(result: Any, t0: float, no_report: bool, as_json: bool) -> None:

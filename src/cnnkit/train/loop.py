@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnkit.errors import CnnkitError
+from cnnkit.train import distributed
 from cnnkit.train.callbacks import Callback, CallbackList, TrainState
 from cnnkit.train.config import TrainConfig
 from cnnkit.train.precision import Precision, choose_precision
@@ -129,6 +130,8 @@ def build_scheduler(opt: torch.optim.Optimizer, config: TrainConfig, steps_per_e
     """The LR schedule; ``per_step`` schedules step every batch, others every epoch."""
     total = config.epochs * steps_per_epoch
     s = config.schedule
+    if s == "onecycle" and total < 10:
+        s = "cosine"  # one-cycle needs a few steps per phase; tiny runs anneal instead
     if s == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(
             opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=total, pct_start=0.25)
@@ -197,7 +200,7 @@ def fit(
     if prec.channels_last:
         model.to(memory_format=torch.channels_last)
     norm = model_normalizer(model, tr.images.shape[1], dev)
-    steps = math.ceil(len(tr) / config.batch_size)
+    steps = math.ceil(_usable(len(tr), config.batch_size) / config.batch_size)
     if config.max_steps_per_epoch:
         steps = min(steps, config.max_steps_per_epoch)
     opt = build_optimizer(model, config)
@@ -209,8 +212,9 @@ def fit(
     if resume_from is not None:
         _restore(state, resume_from)
     cbs = CallbackList(callbacks or [])
-    step_fn = _TrainStep(model, opt, sched if _per_step(config) else None, prec, norm, weight,
-                         config.label_smoothing, dev)
+    train_model = distributed.wrap(model, dev)  # DDP inside a process group, else the model
+    step_fn = _TrainStep(train_model, opt, sched if _per_step(config) else None, prec, norm,
+                         weight, config.label_smoothing, dev)
     cbs.on_fit_start(state)
     while state.epoch < config.epochs and not state.stop:
         state.epoch += 1
@@ -247,7 +251,7 @@ class _TrainStep:
         with self.prec.autocast():
             logits = self.model(x)
             loss = F.cross_entropy(logits.float(), y, weight=self.weight, label_smoothing=self.ls)
-        if not torch.isfinite(loss):
+        if not distributed.all_true(bool(torch.isfinite(loss))):
             raise TrainingDiverged(
                 f"loss became {loss.item()} at {where}; training stopped, the last finite "
                 "checkpoint is kept. Try a lower --lr."
@@ -283,12 +287,14 @@ def _run_epoch(state, tr: Tensors, va, config: TrainConfig, step_fn, augment, cb
     torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))  # dropout stream
     state.model.train()
     cbs.on_epoch_start(state)
-    order = torch.randperm(len(tr), generator=gen)
+    order = torch.randperm(len(tr), generator=gen)[:_usable(len(tr), config.batch_size)]
+    aug_gen = _augment_generator(gen, config.seed, state.epoch)
     t0 = time.perf_counter()
     loss_sum, correct, seen = 0.0, 0, 0
     for i in range(state.steps_per_epoch):
-        idx = order[i * config.batch_size:(i + 1) * config.batch_size]
-        x = prepare_batch(tr.images[idx], norm, prec, dev, augment, gen)
+        # each rank takes every world-th image of the same global batch (all of it alone)
+        idx = distributed.local_batch(order[i * config.batch_size:(i + 1) * config.batch_size])
+        x = prepare_batch(tr.images[idx], norm, prec, dev, augment, aug_gen)
         y = tr.labels[idx].to(dev, non_blocking=True)
         loss, corr = step_fn(x, y, f"epoch {state.epoch}, step {i + 1}")
         state.step += 1
@@ -296,6 +302,7 @@ def _run_epoch(state, tr: Tensors, va, config: TrainConfig, step_fn, augment, cb
         state.logs = {"loss": loss_sum / seen, "accuracy": correct / seen}
         cbs.on_train_batch_end(state)
     seconds = time.perf_counter() - t0
+    loss_sum, correct, seen = distributed.sum_metrics(loss_sum, correct, seen)
     row = {"epoch": state.epoch, "loss": loss_sum / seen, "accuracy": correct / seen,
            "val_loss": math.nan, "val_accuracy": math.nan,
            "lr": state.optimizer.param_groups[0]["lr"], "seconds": seconds,
@@ -312,6 +319,29 @@ def _run_epoch(state, tr: Tensors, va, config: TrainConfig, step_fn, augment, cb
         else:
             state.scheduler.step()
     cbs.on_epoch_end(state)
+    state.stop = distributed.broadcast_flag(state.stop)  # rank 0's callbacks decide
+
+
+def _usable(n: int, batch_size: int) -> int:
+    """Images used per epoch: all in one process; a multiple of the world size in a group,
+    so every rank gets an equal share of every batch (exact gradient averaging).
+
+    Raises:
+        ValueError: the batch size does not divide evenly over the processes.
+    """
+    world = distributed.rank_world()[1]
+    if world == 1:
+        return n
+    if batch_size % world:
+        raise ValueError(f"batch_size must be a multiple of the {world} processes. "
+                         f"Received: batch_size={batch_size}")
+    return n - n % world
+
+
+def _augment_generator(gen: torch.Generator, seed: int, epoch: int) -> torch.Generator:
+    """The epoch stream in one process; a distinct stream per rank in a process group."""
+    rank, world = distributed.rank_world()
+    return gen if world == 1 else _epoch_generator(seed + 104729 * (rank + 1), epoch)
 
 
 @torch.inference_mode()

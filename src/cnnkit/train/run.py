@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from cnnkit import __version__
 from cnnkit.errors import RunFolderError
-from cnnkit.train import data_source
+from cnnkit.train import data_source, distributed
 from cnnkit.train.callbacks import Checkpoint, CSVLogger, EarlyStopping, ProgressBar
 from cnnkit.train.checkpoint import (
     atomic_write_bytes,
@@ -152,11 +152,21 @@ def train_run(config: TrainConfig, out: str | Path, *, overwrite: bool = False,
         device: ``cpu``/``cuda``; default CUDA when available.
         data, split: already loaded data and train/validation indices (k-fold uses these).
     """
-    run_dir = prepare_run_dir(out, overwrite)
-    data = data or data_source.load_run_data(config)
+    main = distributed.is_main()
+    run_dir = prepare_run_dir(out, overwrite) if main else Path(out)
+    distributed.run_dir_ready(run_dir)
+    data = data or _load_data_once(config)
     train_idx, val_idx = split if split is not None else data_source.split(data.arrays, config)
-    _write_split(run_dir / "split.csv", data.arrays, train_idx, val_idx)
+    if main:
+        _write_split(run_dir / "split.csv", data.arrays, train_idx, val_idx)
     return _fit_and_save(config, run_dir, data, train_idx, val_idx, None, progress, device)
+
+
+def _load_data_once(config: TrainConfig) -> data_source.RunData:
+    """Rank 0 decodes (and fills the cache) first; the other ranks then read the cache."""
+    data = data_source.load_run_data(config) if distributed.is_main() else None
+    distributed.barrier()
+    return data or data_source.load_run_data(config)
 
 
 def saved_settings(saved: dict[str, Any]) -> dict[str, Any]:
@@ -189,7 +199,7 @@ def resume_run(out: str | Path, *, overrides: dict[str, Any] | None = None, prog
         raise RunFolderError(f"cannot resume {run_dir} with a changed config: {', '.join(diff)}")
     ckpt_path = run_dir / CHECKPOINT
     ckpt = load_checkpoint(ckpt_path) if ckpt_path.is_file() else None
-    data = data_source.load_run_data(config)
+    data = _load_data_once(config)
     train_idx, val_idx = read_split(run_dir / "split.csv", data.arrays)
     return _fit_and_save(config, run_dir, data, train_idx, val_idx, ckpt, progress, device)
 
@@ -204,13 +214,19 @@ def _fit_and_save(config, run_dir, data, train_idx, val_idx, ckpt, progress, dev
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     prec = choose_precision(config.precision, dev)
     cfg = resolved_config(config, data, model, prec.to_dict())
-    atomic_write_json(run_dir / "config.json", cfg)
-    _write_augment_preview(run_dir, arrays, train_idx, augment, config.seed)
+    cfg["distributed"] = distributed.describe()
+    main = distributed.is_main()
+    if main:
+        atomic_write_json(run_dir / "config.json", cfg)
+        _write_augment_preview(run_dir, arrays, train_idx, augment, config.seed)
     tr = Tensors.from_any(arrays.subset(train_idx))
     va = Tensors.from_any(arrays.subset(val_idx)) if len(val_idx) else None
     meta = {"model": config.model, "seed": config.seed}
-    result: FitResult = fit(model, tr, va, config, callbacks=_callbacks(run_dir, config, meta, progress),
-                            augment=augment, device=dev, resume_from=ckpt)
+    cbs = _callbacks(run_dir, config, meta, progress) if main else []
+    result: FitResult = fit(model, tr, va, config, callbacks=cbs, augment=augment, device=dev,
+                            resume_from=ckpt)
+    if not main:  # only rank 0 writes the run folder
+        return RunResult(run_dir, {}, result.history, time.perf_counter() - t0)
     save_weights(run_dir / "model.safetensors", model.state_dict(),
                  {"model": config.model, "cnnkit": __version__})
     metrics = _evaluate_and_save(run_dir, model, arrays, val_idx, result)
