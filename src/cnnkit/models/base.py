@@ -14,6 +14,7 @@ flattens ``(H, W, C)``; this only matters when converting a Keras Dense kernel.
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import torch
@@ -159,8 +160,6 @@ class CnnkitModel(nn.Module):
         if ref is not None:  # new layers follow the model's device and dtype
             self.to(device=ref.device, dtype=ref.dtype)
         if hasattr(self, "card"):
-            from dataclasses import replace
-
             self.card = replace(self.card, num_classes=num_classes)
 
     def block_group_modules(self) -> list[tuple[str, nn.Module]]:
