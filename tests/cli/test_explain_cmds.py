@@ -161,3 +161,16 @@ def test_console_entry_point(run_dir, image, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "peak x=" in proc.stdout and out.is_file()
+
+
+def test_imagenet_names_for_torchvision_weights():
+    from types import SimpleNamespace
+
+    model = SimpleNamespace(
+        num_classes=1000,
+        pretrained_info=SimpleNamespace(kind="torchvision", fresh_head=False),
+    )
+    names = explain_cmds._weight_categories(model, "resnet18", "IMAGENET1K_V1")
+    assert names is not None and names[0] == "tench" and len(names) == 1000
+    model.pretrained_info.fresh_head = True  # a new head: its classes are not ImageNet's
+    assert explain_cmds._weight_categories(model, "resnet18", "IMAGENET1K_V1") is None
