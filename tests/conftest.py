@@ -30,3 +30,11 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 def _require_fixture():
     """The :func:`require` helper as a fixture: ``def test_x(require): require(ok, "what")``."""
     return require
+
+
+def pytest_configure(config):
+    """One intra-op thread per test process: tests use tiny tensors, where a second thread
+    only adds contention (measured 50x slower forward passes on a loaded 2-core machine)."""
+    import torch
+
+    torch.set_num_threads(1)
