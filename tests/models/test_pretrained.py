@@ -68,6 +68,9 @@ def test_hub_cache_file_with_the_right_hash_loads(monkeypatch):
     model = _resnet18(num_classes=1000, pretrained="IMAGENET1K_V1")
     assert model.pretrained_info.kind == "torchvision"
     assert not model.pretrained_info.fresh_head
+    cats = model.pretrained_info.categories  # ImageNet names from torchvision's metadata
+    assert len(cats) == 1000 and cats[0] == "tench"
+    assert model.pretrained_info.to_dict()["categories"] == 1000
     assert _same_state(src, model)
 
 
@@ -127,6 +130,18 @@ def test_rgb_weights_into_a_grayscale_model_sum_the_first_conv(tmp_path):
     gray = _resnet18(size=(1, 16, 16), pretrained=str(tmp_path / "rgb.pth"))
     assert torch.allclose(gray.conv1.weight, src.conv1.weight.sum(1, keepdim=True))
     assert "adapted from 3 to 1 channels" in gray.pretrained_info.notes[0]
+
+
+def test_auxiliary_classifiers_in_the_file_are_ignored_when_the_model_has_none(tmp_path):
+    import torchvision
+
+    torch.manual_seed(0)
+    tv = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=False)
+    torch.save(tv.state_dict(), tmp_path / "googlenet.pth")
+    model = create_model("googlenet", num_classes=4, input_size=(3, 32, 32),
+                         pretrained=tmp_path / "googlenet.pth")  # fmt: skip
+    assert torch.equal(model.inception5b.branch1.conv.weight, tv.inception5b.branch1.conv.weight)
+    assert model.pretrained_info.fresh_head and model.fc.out_features == 4
 
 
 def test_wrong_architecture_lists_the_keys(tmp_path):

@@ -50,6 +50,8 @@ class PretrainedInfo:
         fresh_head: the classifier was not loaded (other size, or absent from the file).
         notes: what was adapted (first conv summed over channels, skipped keys...).
         preprocessing: Keras preprocessing mode of converted weights (``caffe``/``tf``).
+        categories: class names of a loaded ImageNet head (torchvision's weight metadata),
+            None when the head is fresh or the source has no names.
     """
 
     spec: str
@@ -58,10 +60,13 @@ class PretrainedInfo:
     fresh_head: bool = False
     notes: list[str] = field(default_factory=list)
     preprocessing: str | None = None
+    categories: list[str] | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (for config.json and the report)."""
-        return asdict(self)
+        """A JSON-ready dict (for config.json and the report); categories as a count."""
+        d = asdict(self)
+        d["categories"] = len(self.categories) if self.categories else None
+        return d
 
 
 def load_pretrained(model: nn.Module, name: str, pretrained: Any) -> PretrainedInfo:
@@ -97,6 +102,8 @@ def load_pretrained(model: nn.Module, name: str, pretrained: Any) -> PretrainedI
         state = read_state_dict(path)
         info = PretrainedInfo(spec, "torchvision", str(path))
         load_state_into(model, _fix_legacy_keys(name, state), str(path), info)
+        if not info.fresh_head and getattr(model, "num_classes", 0):
+            info.categories = torchvision_categories(name, spec)
     model.pretrained_info = info
     return info
 
@@ -202,6 +209,14 @@ def torchvision_weights_url(name: str, weight: str) -> str:
     return enum[short].url
 
 
+def torchvision_categories(name: str, weight: str) -> list[str] | None:
+    """The class names torchvision's weight metadata lists (ImageNet's 1,000), if any."""
+    import torchvision.models as tvm
+
+    enum = tvm.get_model_weights(name)
+    return list(enum[weight.rpartition(".")[2]].meta.get("categories") or []) or None
+
+
 def hub_checkpoint_path(url: str) -> Path:
     """``$TORCH_HOME/hub/checkpoints/<basename of url>`` (torch.hub's layout)."""
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
@@ -255,8 +270,9 @@ def _head_prefixes(model: nn.Module) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(prefixes of the final classifier, prefixes of the whole head) as ``"name."``."""
     card = getattr(model, "card", None)
     clf = (card.classifier + ".",) if card is not None and card.classifier else ()
+    clf += ("AuxLogits.fc.",)  # Inception v3's auxiliary classifier follows num_classes
     names = getattr(model, "_head_module_names", lambda: ())()
-    return clf, tuple(n + "." for n in names) + ("AuxLogits.",)
+    return clf, tuple(n + "." for n in names) + AUX_HEADS
 
 
 def load_state_into(
@@ -276,8 +292,7 @@ def load_state_into(
         k for k in state if k.startswith(skip) and (k not in own or own[k].shape != state[k].shape)
     ]
     state = {k: v for k, v in state.items() if k not in set(skipped)}
-    own_aux = {k for k in own if k.startswith("AuxLogits.")}
-    state = {k: v for k, v in state.items() if not k.startswith("AuxLogits.") or own_aux}
+    state = _drop_absent_aux(own, state)
     missing = [k for k in own if k not in state and not k.startswith(head)]
     extra = [k for k in state if k not in own]
     shaped = [k for k in own if k in state and own[k].shape != state[k].shape]
@@ -288,6 +303,15 @@ def load_state_into(
         info.fresh_head = not is_base
         if skipped:
             info.notes.append(f"skipped {len(skipped)} head tensors ({', '.join(skipped[:4])})")
+
+
+AUX_HEADS = ("AuxLogits.", "aux1.", "aux2.")  # Inception v3 / GoogLeNet auxiliary classifiers
+
+
+def _drop_absent_aux(own: dict, state: dict) -> dict:
+    """Auxiliary-classifier tensors of the file are ignored when the model has none."""
+    absent = tuple(p for p in AUX_HEADS if not any(k.startswith(p) for k in own))
+    return {k: v for k, v in state.items() if not k.startswith(absent)} if absent else state
 
 
 def _misfit_message(source, model, own, state, missing, extra, shaped) -> str:
