@@ -74,7 +74,11 @@ def probe(path: str, min_side: int = TINY_SIDE, max_pixels: int = MAX_PIXELS) ->
     """
     info: dict[str, Any] = {"path": path, "bytes": 0, "format": None, "mode": None,
                             "width": 0, "height": 0, "orientation": 1, "problems": []}  # fmt: skip
-    size = info["bytes"] = os.path.getsize(path)
+    try:
+        size = info["bytes"] = os.path.getsize(path)
+    except OSError as e:  # a dangling symlink or an unreadable entry: a finding, not a crash
+        info["problems"].append(("not-an-image", f"cannot read the file ({e.strerror or e})"))
+        return info
     if size == 0:
         info["problems"].append(("empty", "file has 0 bytes"))
         return info
