@@ -227,7 +227,10 @@ def cpu_name() -> str:
     model = fields.get("Model name", "").strip()
     flags = fields.get("Flags", "").split()
     simd = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
-    return f"{model}, {fields.get('CPU(s)', '?').strip()} CPUs, flags: {' '.join(simd)}"
+    family = (
+        f"family {fields.get('CPU family', '?').strip()} model {fields.get('Model', '?').strip()}"
+    )
+    return f"{model} ({family}), {fields.get('CPU(s)', '?').strip()} CPUs, flags: {' '.join(simd)}"
 
 
 def report(args, info: dict) -> str:
