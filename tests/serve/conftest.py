@@ -84,3 +84,28 @@ def onnx_run(tmp_path_factory, run_dir) -> Path:
 def images(serve_data) -> dict[str, bytes]:
     """One real PNG per class from the training folder, as bytes."""
     return {name: (serve_data / name / "00.png").read_bytes() for name in CLASSES}
+
+
+@pytest.fixture(scope="module")
+def live_url(run_dir):
+    """The app served by uvicorn in a thread on 127.0.0.1 (a free port); yields its URL."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from cnnkit.serve.app import create_app
+
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(run_dir), host="127.0.0.1", port=0, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)

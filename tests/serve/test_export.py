@@ -74,3 +74,13 @@ def test_mismatch_fails_and_writes_nothing(run_dir, tmp_path):
 def test_bad_tolerance_is_a_clear_error(run_dir, tmp_path):
     with pytest.raises(ValueError, match="tolerance"):
         export_onnx(run_dir, tmp_path / "m.onnx", tolerance=0)
+
+
+def test_named_dataset_pseudo_paths_are_read(run_dir, tmp_path):
+    moved = tmp_path / "run"
+    shutil.copytree(run_dir, moved)
+    rows = "".join(f"digits:train/{i},0,validation\n" for i in range(3))
+    (moved / "split.csv").write_text("path,label,subset\n" + rows)
+    images, where = reference_images(load_run(moved), 8)
+    assert where == "validation split" and images.shape == (3, 1, 28, 28)
+    assert images.std() > 0  # real digits, resized to the run's size

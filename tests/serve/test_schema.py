@@ -31,8 +31,13 @@ def test_no_server_errors(api_schema, mode):
     seen = []
 
     @given(case=api_schema.as_strategy(mode))
-    @settings(max_examples=12, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=12,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     def check(case):
         response = case.call_and_validate(checks=[not_a_server_error])
         seen.append(response.status_code)

@@ -155,25 +155,23 @@ def export_metadata(run: Any) -> dict[str, Any]:
 def reference_images(run: Any, n: int) -> tuple[np.ndarray, str]:
     """Up to ``n`` real images the run knows about, decoded as for prediction.
 
-    The validation rows of ``split.csv`` come first, then ``predictions.csv``; when no file
-    named there can be read (the data moved), ``n`` seeded random images stand in.
+    The validation rows of ``split.csv`` come first, then ``predictions.csv``; entries are
+    image files or named-dataset pseudo-paths (``mnist-5k:train/12``). When none can be
+    read (the data moved), ``n`` seeded random images stand in.
 
     Returns:
         uint8 ``(N, C, H, W)`` images and where they came from.
     """
-    from cnnkit.serve.predictor import Predictor
-
-    predictor = Predictor(run)
+    reader = _ImageReader(run)
     for csv_name, where in (
         ("split.csv", "validation split"),
         ("predictions.csv", "run predictions"),
     ):
         images = []
         for path in _csv_paths(run.path / csv_name):
-            try:
-                images.append(predictor.load(path))
-            except (CnnkitError, OSError, ValueError):
-                continue
+            image = reader(path)
+            if image is not None:
+                images.append(image)
             if len(images) == n:
                 break
         if images:
@@ -181,6 +179,45 @@ def reference_images(run: Any, n: int) -> tuple[np.ndarray, str]:
     rng = np.random.default_rng(0)
     shape = (n, run.in_chans, *run.image_size)
     return rng.integers(0, 256, shape, dtype=np.uint8), "random pixels"
+
+
+class _ImageReader:
+    """``path -> uint8 (C, H, W)`` at the run's size, or None; named datasets loaded once."""
+
+    def __init__(self, run: Any) -> None:
+        from cnnkit.serve.predictor import Predictor
+
+        self.run = run
+        self.predictor = Predictor(run)
+        self._datasets: dict[tuple[str, str], np.ndarray | None] = {}
+
+    def __call__(self, path: str) -> np.ndarray | None:
+        from cnnkit.report.images import PSEUDO_PATH
+
+        match = PSEUDO_PATH.match(path)
+        if match is None:
+            try:
+                return self.predictor.load(path)
+            except (CnnkitError, OSError, ValueError):
+                return None
+        images = self._dataset(match["name"], match["split"])
+        index = int(match["index"])
+        return None if images is None or index >= len(images) else images[index]
+
+    def _dataset(self, name: str, split: str) -> np.ndarray | None:
+        if (name, split) not in self._datasets:
+            from cnnkit.data import load_dataset
+            from cnnkit.train.data_source import conform_images
+
+            try:
+                images = load_dataset(name, split).images
+                shape = (self.run.in_chans, *self.run.image_size)
+                if tuple(images.shape[1:]) != shape:
+                    images = conform_images(images, shape[0], self.run.image_size)
+                self._datasets[(name, split)] = np.asarray(images, dtype=np.uint8)
+            except (ImportError, OSError, ValueError, KeyError):
+                self._datasets[(name, split)] = None
+        return self._datasets[(name, split)]
 
 
 def _csv_paths(path: Path) -> list[str]:

@@ -46,7 +46,7 @@ function showBars(entry) {
     list.append(li);
   }
   $("label").textContent = entry.label;
-  $("probability").textContent = `(${(100 * entry.probability).toFixed(1)}%)`;
+  $("probability").textContent = `${(100 * entry.probability).toFixed(1)}% probability`;
 }
 
 async function errorText(r) {
