@@ -235,3 +235,17 @@ def test_card_of_a_dataparallel_style_wrapper():
     inner.card = type("Card", (), {"target_layer": "body.0"})()
     res = gradcam(Wrapper(inner), torch.randn(1, 3, 16, 16))
     assert res.target_layer == "module.body.0"
+
+
+def test_layer_off_the_logits_path_is_a_clear_error():
+    class Branchy(TinyNet):
+        def __init__(self):
+            super().__init__()
+            self.side = nn.Conv2d(3, 2, 1)
+
+        def forward(self, x):
+            self.side(x)  # computed, never used
+            return super().forward(x)
+
+    with pytest.raises(ValueError, match="path to the logits"):
+        gradcam(Branchy(), torch.randn(1, 3, 8, 8), target_layer="side")

@@ -101,10 +101,23 @@ def gradcam(
         labels = probs.argmax(dim=1)
         targets = _targets(target_class, labels, logits.shape[1])
         score = logits.gather(1, targets[:, None]).sum()  # images are independent in eval
-        (grads,) = torch.autograd.grad(score, acts)
+        grads = _grad(score, acts, layer)
     cam = _combine(acts.detach().float(), grads.float(), method)
     upsampled = _normalise(F.interpolate(cam[:, None], size=x.shape[-2:], mode="bilinear"))
     return CamResult(cam, upsampled[:, 0], labels, probs, targets, layer, method)
+
+
+def _grad(score: torch.Tensor, acts: torch.Tensor, layer: str) -> torch.Tensor:
+    """d score / d acts; a layer the score does not depend on is a user error."""
+    grads = None
+    if score.requires_grad:
+        (grads,) = torch.autograd.grad(score, acts, allow_unused=True)
+    if grads is None:
+        raise ValueError(
+            f"target_layer must lie on the path to the logits; the output does not depend "
+            f"on it. Received: target_layer={layer!r}"
+        )
+    return grads
 
 
 def _check_input(x: torch.Tensor) -> torch.Tensor:
