@@ -259,7 +259,7 @@ def _convert(im: Image.Image, color_mode: str) -> Image.Image:
     target = "L" if color_mode == "grayscale" else "RGB"
     if _has_alpha(im):
         return _composite(im, target)
-    if im.mode == "CMYK" and target == "L":
+    if im.mode in ("CMYK", "LAB", "HSV") and target == "L":  # Pillow has no direct route to L
         im = im.convert("RGB")
     return im if im.mode == target else im.convert(target)
 
