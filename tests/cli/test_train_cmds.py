@@ -71,6 +71,25 @@ def test_evaluate_json_matches_metrics_file(trained, capsys):
     assert 0 <= lo <= out["accuracy"] <= hi <= 1
 
 
+def test_evaluate_with_tta(trained, capsys, monkeypatch):
+    from cnnkit.train.runio import LoadedRun
+
+    _, run = trained
+    seen = []
+    original = LoadedRun.predict_proba
+
+    def spy(self, images, *a, **k):
+        seen.append(np.asarray(images).copy())
+        return original(self, images, *a, **k)
+
+    monkeypatch.setattr(LoadedRun, "predict_proba", spy)
+    assert main(["evaluate", str(run), "--tta", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["tta"] == 2 and out["n"] == 9
+    assert len(seen) == 3  # the images and two augmented copies
+    assert not np.array_equal(seen[0], seen[1]) and not np.array_equal(seen[1], seen[2])
+
+
 def test_evaluate_other_folder(trained, tmp_path, capsys):
     _, run = trained
     other = make_folder(tmp_path / "other", per_class=4, seed=7)

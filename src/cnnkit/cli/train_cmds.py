@@ -195,13 +195,14 @@ def _train_text(p: dict) -> str:
 def evaluate(
     run: Path = typer.Argument(..., help="Run folder."),
     data: Optional[str] = typer.Argument(None, help="Folder or NAME:test; default: the run's validation split."),
+    tta: int = typer.Option(0, "--tta", help="Test-time augmentation: average over N augmented copies."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Accuracy with a 95% CI, per-class precision/recall/F1 and the confusion matrix."""
     from cnnkit.train.evaluate import evaluate_run
     from cnnkit.train.metrics import format_metrics
 
-    metrics = evaluate_run(run, data)
+    metrics = evaluate_run(run, data, tta=tta)
     emit(metrics, as_json, format_metrics)
 
 

@@ -46,11 +46,42 @@ def _align_classes(arrays: Any, names: list[str], data: str) -> Any:
     return arrays
 
 
-def evaluate_run(run_dir: str | Path, data: str | None = None) -> dict[str, Any]:
-    """Metrics (accuracy with Wilson 95% CI, per-class P/R/F1, confusion matrix, log loss)."""
+def evaluate_run(run_dir: str | Path, data: str | None = None, *, tta: int = 0,
+                 seed: int = 0) -> dict[str, Any]:
+    """Metrics (accuracy with Wilson 95% CI, per-class P/R/F1, confusion matrix, log loss).
+
+    Args:
+        run_dir: the run folder.
+        data: a folder or ``NAME[:split]``; None = the run's saved validation split.
+        tta: test-time augmentation: average the probabilities of the image and ``tta``
+            augmented copies (the run's own augmentation settings; a horizontal flip if the
+            run had none).
+        seed: seeds the test-time augmentation draws.
+    """
+    if tta < 0:
+        raise ValueError(f"tta must be >= 0. Received: tta={tta}")
     run = load_run(run_dir)
     arrays = evaluation_arrays(run, data)
     if len(arrays) == 0:
         raise ValueError(f"nothing to evaluate: the {'validation split' if data is None else data} is empty")
     probs = run.predict_proba(arrays.images).numpy()
-    return classification_metrics(arrays.labels, probs, run.class_names)
+    if tta:
+        probs = _tta_probs(run, arrays.images, probs, tta, seed)
+    metrics = classification_metrics(arrays.labels, probs, run.class_names)
+    metrics["tta"] = tta
+    return metrics
+
+
+def _tta_probs(run: LoadedRun, images: np.ndarray, probs: np.ndarray, n: int, seed: int) -> np.ndarray:
+    import torch
+
+    from cnnkit.data import Augment
+
+    settings = run.config.get("augment") or {"horizontal_flip": True}
+    augment = Augment(**settings)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.from_numpy(np.ascontiguousarray(images))
+    total = probs.copy()
+    for _ in range(n):
+        total += run.predict_proba(augment(x, generator=gen)).numpy()
+    return total / (n + 1)
