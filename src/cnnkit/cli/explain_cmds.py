@@ -45,7 +45,7 @@ def _resolve_source(source: str, pretrained: str | None) -> _Source:
             was given with a run folder.
     """
     path = Path(source)
-    if path.is_dir():
+    if path.is_dir() and ((path / "config.json").exists() or not _is_model_name(source)):
         if pretrained:
             raise ValueError(
                 f"--pretrained applies to a model NAME, not to a run folder. "
@@ -57,6 +57,12 @@ def _resolve_source(source: str, pretrained: str | None) -> _Source:
             f"SOURCE must be a run folder or a model name. Received: {source!r} (not a folder)"
         )
     return _from_name(source, pretrained)
+
+
+def _is_model_name(name: str) -> bool:
+    from cnnkit.models import list_models
+
+    return name.strip().lower().replace("-", "_") in list_models()
 
 
 def _from_run(path: Path) -> _Source:
