@@ -161,6 +161,8 @@ def test_decompression_bomb_rejected_before_decoding(tmp_path):
 def test_missing_file_and_bad_arguments(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_image(tmp_path / "nope.png")
+    with pytest.raises(IsADirectoryError):
+        load_image(tmp_path)
     data = _encode(Image.fromarray(RGB), "PNG")
     with pytest.raises(ValueError, match="image_size"):
         load_image(data, (0, 32))

@@ -161,7 +161,7 @@ def _open(source: Source, name: str) -> Image.Image:
     except UnidentifiedImageError:
         raise ImageDecodeError(name, "not-an-image", f"not a {'/'.join(FORMATS)} file") from None
     except (OSError, SyntaxError, ValueError) as e:
-        if isinstance(e, FileNotFoundError):
+        if isinstance(e, (FileNotFoundError, IsADirectoryError, PermissionError)):
             raise
         raise ImageDecodeError(name, "truncated", str(e) or type(e).__name__) from None
 
