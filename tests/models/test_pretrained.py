@@ -175,6 +175,28 @@ def test_timm_names_without_timm_are_a_clear_error(monkeypatch):
         _resnet18(pretrained="timm:resnet18.a1_in1k")
 
 
+def test_timm_weights_load_offline_through_timm(monkeypatch):
+    import types
+
+    src = _resnet18(num_classes=1000)
+    seen = {}
+
+    def create(name, pretrained):
+        seen.update(name=name, offline=os.environ.get("HF_HUB_OFFLINE"))
+        if name == "missing":
+            raise RuntimeError("not in the cache")
+        return src  # timm's resnet18 has torchvision's key names
+
+    monkeypatch.setitem(sys.modules, "timm", types.SimpleNamespace(create_model=create))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    model = _resnet18(num_classes=3, pretrained="timm:resnet18.a1_in1k")
+    assert seen == {"name": "resnet18.a1_in1k", "offline": "1"}  # never the network
+    assert "HF_HUB_OFFLINE" not in os.environ
+    assert _same_base(src, model) and model.pretrained_info.kind == "timm"
+    with pytest.raises(FileNotFoundError, match="not in the local Hugging Face cache"):
+        _resnet18(pretrained="timm:missing")
+
+
 # --- Keras ---------------------------------------------------------------------------------
 
 

@@ -85,7 +85,7 @@ def _read_keras3(layers: Any) -> KerasLayers:
     return out
 
 
-def load_keras_weights(model: nn.Module, name: str, path: Path, spec: str) -> PretrainedInfo:
+def load_keras_weights(model: Any, name: str, path: Path, spec: str) -> PretrainedInfo:
     """Convert the Keras weight file ``path`` into ``model`` (a cnnkit ``name`` model).
 
     Returns:
@@ -113,7 +113,7 @@ def load_keras_weights(model: nn.Module, name: str, path: Path, spec: str) -> Pr
     return info
 
 
-def _targets(model: nn.Module, name: str) -> dict[str, nn.Module]:
+def _targets(model: Any, name: str) -> dict[str, nn.Module]:
     """Keras layer name -> torch module; unnamed Keras layers under ``#conv2d/#bn`` lists."""
     if name.startswith("vgg"):
         return _vgg_targets(model)
@@ -137,7 +137,7 @@ def _targets(model: nn.Module, name: str) -> dict[str, nn.Module]:
     return named
 
 
-def _vgg_targets(model: nn.Module) -> dict[str, Any]:
+def _vgg_targets(model: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     block, i = 1, 0
     for n, path in enumerate(model.card.block_groups):  # features.<i> of every conv, in order
@@ -152,12 +152,12 @@ def _vgg_targets(model: nn.Module) -> dict[str, Any]:
     return out
 
 
-def _pool_between(model: nn.Module, path: str) -> bool:
+def _pool_between(model: Any, path: str) -> bool:
     idx = int(path.rpartition(".")[2])
     return isinstance(model.features[idx - 1], nn.MaxPool2d)
 
 
-def _convert(layers: KerasLayers, targets: dict[str, Any], model: nn.Module, source: str) -> dict:
+def _convert(layers: KerasLayers, targets: dict[str, Any], model: Any, source: str) -> dict:
     paths = {id(m): p for p, m in model.named_modules()}
     unnamed: dict[str, list] = {"conv2d": [], "batch_normalization": []}
     state: dict[str, torch.Tensor] = {}
@@ -186,7 +186,7 @@ def _convert(layers: KerasLayers, targets: dict[str, Any], model: nn.Module, sou
     return state
 
 
-def _put(state: dict, target: Any, arrays: list[np.ndarray], paths: dict, model: nn.Module) -> None:
+def _put(state: dict, target: Any, arrays: list[np.ndarray], paths: dict, model: Any) -> None:
     flatten = isinstance(target, tuple)
     mod = target[0] if flatten else target
     p = paths[id(mod)]
@@ -233,14 +233,14 @@ def _from_hwc(w: torch.Tensor, channels: int) -> torch.Tensor:
     return w.reshape(out, side, side, channels).permute(0, 3, 1, 2).reshape(out, n)
 
 
-def _to_rgb(state: dict, model: nn.Module) -> None:
+def _to_rgb(state: dict, model: Any) -> None:
     """Reverse the first conv's input channels: caffe weights expect BGR."""
     key = f"{model.card.first_conv}.weight"
     if key in state and state[key].shape[1] == 3:
         state[key] = state[key].flip(1).contiguous()
 
 
-def _set_caffe_card(model: nn.Module) -> None:
+def _set_caffe_card(model: Any) -> None:
     """caffe preprocessing (``x - mean`` on 0..255) as cnnkit mean/std for 0..1 inputs."""
     c = model.in_chans
     mean = tuple(m / 255.0 for m in CAFFE_MEAN_RGB)

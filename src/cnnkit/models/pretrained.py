@@ -69,7 +69,7 @@ class PretrainedInfo:
         return d
 
 
-def load_pretrained(model: nn.Module, name: str, pretrained: Any) -> PretrainedInfo:
+def load_pretrained(model: Any, name: str, pretrained: Any) -> PretrainedInfo:
     """Load ``pretrained`` weights into ``model`` (built by ``create_model(name, ...)``).
 
     Args:
@@ -102,7 +102,7 @@ def load_pretrained(model: nn.Module, name: str, pretrained: Any) -> PretrainedI
         state = read_state_dict(path)
         info = PretrainedInfo(spec, "torchvision", str(path))
         load_state_into(model, _fix_legacy_keys(name, state), str(path), info)
-        if not info.fresh_head and getattr(model, "num_classes", 0):
+        if not info.fresh_head and model.num_classes:
             info.categories = torchvision_categories(name, spec)
     model.pretrained_info = info
     return info
@@ -269,7 +269,7 @@ def _fix_legacy_keys(name: str, state: dict[str, torch.Tensor]) -> dict[str, tor
 def _head_prefixes(model: nn.Module) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(prefixes of the final classifier, prefixes of the whole head) as ``"name."``."""
     card = getattr(model, "card", None)
-    clf = (card.classifier + ".",) if card is not None and card.classifier else ()
+    clf: tuple[str, ...] = (card.classifier + ".",) if card is not None and card.classifier else ()
     clf += ("AuxLogits.fc.",)  # Inception v3's auxiliary classifier follows num_classes
     names = getattr(model, "_head_module_names", lambda: ())()
     return clf, tuple(n + "." for n in names) + AUX_HEADS

@@ -101,7 +101,7 @@ def freeze_base(model: nn.Module) -> None:
     object.__setattr__(model, "_cnnkit_unfrozen", [])
 
 
-def unfreeze_top(model: nn.Module, n: int, card: Any = None, *, bn: str = "frozen") -> list[str]:
+def unfreeze_top(model: Any, n: int, card: Any = None, *, bn: str = "frozen") -> list[str]:
     """Make the top ``n`` block groups of the card trainable again.
 
     Args:
@@ -151,7 +151,7 @@ def frozen_snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def changed_since(snapshot: dict[str, torch.Tensor], model: nn.Module) -> list[str]:
     """Names of snapshot tensors that are no longer bit-identical in ``model``."""
-    now = dict(model.named_parameters())
+    now: dict[str, torch.Tensor] = dict(model.named_parameters())
     now.update(dict(model.named_buffers()))
     return [k for k, v in snapshot.items() if not torch.equal(now[k].detach().cpu(), v.cpu())]
 

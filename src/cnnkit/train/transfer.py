@@ -296,7 +296,7 @@ def feature_cache_key(model, images: np.ndarray) -> str:
         if not name.startswith(head):
             h.update(name.encode())
             h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    h.update(memoryview(np.ascontiguousarray(images)).cast("B"))
+    h.update(np.ascontiguousarray(images).tobytes())
     return h.hexdigest()
 
 
