@@ -18,6 +18,7 @@ from cnnkit.models.registry import KINDS
 # Parameter counts at card defaults (torch count: weights, biases, BN gamma/beta).
 PUBLISHED = {
     "basic_convnet": 104_202,
+    "basic_convnet_bn": 104_426,  # cnnkit's own: basic_convnet + BN, counted by hand
     "keras_mnist_convnet": 34_826,
     "lenet5": 61_706,
     "alexnet": 61_100_840,

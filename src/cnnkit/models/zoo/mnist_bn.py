@@ -32,7 +32,7 @@ def _bn_stack(in_chans: int, widths: tuple[int, ...], pool_after: tuple[bool, ..
 @register_model(
     card=_mnist_card(
         "basic_convnet_bn",
-        min_input_size=(18, 18),
+        min_input_size=(22, 22),  # BatchNorm needs > 1 value per channel after conv3
         target_layer="features.relu3",
         block_groups=("features.conv1", "features.conv2", "features.conv3"),
         published_params=104_426,
