@@ -212,8 +212,17 @@ def test_dense_after_flatten_is_permuted_from_hwc_to_chw():
     assert np.allclose(torch_out.numpy(), keras_out)
 
 
-def test_keras_file_for_an_unsupported_model_or_a_non_keras_file(tmp_path):
-    import h5py
+def _h5py(require):
+    try:
+        import h5py
+    except ImportError:
+        h5py = None
+    require(h5py is not None, "h5py (pip install h5py) to write Keras weight files")
+    return h5py
+
+
+def test_keras_file_for_an_unsupported_model_or_a_non_keras_file(tmp_path, require):
+    h5py = _h5py(require)
 
     with h5py.File(tmp_path / "x.h5", "w") as f:
         f.attrs["layer_names"] = [b"block1_conv1"]
@@ -228,8 +237,8 @@ def test_keras_file_for_an_unsupported_model_or_a_non_keras_file(tmp_path):
         create_model("mobilenet", input_size=(3, 32, 32), pretrained=tmp_path / "y.h5")
 
 
-def test_keras_layer_without_counterpart_is_named(tmp_path):
-    import h5py
+def test_keras_layer_without_counterpart_is_named(tmp_path, require):
+    h5py = _h5py(require)
 
     with h5py.File(tmp_path / "m.weights.h5", "w") as f:
         v = f.create_group("layers/dense/vars")
@@ -308,8 +317,8 @@ def test_keras_weights_convert_and_match_keras_outputs(tmp_path, require, arch, 
 
 
 @pytest.mark.slow  # VGG16 builds its 120M-parameter head even for a base
-def test_caffe_weights_set_caffe_preprocessing_on_the_card(tmp_path):
-    import h5py
+def test_caffe_weights_set_caffe_preprocessing_on_the_card(tmp_path, require):
+    h5py = _h5py(require)
 
     src = create_model("vgg16", num_classes=0, input_size=(3, 32, 32))
     convs = [m for m in src.features if isinstance(m, torch.nn.Conv2d)]

@@ -45,8 +45,12 @@ def read_keras_h5(path: str | Path) -> KerasLayers:
     Raises:
         ValueError: the file is not a Keras weight file (names the file).
     """
-    import h5py
-
+    try:
+        import h5py
+    except ImportError:
+        raise ValueError(
+            f"reading Keras weight files needs h5py (pip install h5py). Received: {path}"
+        ) from None
     try:
         with h5py.File(path, "r") as f:
             if "layers" in f and "layer_names" not in f.attrs:
