@@ -66,9 +66,14 @@ def machine() -> dict:
 
 
 def machine_line(m: dict) -> str:
-    isa = "AVX-512 + bf16" if m["avx512_bf16"] else ("AVX-512" if m["avx512"] else ("AVX2 only" if m["avx2"] else "no AVX2"))
+    isa = (
+        "AVX-512 + bf16"
+        if m["avx512_bf16"]
+        else ("AVX-512" if m["avx512"] else ("AVX2 only" if m["avx2"] else "no AVX2"))
+    )
     gpu = f", GPU {m['gpu']}" if m.get("gpu") else ""
-    return f"{m['cpu']} ({m['cores']} cores, {isa}){gpu}; torch {m['torch']}, {m['torch_threads']} threads"
+    torch = f"torch {m['torch']}, {m['torch_threads']} threads"
+    return f"{m['cpu']} ({m['cores']} cores, {isa}){gpu}; {torch}"
 
 
 def peers_python() -> str | None:
@@ -83,10 +88,19 @@ def run_peer(script: str, *args: str, env: dict | None = None, timeout: int = 18
     """Run a peer script with the peers' venv; returns its stdout (raises on failure)."""
     py = peers_python()
     if py is None:
-        raise RuntimeError("TensorFlow peers venv missing (python3 -m venv .peers-venv && .peers-venv/bin/pip install tensorflow)")
+        raise RuntimeError(
+            "TensorFlow peers venv missing "
+            "(python3 -m venv .peers-venv && .peers-venv/bin/pip install tensorflow)"
+        )
     e = dict(os.environ, KERAS_BACKEND="tensorflow", **(env or {}))
-    out = subprocess.run([py, str(PEERS / script), *args], cwd=PEERS, env=e, capture_output=True,
-                         text=True, timeout=timeout)
+    out = subprocess.run(
+        [py, str(PEERS / script), *args],
+        cwd=PEERS,
+        env=e,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if out.returncode != 0:
         raise RuntimeError(f"{script} failed: {out.stderr[-2000:]}")
     return out.stdout

@@ -23,20 +23,60 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine, machine_line, write_result  # noqa: E402
 
 JOBS = {
-    "fashion": dict(data="fashion-mnist", test="fashion-mnist:test", model="basic_convnet_bn",
-                    epochs=15, batch_size=128, lr=3e-3, validation_split=0.1,
-                    augment={"width_shift_range": 0.08, "height_shift_range": 0.08,
-                             "horizontal_flip": True, "zoom_range": 0.05}),
-    "mnist5k-keras": dict(data="mnist-5k", test="mnist-5k:test", model="keras_mnist_convnet",
-                          epochs=15, batch_size=64, lr=2e-3, validation_split=0.1),
-    "mnist5k-lenet": dict(data="mnist-5k", test="mnist-5k:test", model="lenet5", epochs=15,
-                          batch_size=64, lr=2e-3, validation_split=0.1),
-    "digits-lenet": dict(data="digits", test=None, model="lenet5", epochs=30, batch_size=32,
-                         lr=2e-3, validation_split=0.2, image_size=[32, 32]),
-    "cifar10-resnet18": dict(data="cifar10", test="cifar10:test", model="resnet18", epochs=20,
-                             batch_size=128, lr=2e-3, validation_split=0.1, image_size=[32, 32],
-                             augment={"width_shift_range": 0.1, "height_shift_range": 0.1,
-                                      "horizontal_flip": True}),
+    "fashion": dict(
+        data="fashion-mnist",
+        test="fashion-mnist:test",
+        model="basic_convnet_bn",
+        epochs=15,
+        batch_size=128,
+        lr=3e-3,
+        validation_split=0.1,
+        augment={
+            "width_shift_range": 0.08,
+            "height_shift_range": 0.08,
+            "horizontal_flip": True,
+            "zoom_range": 0.05,
+        },
+    ),
+    "mnist5k-keras": dict(
+        data="mnist-5k",
+        test="mnist-5k:test",
+        model="keras_mnist_convnet",
+        epochs=15,
+        batch_size=64,
+        lr=2e-3,
+        validation_split=0.1,
+    ),
+    "mnist5k-lenet": dict(
+        data="mnist-5k",
+        test="mnist-5k:test",
+        model="lenet5",
+        epochs=15,
+        batch_size=64,
+        lr=2e-3,
+        validation_split=0.1,
+    ),
+    "digits-lenet": dict(
+        data="digits",
+        test=None,
+        model="lenet5",
+        epochs=30,
+        batch_size=32,
+        lr=2e-3,
+        validation_split=0.2,
+        image_size=[32, 32],
+    ),
+    "cifar10-resnet18": dict(
+        data="cifar10",
+        test="cifar10:test",
+        model="resnet18",
+        epochs=20,
+        batch_size=128,
+        lr=2e-3,
+        validation_split=0.1,
+        image_size=[32, 32],
+        augment={"width_shift_range": 0.1, "height_shift_range": 0.1, "horizontal_flip": True},
+    ),
 }
 
 
@@ -58,10 +98,19 @@ def run_job(name: str, spec: dict, scale: float, root: Path) -> dict:
     seconds = time.perf_counter() - t
     m = evaluate_run(root / name, test) if test else res.metrics
     first90 = next((h["epoch"] for h in res.history if h["val_accuracy"] >= 0.90), None)
-    return {"job": name, "model": cfg.model, "data": cfg.data, "eval": test or "validation split",
-            "epochs": cfg.epochs, "accuracy": m["accuracy"], "ci": m["accuracy_ci"], "n": m["n"],
-            "seconds": seconds, "val_90_epoch": first90,
-            "train_img_s": sum(h["images_per_second"] for h in res.history) / len(res.history)}
+    return {
+        "job": name,
+        "model": cfg.model,
+        "data": cfg.data,
+        "eval": test or "validation split",
+        "epochs": cfg.epochs,
+        "accuracy": m["accuracy"],
+        "ci": m["accuracy_ci"],
+        "n": m["n"],
+        "seconds": seconds,
+        "val_90_epoch": first90,
+        "train_img_s": sum(h["images_per_second"] for h in res.history) / len(res.history),
+    }
 
 
 def main() -> None:
@@ -77,18 +126,26 @@ def main() -> None:
             r = run_job(name, JOBS[name], args.epochs_scale, Path(tmp))
             print(r, flush=True)
             rows.append(r)
-    lines = ["# Accuracy references", "", f"Machine: {machine_line(m)}. Date: {m['date']}.", "",
-             f"Command: `.venv/bin/python bench/accuracy.py --only {' '.join(args.only)} "
-             f"--epochs-scale {args.epochs_scale}`", "",
-             "| job | model | evaluated on | epochs | accuracy (95% CI) | n | train time |",
-             "|---|---|---|---:|---|---:|---:|"]
+    lines = [
+        "# Accuracy references",
+        "",
+        f"Machine: {machine_line(m)}. Date: {m['date']}.",
+        "",
+        f"Command: `.venv/bin/python bench/accuracy.py --only {' '.join(args.only)} "
+        f"--epochs-scale {args.epochs_scale}`",
+        "",
+        "| job | model | evaluated on | epochs | accuracy (95% CI) | n | train time |",
+        "|---|---|---|---:|---|---:|---:|",
+    ]
     for r in rows:
         if "missing" in r:
             lines.append(f"| {r['job']} | | | | not run: {r['missing']} | | |")
             continue
         lo, hi = r["ci"]
-        lines.append(f"| {r['job']} | {r['model']} | {r['eval']} | {r['epochs']} | "
-                     f"{r['accuracy']:.4f} ({lo:.4f}-{hi:.4f}) | {r['n']} | {r['seconds']:.0f} s |")
+        lines.append(
+            f"| {r['job']} | {r['model']} | {r['eval']} | {r['epochs']} | "
+            f"{r['accuracy']:.4f} ({lo:.4f}-{hi:.4f}) | {r['n']} | {r['seconds']:.0f} s |"
+        )
     text = "\n".join(lines) + "\n"
     print(text)
     write_result("accuracy", text, {"machine": m, "rows": rows})

@@ -24,14 +24,37 @@ from _common import machine, machine_line, wait_quiet, write_result  # noqa: E40
 
 def train(data: Path, out: Path, devices: int, epochs: int) -> dict:
     wait_quiet()
-    cmd = [sys.executable, "-m", "cnnkit", "train", str(data), "--out", str(out), "--epochs",
-           str(epochs), "--batch-size", "128", "--devices", str(devices), "--no-report", "--seed", "0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "cnnkit",
+        "train",
+        str(data),
+        "--out",
+        str(out),
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        "128",
+        "--devices",
+        str(devices),
+        "--no-report",
+        "--seed",
+        "0",
+    ]
     subprocess.run(cmd, check=True, capture_output=True)
-    hist = list(csv.DictReader(open(out / "history.csv")))
+    with open(out / "history.csv", newline="") as f:
+        hist = list(csv.DictReader(f))
     metrics = json.loads((out / "metrics.json").read_text())
-    rates = [float(h["images_per_second"]) for h in hist[1:]] or [float(hist[0]["images_per_second"])]
-    return {"devices": devices, "img_s": statistics.median(rates), "accuracy": metrics["accuracy"],
-            "ci": metrics["accuracy_ci"]}
+    rates = [float(h["images_per_second"]) for h in hist[1:]] or [
+        float(hist[0]["images_per_second"])
+    ]
+    return {
+        "devices": devices,
+        "img_s": statistics.median(rates),
+        "accuracy": metrics["accuracy"],
+        "ci": metrics["accuracy_ci"],
+    }
 
 
 def main() -> None:
@@ -45,13 +68,22 @@ def main() -> None:
         data = Path(tmp) / "digits"
         export_dataset("mnist-5k", data, split="train")
         rows = [train(data, Path(tmp) / f"run{d}", d, args.epochs) for d in (1, 2)]
-    lines = ["# Data-parallel: 1 vs 2 processes", "", f"Machine: {machine_line(m)}. Date: {m['date']}.",
-             "", f"Command: `.venv/bin/python bench/ddp.py --epochs {args.epochs}` (basic_convnet, "
-             "mnist-5k PNG folder, global batch 128)", "",
-             "| processes | img/s (median epoch) | validation accuracy (95% CI) |", "|---:|---:|---|"]
+    lines = [
+        "# Data-parallel: 1 vs 2 processes",
+        "",
+        f"Machine: {machine_line(m)}. Date: {m['date']}.",
+        "",
+        f"Command: `.venv/bin/python bench/ddp.py --epochs {args.epochs}` (basic_convnet, "
+        "mnist-5k PNG folder, global batch 128)",
+        "",
+        "| processes | img/s (median epoch) | validation accuracy (95% CI) |",
+        "|---:|---:|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['devices']} | {r['img_s']:,.0f} | {r['accuracy']:.4f} "
-                     f"({r['ci'][0]:.4f}-{r['ci'][1]:.4f}) |")
+        lines.append(
+            f"| {r['devices']} | {r['img_s']:,.0f} | {r['accuracy']:.4f} "
+            f"({r['ci'][0]:.4f}-{r['ci'][1]:.4f}) |"
+        )
     lines += ["", f"2 processes / 1 process throughput: {rows[1]['img_s'] / rows[0]['img_s']:.2f}x"]
     text = "\n".join(lines) + "\n"
     print(text)

@@ -5,8 +5,17 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-SCRIPTS = ["train.py", "tta.py", "pipeline.py", "accuracy.py", "ddp.py", "transfer.py",
-           "explain.py", "genomics.py", "serve.py"]
+SCRIPTS = [
+    "train.py",
+    "tta.py",
+    "pipeline.py",
+    "accuracy.py",
+    "ddp.py",
+    "transfer.py",
+    "explain.py",
+    "genomics.py",
+    "serve.py",
+]
 
 if __name__ == "__main__":
     failed = []

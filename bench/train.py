@@ -5,7 +5,7 @@ Compares, on the same tensors and the same machine:
   plain PyTorch fp32 eager loop     the typical hand-written baseline
   plain PyTorch + channels_last     the obvious layout tweak
   DataLoader(TensorDataset) loop    the tutorial pipeline
-  Keras/TensorFlow model.fit        the peer script ../shared/peers/train_keras.py (when TF is installed)
+  Keras/TensorFlow model.fit        ../shared/peers/train_keras.py (when TF is installed)
 
 Each figure is the median img/s over >= 3 clean windows (other processes < 0.15 cores),
 measured with the peers' own noise-aware helpers. Writes bench/results/train.md.
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
@@ -40,9 +39,16 @@ def load_fmnist() -> tuple[torch.Tensor, torch.Tensor]:
 def keras_book_convnet() -> nn.Module:
     """The same network, written by hand as a plain-PyTorch user would."""
     return nn.Sequential(
-        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(64, 128, 3), nn.ReLU(), nn.Flatten(), nn.Linear(1152, 10),
+        nn.Conv2d(1, 32, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(64, 128, 3),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(1152, 10),
     )
 
 
@@ -57,7 +63,7 @@ def plain_window(x: torch.Tensor, y: torch.Tensor, n: int, channels_last: bool):
     def window() -> int:
         perm = torch.randperm(len(xf))[:n]
         for i in range(0, n, BATCH):
-            idx = perm[i:i + BATCH]
+            idx = perm[i : i + BATCH]
             xb = xf[idx]
             if channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
@@ -101,8 +107,9 @@ def cnnkit_window(x: torch.Tensor, y: torch.Tensor, n: int):
     model = create_model("basic_convnet")
     perm = torch.randperm(len(x))[:n]
     data = (x[perm], y[perm])
-    cfg = TrainConfig(data="fashion-mnist", epochs=1, batch_size=BATCH, schedule="none",
-                      precision="auto")
+    cfg = TrainConfig(
+        data="fashion-mnist", epochs=1, batch_size=BATCH, schedule="none", precision="auto"
+    )
     info = {}
 
     class Keep(Callback):
@@ -110,7 +117,9 @@ def cnnkit_window(x: torch.Tensor, y: torch.Tensor, n: int):
             info["precision"] = None
 
     res = fit(model, data, None, cfg, callbacks=[Keep()])
-    info["precision"] = f"{res.precision.value}{' + channels_last' if res.precision.channels_last else ''}"
+    info["precision"] = (
+        f"{res.precision.value}{' + channels_last' if res.precision.channels_last else ''}"
+    )
 
     def window() -> int:
         fit(model, data, None, cfg)
@@ -141,8 +150,12 @@ def main() -> None:
     ck_window, info = cnnkit_window(x, y, n)
     rows["cnnkit fit (auto: " + info["precision"] + ")"] = timed_windows(ck_window, label="cnnkit")
     rows["plain PyTorch fp32 eager"] = timed_windows(plain_window(x, y, n, False), label="plain")
-    rows["plain PyTorch fp32 + channels_last"] = timed_windows(plain_window(x, y, n, True), label="plain-cl")
-    rows["DataLoader(TensorDataset) loop"] = timed_windows(dataloader_window(x, y, n), label="dataloader")
+    rows["plain PyTorch fp32 + channels_last"] = timed_windows(
+        plain_window(x, y, n, True), label="plain-cl"
+    )
+    rows["DataLoader(TensorDataset) loop"] = timed_windows(
+        dataloader_window(x, y, n), label="dataloader"
+    )
     keras_note = "skipped (--no-keras)"
     if not args.no_keras:
         rate, keras_note = keras_rate()
@@ -154,7 +167,9 @@ def main() -> None:
         "",
         f"Machine: {machine_line(m)}. Date: {m['date']}.",
         "",
-        "Command: `.venv/bin/python bench/train.py" + (" --no-keras" if args.no_keras else "") + "`",
+        "Command: `.venv/bin/python bench/train.py"
+        + (" --no-keras" if args.no_keras else "")
+        + "`",
         "",
         "| pipeline | img/s (median of clean windows) | vs plain PyTorch |",
         "|---|---:|---:|",
@@ -168,7 +183,11 @@ def main() -> None:
         lines.append(f"cnnkit / Keras-TF: {ck / kr[0]:.2f}x")
     text = "\n".join(lines) + "\n"
     print(text)
-    write_result("train", text, {"machine": m, "rows": {k: {"rate": v[0], "windows": v[1]} for k, v in rows.items()}})
+    write_result(
+        "train",
+        text,
+        {"machine": m, "rows": {k: {"rate": v[0], "windows": v[1]} for k, v in rows.items()}},
+    )
 
 
 if __name__ == "__main__":

@@ -30,11 +30,21 @@ def cnnkit_tta(seed: int, epochs: int, lr: float) -> dict:
     from cnnkit.models import create_model
     from cnnkit.train import Callback, TrainConfig, fit
 
-    tr, te = load_dataset("fashion-mnist", split="train"), load_dataset("fashion-mnist", split="test")
+    tr, te = (
+        load_dataset("fashion-mnist", split="train"),
+        load_dataset("fashion-mnist", split="test"),
+    )
     torch.manual_seed(seed)
     model = create_model("basic_convnet")
-    cfg = TrainConfig(data="fashion-mnist", epochs=epochs, batch_size=128, lr=lr,
-                      schedule="onecycle", seed=seed, precision="auto")
+    cfg = TrainConfig(
+        data="fashion-mnist",
+        epochs=epochs,
+        batch_size=128,
+        lr=lr,
+        schedule="onecycle",
+        seed=seed,
+        precision="auto",
+    )
     log = {"waited": 0.0, "hist": []}
 
     class StopAtTarget(Callback):
@@ -50,8 +60,13 @@ def cnnkit_tta(seed: int, epochs: int, lr: float) -> dict:
     t = time.perf_counter()
     fit(model, tr, te, cfg, callbacks=[StopAtTarget()])
     wall = time.perf_counter() - t - log["waited"]
-    return {"seed": seed, "wall_s": wall, "epochs": len(log["hist"]),
-            "reached": log["hist"][-1] >= TARGET, "final_acc": log["hist"][-1]}
+    return {
+        "seed": seed,
+        "wall_s": wall,
+        "epochs": len(log["hist"]),
+        "reached": log["hist"][-1] >= TARGET,
+        "final_acc": log["hist"][-1],
+    }
 
 
 def main() -> None:
@@ -65,20 +80,29 @@ def main() -> None:
     print(machine_line(m), flush=True)
     runs = [cnnkit_tta(s, args.epochs, args.lr) for s in args.seeds]
     ck = statistics.median(r["wall_s"] for r in runs)
-    lines = ["# Time to 90% test accuracy, Fashion-MNIST, basic_convnet, batch 128", "",
-             f"Machine: {machine_line(m)}. Date: {m['date']}.", "",
-             f"Command: `.venv/bin/python bench/tta.py --seeds {' '.join(map(str, args.seeds))}"
-             f" --epochs {args.epochs} --lr {args.lr}{' --no-keras' if args.no_keras else ''}`", "",
-             "| trainer | median wall s | runs (s, epochs, reached) |", "|---|---:|---|",
-             f"| cnnkit fit (one-cycle, {args.epochs}-epoch budget, lr {args.lr}) | {ck:.1f} | "
-             + "; ".join(f"{r['wall_s']:.1f}s/{r['epochs']}ep/{r['reached']}" for r in runs) + " |"]
+    lines = [
+        "# Time to 90% test accuracy, Fashion-MNIST, basic_convnet, batch 128",
+        "",
+        f"Machine: {machine_line(m)}. Date: {m['date']}.",
+        "",
+        f"Command: `.venv/bin/python bench/tta.py --seeds {' '.join(map(str, args.seeds))}"
+        f" --epochs {args.epochs} --lr {args.lr}{' --no-keras' if args.no_keras else ''}`",
+        "",
+        "| trainer | median wall s | runs (s, epochs, reached) |",
+        "|---|---:|---|",
+        f"| cnnkit fit (one-cycle, {args.epochs}-epoch budget, lr {args.lr}) | {ck:.1f} | "
+        + "; ".join(f"{r['wall_s']:.1f}s/{r['epochs']}ep/{r['reached']}" for r in runs)
+        + " |",
+    ]
     keras = None
     if not args.no_keras and peers_python():
         out = run_peer("tta_keras.py", *map(str, args.seeds))
         mm = re.search(r"median ([\d.]+)s, epochs (\[.*?\])", out)
         if mm:
             keras = float(mm.group(1))
-            lines.append(f"| Keras/TF model.fit (peers/tta_keras.py) | {keras:.1f} | epochs {mm.group(2)} |")
+            lines.append(
+                f"| Keras/TF model.fit (peers/tta_keras.py) | {keras:.1f} | epochs {mm.group(2)} |"
+            )
     if keras:
         lines += ["", f"cnnkit / Keras time ratio: {ck / keras:.2f} (goal <= 0.6)"]
     text = "\n".join(lines) + "\n"

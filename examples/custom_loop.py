@@ -1,6 +1,6 @@
 """Use cnnkit's fit loop with your own model and a callback, on a named dataset.
 
-    python examples/custom_loop.py
+python examples/custom_loop.py
 """
 
 from torch import nn
@@ -15,11 +15,13 @@ class PrintLR(Callback):
 
 
 digits = load_dataset("digits")  # scikit-learn's 8x8 digits, uint8 (N, 1, 8, 8)
-model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Flatten(),
-                      nn.Linear(16 * 8 * 8, 10))
+model = nn.Sequential(
+    nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(16 * 8 * 8, 10)
+)
 n = len(digits)
 train = (digits.images[: n * 4 // 5], digits.labels[: n * 4 // 5])
-val = (digits.images[n * 4 // 5:], digits.labels[n * 4 // 5:])
-result = fit(model, train, val, TrainConfig(data="digits", epochs=5, batch_size=32),
-             callbacks=[PrintLR()])
+val = (digits.images[n * 4 // 5 :], digits.labels[n * 4 // 5 :])
+result = fit(
+    model, train, val, TrainConfig(data="digits", epochs=5, batch_size=32), callbacks=[PrintLR()]
+)
 print(f"validation accuracy {result.history[-1]['val_accuracy']:.3f}")

@@ -18,6 +18,11 @@ from cnnkit.cli.main import main
 CNNKIT = [sys.executable, "-m", "cnnkit"]
 
 
+def _rows(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def make_folder(root: Path, per_class: int = 12, size: int = 28, seed: int = 0) -> Path:
     """Three classes a convnet separates easily: bright band on top, middle or bottom."""
     rng = np.random.default_rng(seed)
@@ -36,26 +41,55 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
     data = make_folder(root / "data", per_class=15)  # 45 images: 9 for validation, 3 per class
     run = root / "run"
-    rc = main(["train", str(data), "--out", str(run), "--epochs", "4", "--batch-size", "8",
-               "--lr", "0.005", "--rotation-range", "5", "--seed", "1"])
+    rc = main(
+        [
+            "train",
+            str(data),
+            "--out",
+            str(run),
+            "--epochs",
+            "4",
+            "--batch-size",
+            "8",
+            "--lr",
+            "0.005",
+            "--rotation-range",
+            "5",
+            "--seed",
+            "1",
+        ]
+    )
     assert rc == 0
     return data, run
 
 
 def test_run_folder_has_everything(trained):
     _, run = trained
-    for name in ("config.json", "split.csv", "model.safetensors", "history.csv", "metrics.json",
-                 "predictions.csv", "summary.txt", "augment.png", "report.html", "checkpoint/last.pt"):
+    for name in (
+        "config.json",
+        "split.csv",
+        "model.safetensors",
+        "history.csv",
+        "metrics.json",
+        "predictions.csv",
+        "summary.txt",
+        "augment.png",
+        "report.html",
+        "checkpoint/last.pt",
+    ):
         assert (run / name).is_file(), name
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["class_names"] == ["bottom", "middle", "top"]
     assert cfg["image_size"] == [28, 28] and cfg["in_chans"] == 1  # basic_convnet card defaults
     assert cfg["precision"]["reason"]
-    rows = list(csv.DictReader(open(run / "split.csv")))
+    rows = _rows(run / "split.csv")
     assert {r["subset"] for r in rows} == {"train", "validation"}
     val = [r for r in rows if r["subset"] == "validation"]
-    assert len(val) == 9 and sorted(r["label"] for r in val) == ["bottom"] * 3 + ["middle"] * 3 + ["top"] * 3
-    hist = list(csv.DictReader(open(run / "history.csv")))
+    assert (
+        len(val) == 9
+        and sorted(r["label"] for r in val) == ["bottom"] * 3 + ["middle"] * 3 + ["top"] * 3
+    )
+    hist = _rows(run / "history.csv")
     assert [int(h["epoch"]) for h in hist] == [1, 2, 3, 4]
 
 
@@ -104,8 +138,19 @@ def test_predict_png_jpeg_and_corrupt(trained, tmp_path, capsys):
     Image.open(png).convert("RGB").save(jpg)
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image at all")
-    rc = main(["predict", str(run), str(png), str(jpg), str(bad), str(tmp_path / "nope.png"),
-               "--top-k", "2", "--json"])
+    rc = main(
+        [
+            "predict",
+            str(run),
+            str(png),
+            str(jpg),
+            str(bad),
+            str(tmp_path / "nope.png"),
+            "--top-k",
+            "2",
+            "--json",
+        ]
+    )
     assert rc == 1  # a file failed
     res = json.loads(capsys.readouterr().out)
     assert [Path(r["file"]).name for r in res] == ["00.png", "x.jpg", "bad.png", "nope.png"]
@@ -148,12 +193,15 @@ def test_resume_with_changed_config_lists_keys(trained, capsys):
     assert rc == 2 and "changed config" in err and "model" in err and "image_size" in err
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--epochs", "0"], "epochs must be a positive int"),
-    (["--optimizer", "lbfgs"], "optimizer must be one of"),
-    (["--model", "resnet1"], "resnet1"),
-    (["--model", "alexnet", "--image-size", "16", "16"], "too small for alexnet"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--epochs", "0"], "epochs must be a positive int"),
+        (["--optimizer", "lbfgs"], "optimizer must be one of"),
+        (["--model", "resnet1"], "resnet1"),
+        (["--model", "alexnet", "--image-size", "16", "16"], "too small for alexnet"),
+    ],
+)
 def test_bad_arguments_give_one_line(trained, tmp_path, capsys, args, needle):
     data, _ = trained
     rc = main(["train", str(data), "--out", str(tmp_path / "r"), *args])
@@ -168,24 +216,56 @@ def test_missing_data_is_clear(tmp_path, capsys):
 
 def test_kfold(tmp_path, capsys):
     data = make_folder(tmp_path / "data", per_class=6)
-    rc = main(["train", str(data), "--out", str(tmp_path / "cv"), "--folds", "3", "--epochs", "1",
-               "--batch-size", "8", "--no-report", "--json"])
+    rc = main(
+        [
+            "train",
+            str(data),
+            "--out",
+            str(tmp_path / "cv"),
+            "--folds",
+            "3",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--no-report",
+            "--json",
+        ]
+    )
     assert rc == 0
     cv = json.loads((tmp_path / "cv" / "cv.json").read_text())
     assert cv["folds"] == 3 and len(cv["per_fold"]) == 3
     assert (tmp_path / "cv" / "fold-3" / "model.safetensors").is_file()
-    pooled = list(csv.DictReader(open(tmp_path / "cv" / "predictions.csv")))
+    pooled = _rows(tmp_path / "cv" / "predictions.csv")
     assert sorted(r["path"] for r in pooled) == sorted(str(p) for p in data.rglob("*.png"))
 
 
 def _train_cmd(data, run, epochs=6):
-    return [*CNNKIT, "train", str(data), "--out", str(run), "--epochs", str(epochs), "--batch-size",
-            "4", "--precision", "fp32", "--seed", "3", "--no-report", "--rotation-range", "10"]
+    return [
+        *CNNKIT,
+        "train",
+        str(data),
+        "--out",
+        str(run),
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        "4",
+        "--precision",
+        "fp32",
+        "--seed",
+        "3",
+        "--no-report",
+        "--rotation-range",
+        "10",
+    ]
 
 
 def _history(run):
-    return [{k: v for k, v in r.items() if k not in ("seconds", "images_per_second")}
-            for r in csv.DictReader(open(run / "history.csv"))]
+    return [
+        {k: v for k, v in r.items() if k not in ("seconds", "images_per_second")}
+        for r in csv.DictReader(open(run / "history.csv"))
+    ]
 
 
 @pytest.mark.slow
@@ -197,16 +277,21 @@ def test_sigkill_and_resume_is_bit_identical(tmp_path):
     full = tmp_path / "full"
     subprocess.run(_train_cmd(data, full), check=True, env=env, capture_output=True)
     run = tmp_path / "killed"
-    proc = subprocess.Popen(_train_cmd(data, run), env=env, stderr=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _train_cmd(data, run), env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+    )
     deadline = time.time() + 120
     while not (run / "checkpoint" / "last.pt").exists() and time.time() < deadline:
         time.sleep(0.02)
     time.sleep(0.3)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    subprocess.run([*CNNKIT, "train", "--resume", str(run), "--no-report"], check=True, env=env,
-                   capture_output=True)
+    subprocess.run(
+        [*CNNKIT, "train", "--resume", str(run), "--no-report"],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
     a, b = load_file(full / "model.safetensors"), load_file(run / "model.safetensors")
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
     assert _history(full) == _history(run)

@@ -17,7 +17,10 @@ def test_defaults_and_round_trip():
     [
         ({"epochs": 0}, "epochs must be a positive int"),
         ({"optimizer": "lbfgs"}, "optimizer must be one of"),
-        ({"image_size": (0, 32)}, r"image_size must be two positive ints. Received: image_size=\(0, 32\)"),
+        (
+            {"image_size": (0, 32)},
+            r"image_size must be two positive ints. Received: image_size=\(0, 32\)",
+        ),
         ({"validation_split": 1.0}, "validation_split"),
         ({"strategy": "frozen"}, "needs pretrained weights"),
         ({"precision": "fp8"}, "precision must be one of"),

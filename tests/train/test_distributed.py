@@ -20,11 +20,21 @@ def _net():
 
 def _data():
     g = torch.Generator().manual_seed(0)
-    return torch.randint(0, 255, (16, 1, 8, 8), generator=g, dtype=torch.uint8), torch.arange(16) % 3
+    return torch.randint(0, 255, (16, 1, 8, 8), generator=g, dtype=torch.uint8), torch.arange(
+        16
+    ) % 3
 
 
-CFG = dict(data="toy", epochs=1, batch_size=8, max_steps_per_epoch=2, precision="fp32",
-           schedule="none", optimizer="adam", lr=0.05)
+CFG = dict(
+    data="toy",
+    epochs=1,
+    batch_size=8,
+    max_steps_per_epoch=2,
+    precision="fp32",
+    schedule="none",
+    optimizer="adam",
+    lr=0.05,
+)
 
 
 def _worker(rank, world, rdzv, out):
@@ -72,9 +82,27 @@ def test_devices_2_writes_a_normal_run_folder(tmp_path):
             v = 40 if c == "a" else 200
             Image.fromarray(np.full((28, 28), v, np.uint8)).save(tmp_path / "data" / c / f"{i}.png")
     run = tmp_path / "run"
-    subprocess.run([sys.executable, "-m", "cnnkit", "train", str(tmp_path / "data"), "--out", str(run),
-                    "--devices", "2", "--epochs", "1", "--batch-size", "4", "--no-report"],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cnnkit",
+            "train",
+            str(tmp_path / "data"),
+            "--out",
+            str(run),
+            "--devices",
+            "2",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--no-report",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     import json
 
     cfg = json.loads((run / "config.json").read_text())

@@ -11,8 +11,13 @@ from cnnkit.train.checkpoint import load_checkpoint
 
 def tiny_net(k=3, seed=0):
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4),
-                         nn.Flatten(), nn.Linear(128, k))
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(4),
+        nn.Flatten(),
+        nn.Linear(128, k),
+    )
 
 
 def toy_data(n=96, k=3, seed=0):
@@ -20,7 +25,7 @@ def toy_data(n=96, k=3, seed=0):
     labels = torch.arange(n) % k
     images = torch.randint(0, 60, (n, 1, 12, 12), generator=g, dtype=torch.uint8)
     for c in range(k):  # each class lights a different band: learnable, not trivial
-        images[labels == c, :, c * 4:(c + 1) * 4, :] += 150
+        images[labels == c, :, c * 4 : (c + 1) * 4, :] += 150
     return images, labels
 
 
@@ -52,8 +57,13 @@ def test_callback_order():
     x, y = toy_data(64)
     rec = Recorder()
     fit(tiny_net(), (x, y), (x[:16], y[:16]), cfg(epochs=2), callbacks=[rec])
-    per_epoch = ["on_epoch_start", "on_train_batch_end", "on_train_batch_end",
-                 "on_validation_end", "on_epoch_end"]
+    per_epoch = [
+        "on_epoch_start",
+        "on_train_batch_end",
+        "on_train_batch_end",
+        "on_validation_end",
+        "on_epoch_end",
+    ]
     assert rec.calls == ["on_fit_start", *per_epoch, *per_epoch, "on_fit_end"]
 
 
@@ -61,8 +71,16 @@ def test_history_has_every_column_and_validation():
     x, y = toy_data()
     res = fit(tiny_net(), (x, y), (x[:30], y[:30]), cfg(epochs=2, schedule="onecycle"))
     row = res.history[-1]
-    assert set(row) == {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds",
-                        "images_per_second"}
+    assert set(row) == {
+        "epoch",
+        "loss",
+        "accuracy",
+        "val_loss",
+        "val_accuracy",
+        "lr",
+        "seconds",
+        "images_per_second",
+    }
     assert not math.isnan(row["val_loss"]) and row["images_per_second"] > 0
 
 

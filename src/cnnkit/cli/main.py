@@ -91,8 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
-    except (ValueError, TypeError, FileNotFoundError, IsADirectoryError, PermissionError,
-            NotADirectoryError, FileExistsError, KeyError) as e:
+    except (
+        ValueError,
+        TypeError,
+        FileNotFoundError,
+        IsADirectoryError,
+        PermissionError,
+        NotADirectoryError,
+        FileExistsError,
+        KeyError,
+    ) as e:
         if debug:
             raise
         msg = str(e) if not isinstance(e, KeyError) else str(e.args[0] if e.args else e)

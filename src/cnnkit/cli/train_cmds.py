@@ -4,16 +4,25 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, List, Optional, Tuple
+from typing import Any
 
 import click
 import typer
 
 from cnnkit.cli._common import ARGV, JSON_OPTION, emit, log
 
-_AUG_FIELDS = ("rotation_range", "width_shift_range", "height_shift_range", "shear_range",
-               "zoom_range", "horizontal_flip", "vertical_flip", "fill_mode", "cval",
-               "brightness_range")
+_AUG_FIELDS = (
+    "rotation_range",
+    "width_shift_range",
+    "height_shift_range",
+    "shear_range",
+    "zoom_range",
+    "horizontal_flip",
+    "vertical_flip",
+    "fill_mode",
+    "cval",
+    "brightness_range",
+)
 
 
 def _given(ctx: click.Context, name: str) -> bool:
@@ -55,47 +64,71 @@ def _build_config(ctx: click.Context, params: dict[str, Any]) -> Any:
 
 def train(
     ctx: typer.Context,
-    data: Optional[str] = typer.Argument(None, help="Folder of class sub-folders, or a dataset name (mnist-5k, fashion-mnist, ...)."),
-    model: str = typer.Option("basic_convnet", "--model", help="Model name (cnnkit summary --help lists them)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Run folder to write."),
+    data: str | None = typer.Argument(
+        None, help="Folder of class sub-folders, or a dataset name (mnist-5k, fashion-mnist, ...)."
+    ),
+    model: str = typer.Option(
+        "basic_convnet", "--model", help="Model name (cnnkit summary --help lists them)."
+    ),
+    out: Path | None = typer.Option(None, "--out", help="Run folder to write."),
     epochs: int = typer.Option(10, "--epochs"),
     batch_size: int = typer.Option(64, "--batch-size"),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (default: the optimiser's usual)."),
+    lr: float | None = typer.Option(
+        None, "--lr", help="Learning rate (default: the optimiser's usual)."
+    ),
     optimizer: str = typer.Option("adam", "--optimizer", help="sgd|adam|adamw|rmsprop"),
-    schedule: str = typer.Option("onecycle", "--schedule", help="none|step|cosine|onecycle|plateau"),
-    precision: str = typer.Option("auto", "--precision", help="auto|fp32|bf16|fp16 (auto decides from the hardware)."),
-    image_size: Optional[Tuple[int, int]] = typer.Option(None, "--image-size", help="H W (default: the model card's)."),
-    color_mode: Optional[str] = typer.Option(None, "--color-mode", help="grayscale|rgb|rgba"),
+    schedule: str = typer.Option(
+        "onecycle", "--schedule", help="none|step|cosine|onecycle|plateau"
+    ),
+    precision: str = typer.Option(
+        "auto", "--precision", help="auto|fp32|bf16|fp16 (auto decides from the hardware)."
+    ),
+    image_size: tuple[int, int] | None = typer.Option(
+        None, "--image-size", help="H W (default: the model card's)."
+    ),
+    color_mode: str | None = typer.Option(None, "--color-mode", help="grayscale|rgb|rgba"),
     validation_split: float = typer.Option(0.2, "--validation-split"),
     seed: int = typer.Option(0, "--seed"),
     class_weight: str = typer.Option("none", "--class-weight", help="none|balanced"),
     label_smoothing: float = typer.Option(0.0, "--label-smoothing"),
     weight_decay: float = typer.Option(0.0, "--weight-decay"),
-    early_stopping: int = typer.Option(0, "--early-stopping", help="Patience in epochs (0 = off); restores the best weights."),
+    early_stopping: int = typer.Option(
+        0, "--early-stopping", help="Patience in epochs (0 = off); restores the best weights."
+    ),
     folds: int = typer.Option(1, "--folds", help="K > 1: stratified K-fold cross-validation."),
     devices: int = typer.Option(1, "--devices", help="Local processes for data-parallel training."),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML/JSON file of settings (flags override it)."),
+    config: Path | None = typer.Option(
+        None, "--config", help="YAML/JSON file of settings (flags override it)."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run folder."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder."),
+    resume: Path | None = typer.Option(None, "--resume", help="Continue the run in this folder."),
     rotation_range: float = typer.Option(0.0, "--rotation-range", help="Degrees."),
-    width_shift_range: float = typer.Option(0.0, "--width-shift-range", help="Fraction of width if < 1, else pixels."),
-    height_shift_range: float = typer.Option(0.0, "--height-shift-range", help="Fraction of height if < 1, else pixels."),
+    width_shift_range: float = typer.Option(
+        0.0, "--width-shift-range", help="Fraction of width if < 1, else pixels."
+    ),
+    height_shift_range: float = typer.Option(
+        0.0, "--height-shift-range", help="Fraction of height if < 1, else pixels."
+    ),
     shear_range: float = typer.Option(0.0, "--shear-range", help="Degrees."),
     zoom_range: float = typer.Option(0.0, "--zoom-range", help="z: factor in [1-z, 1+z]."),
     horizontal_flip: bool = typer.Option(False, "--horizontal-flip"),
     vertical_flip: bool = typer.Option(False, "--vertical-flip"),
     fill_mode: str = typer.Option("nearest", "--fill-mode", help="nearest|reflect|wrap|constant"),
     cval: float = typer.Option(0.0, "--cval"),
-    brightness_range: Optional[Tuple[float, float]] = typer.Option(None, "--brightness-range", help="LO HI multiplicative."),
-    pretrained: Optional[str] = typer.Option(None, "--pretrained", help="Weights: torchvision name, file, timm name."),
-    strategy: Optional[str] = typer.Option(None, "--strategy", help="features|frozen|finetune"),
+    brightness_range: tuple[float, float] | None = typer.Option(
+        None, "--brightness-range", help="LO HI multiplicative."
+    ),
+    pretrained: str | None = typer.Option(
+        None, "--pretrained", help="Weights: torchvision name, file, timm name."
+    ),
+    strategy: str | None = typer.Option(None, "--strategy", help="features|frozen|finetune"),
     unfreeze: int = typer.Option(0, "--unfreeze", help="finetune: top N blocks to unfreeze."),
     bn: str = typer.Option("frozen", "--bn", help="finetune: frozen|train BatchNorm."),
     no_report: bool = typer.Option(False, "--no-report", help="Skip report.html."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Train a model on a folder or a named dataset into a run folder."""
-    from cnnkit.train import distributed, resume_run
+    from cnnkit.train import distributed
 
     t0 = time.perf_counter()
     if devices > 1 and distributed.env_world_size() == 1:
@@ -115,7 +148,9 @@ def _train_or_resume(ctx, data, out, overwrite, resume, dev) -> Any:
 
     device = str(dev) if dev is not None else None
     if resume is not None:
-        overrides = {k: v for k, v in _given_values(ctx, dict(ctx.params)).items() if k != "devices"}
+        overrides = {
+            k: v for k, v in _given_values(ctx, dict(ctx.params)).items() if k != "devices"
+        }
         return resume_run(resume, overrides=overrides or None, device=device)
     if out is None:
         raise ValueError("--out is required: the run folder to write (or --resume RUN)")
@@ -123,7 +158,7 @@ def _train_or_resume(ctx, data, out, overwrite, resume, dev) -> Any:
     return _train_or_cv(cfg, out, overwrite, device)
 
 
-def _train_or_cv(cfg: Any, out: Path, overwrite: bool, device: Optional[str]) -> Any:
+def _train_or_cv(cfg: Any, out: Path, overwrite: bool, device: str | None) -> Any:
     if cfg.strategy is not None and cfg.folds == 1:
         from cnnkit.train.transfer import train_transfer_run
 
@@ -142,12 +177,16 @@ def _finish(result: Any, t0: float, no_report: bool, as_json: bool) -> None:
     if not no_report:
         report = _render(result.run_dir)
     m = result.metrics
-    payload = {"run": str(Path(result.run_dir).resolve()), "metrics": m, "seconds": time.perf_counter() - t0,
-               "report": str(report) if report else None}
+    payload = {
+        "run": str(Path(result.run_dir).resolve()),
+        "metrics": m,
+        "seconds": time.perf_counter() - t0,
+        "report": str(report) if report else None,
+    }
     emit(payload, as_json, _train_text(payload))
 
 
-def _render(run_dir: Path) -> Optional[Path]:
+def _render(run_dir: Path) -> Path | None:
     from cnnkit.report import render_report
 
     _write_gallery(Path(run_dir))
@@ -170,8 +209,9 @@ def _write_gallery(run_dir: Path, limit: int = 400) -> None:
     images, labels = va.images[:limit], va.labels[:limit]
     preds = run.predict_proba(images).numpy().argmax(1)
     try:
-        png = gradcam_gallery(run.model, images, labels, preds, run.class_names,
-                              preprocess=run.preprocess)
+        png = gradcam_gallery(
+            run.model, images, labels, preds, run.class_names, preprocess=run.preprocess
+        )
     except (ValueError, RuntimeError) as e:  # the run itself is saved; say why there is no gallery
         log(f"report: no Grad-CAM gallery ({e})")
         return
@@ -183,9 +223,14 @@ def _train_text(p: dict) -> str:
     lines = [f"run: {p['run']}"]
     if "accuracy" in m:
         lo, hi = m["accuracy_ci"]
-        lines.append(f"validation accuracy {m['accuracy']:.4f} (95% CI {lo:.4f}-{hi:.4f}, n={m['n']})")
+        lines.append(
+            f"validation accuracy {m['accuracy']:.4f} (95% CI {lo:.4f}-{hi:.4f}, n={m['n']})"
+        )
     if "accuracy_mean" in m:
-        lines.append(f"cross-validated accuracy {m['accuracy_mean']:.4f} +/- {m['accuracy_sd']:.4f} (sd over folds)")
+        lines.append(
+            f"cross-validated accuracy {m['accuracy_mean']:.4f} "
+            f"+/- {m['accuracy_sd']:.4f} (sd over folds)"
+        )
     lines.append(f"time {p['seconds']:.1f} s")
     if p["report"]:
         lines.append(f"report: {p['report']}")
@@ -194,8 +239,12 @@ def _train_text(p: dict) -> str:
 
 def evaluate(
     run: Path = typer.Argument(..., help="Run folder."),
-    data: Optional[str] = typer.Argument(None, help="Folder or NAME:test; default: the run's validation split."),
-    tta: int = typer.Option(0, "--tta", help="Test-time augmentation: average over N augmented copies."),
+    data: str | None = typer.Argument(
+        None, help="Folder or NAME:test; default: the run's validation split."
+    ),
+    tta: int = typer.Option(
+        0, "--tta", help="Test-time augmentation: average over N augmented copies."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Accuracy with a 95% CI, per-class precision/recall/F1 and the confusion matrix."""
@@ -208,7 +257,7 @@ def evaluate(
 
 def predict(
     run: Path = typer.Argument(..., help="Run folder."),
-    files: List[Path] = typer.Argument(..., help="Image files."),
+    files: list[Path] = typer.Argument(..., help="Image files."),
     top_k: int = typer.Option(3, "--top-k"),
     backend: str = typer.Option("torch", "--backend", help="torch|onnx"),
     as_json: bool = JSON_OPTION,
@@ -236,7 +285,9 @@ def _predict_text(results: list) -> str:
 
 
 def demo(
-    out: Path = typer.Option(Path("cnnkit-demo"), "--out", help="Folder for the demo's data, run and report."),
+    out: Path = typer.Option(
+        Path("cnnkit-demo"), "--out", help="Folder for the demo's data, run and report."
+    ),
     epochs: int = typer.Option(12, "--epochs"),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -247,9 +298,13 @@ def demo(
     result = run_demo(out, epochs=epochs)
     report = _render(result.run_dir)
     m = result.metrics
-    payload = {"run": str(Path(result.run_dir).resolve()), "metrics": m,
-               "train_seconds": result.seconds, "seconds": time.perf_counter() - t0,
-               "report": str(report) if report else None}
+    payload = {
+        "run": str(Path(result.run_dir).resolve()),
+        "metrics": m,
+        "train_seconds": result.seconds,
+        "seconds": time.perf_counter() - t0,
+        "report": str(report) if report else None,
+    }
     if as_json:
         emit(payload, True)
         return

@@ -22,8 +22,16 @@ from tqdm.auto import tqdm
 
 from cnnkit.train.checkpoint import atomic_write_text, save_checkpoint
 
-HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds",
-                  "images_per_second")
+HISTORY_FIELDS = (
+    "epoch",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "lr",
+    "seconds",
+    "images_per_second",
+)
 
 
 @dataclass
@@ -102,24 +110,36 @@ class ProgressBar(Callback):
 
     def on_epoch_start(self, state: TrainState) -> None:
         disable = None if self.enabled is None else not self.enabled
-        self._bar = tqdm(total=state.steps_per_epoch, desc=f"epoch {state.epoch}/{state.epochs}",
-                         file=sys.stderr, leave=False, disable=disable, unit="step")
+        self._bar = tqdm(
+            total=state.steps_per_epoch,
+            desc=f"epoch {state.epoch}/{state.epochs}",
+            file=sys.stderr,
+            leave=False,
+            disable=disable,
+            unit="step",
+        )
 
     def on_train_batch_end(self, state: TrainState) -> None:
         if self._bar is not None:
             self._bar.update(1)
             if state.step % 10 == 0:
-                self._bar.set_postfix(loss=f"{state.logs.get('loss', math.nan):.4f}",
-                                      acc=f"{state.logs.get('accuracy', math.nan):.3f}")
+                self._bar.set_postfix(
+                    loss=f"{state.logs.get('loss', math.nan):.4f}",
+                    acc=f"{state.logs.get('accuracy', math.nan):.3f}",
+                )
 
     def on_epoch_end(self, state: TrainState) -> None:
         if self._bar is not None:
             self._bar.close()
         h = state.history[-1]
-        val = (f" val_loss {h['val_loss']:.4f} val_acc {h['val_accuracy']:.4f}"
-               if not math.isnan(h.get("val_loss", math.nan)) else "")
+        val = (
+            f" val_loss {h['val_loss']:.4f} val_acc {h['val_accuracy']:.4f}"
+            if not math.isnan(h.get("val_loss", math.nan))
+            else ""
+        )
         sys.stderr.write(
-            f"epoch {state.epoch}/{state.epochs}: loss {h['loss']:.4f} acc {h['accuracy']:.4f}{val} "
+            f"epoch {state.epoch}/{state.epochs}: "
+            f"loss {h['loss']:.4f} acc {h['accuracy']:.4f}{val} "
             f"lr {h['lr']:.2e} {h['seconds']:.1f}s {h['images_per_second']:.0f} img/s\n"
         )
         sys.stderr.flush()
@@ -133,7 +153,9 @@ class CSVLogger(Callback):
 
     def on_epoch_end(self, state: TrainState) -> None:
         buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, extrasaction="ignore", lineterminator="\n")
+        w = csv.DictWriter(
+            buf, fieldnames=HISTORY_FIELDS, extrasaction="ignore", lineterminator="\n"
+        )
         w.writeheader()
         for row in state.history:
             w.writerow({k: _fmt(row.get(k)) for k in HISTORY_FIELDS})
@@ -200,7 +222,9 @@ class Checkpoint(Callback):
     resuming from it reproduces the uninterrupted run exactly (fp32, same thread count).
     """
 
-    def __init__(self, path: str | Path, every: int = 1, meta: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, path: str | Path, every: int = 1, meta: dict[str, Any] | None = None
+    ) -> None:
         self.path = Path(path)
         self.every = every
         self.meta = meta or {}

@@ -22,9 +22,24 @@ STRATEGIES = ("features", "frozen", "finetune")
 BN_MODES = ("frozen", "train")
 
 # Keys that define what a run *is*; resuming with any of them changed is refused.
-IDENTITY_KEYS = ("data", "model", "epochs", "image_size", "color_mode", "seed", "validation_split",
-                 "folds", "pretrained", "strategy", "batch_size", "optimizer", "schedule",
-                 "augment", "class_weight", "label_smoothing")
+IDENTITY_KEYS = (
+    "data",
+    "model",
+    "epochs",
+    "image_size",
+    "color_mode",
+    "seed",
+    "validation_split",
+    "folds",
+    "pretrained",
+    "strategy",
+    "batch_size",
+    "optimizer",
+    "schedule",
+    "augment",
+    "class_weight",
+    "label_smoothing",
+)
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -109,13 +124,15 @@ class TrainConfig:
             _choice("strategy", self.strategy, STRATEGIES)
             if self.pretrained is None:
                 raise ValueError(
-                    f"strategy={self.strategy!r} needs pretrained weights. Received: pretrained=None"
+                    f"strategy={self.strategy!r} needs pretrained weights. "
+                    "Received: pretrained=None"
                 )
         if self.image_size is not None:
             size = tuple(self.image_size)
             if len(size) != 2 or any(not isinstance(s, int) or s < 1 for s in size):
                 raise ValueError(
-                    f"image_size must be two positive ints. Received: image_size={self.image_size!r}"
+                    "image_size must be two positive ints. "
+                    f"Received: image_size={self.image_size!r}"
                 )
             object.__setattr__(self, "image_size", size)
         if not 0.0 < self.validation_split < 1.0:
@@ -124,7 +141,9 @@ class TrainConfig:
                 f"Received: validation_split={self.validation_split!r}"
             )
         if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1). Received: {self.label_smoothing!r}")
+            raise ValueError(
+                f"label_smoothing must be in [0, 1). Received: {self.label_smoothing!r}"
+            )
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0. Received: {self.weight_decay!r}")
         if self.early_stopping < 0:
@@ -151,7 +170,8 @@ class TrainConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(
-                f"unknown config keys: {', '.join(unknown)}. Expected some of: {', '.join(sorted(known))}"
+                f"unknown config keys: {', '.join(unknown)}. "
+                f"Expected some of: {', '.join(sorted(known))}"
             )
         d = dict(d)
         if d.get("image_size") is not None:
@@ -183,7 +203,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     except Exception as e:  # noqa: BLE001 - re-raised with the file named
         raise ValueError(f"{p}: cannot parse config ({e.__class__.__name__}: {e})") from e
     if not isinstance(data, dict):
-        raise ValueError(f"{p}: a config file must hold a mapping of settings. Received: {type(data).__name__}")
+        raise ValueError(
+            f"{p}: a config file must hold a mapping of settings. Received: {type(data).__name__}"
+        )
     return {k.replace("-", "_"): v for k, v in data.items()}
 
 

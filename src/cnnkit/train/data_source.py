@@ -65,19 +65,25 @@ def load_run_data(config: TrainConfig) -> RunData:
     if path.is_dir():
         from cnnkit.data import load_folder
 
-        arrays = load_folder(path, image_size=size, color_mode=mode,
-                             interpolation=config.interpolation)
+        arrays = load_folder(
+            path, image_size=size, color_mode=mode, interpolation=config.interpolation
+        )
         source = "folder"
     elif path.exists():
-        raise ValueError(f"data must be a folder of class sub-folders or a dataset name. Received: {path} (a file)")
+        raise ValueError(
+            "data must be a folder of class sub-folders or a dataset name. "
+            f"Received: {path} (a file)"
+        )
     else:
         arrays = _named(config.data, mode, size)
         source = "dataset"
     if len(arrays) == 0:
         raise ValueError(f"no images found in {config.data}")
     if len(arrays.class_names) < 2:
-        raise ValueError(f"{config.data}: need at least two classes to train a classifier. "
-                         f"Received: {arrays.class_names}")
+        raise ValueError(
+            f"{config.data}: need at least two classes to train a classifier. "
+            f"Received: {arrays.class_names}"
+        )
     return RunData(arrays, mode, source)
 
 
@@ -92,8 +98,9 @@ def _named(spec: str, mode: str, size: tuple[int, int]) -> Any:
     return arrays
 
 
-def conform_images(images: np.ndarray, channels: int, size: tuple[int, int],
-                   batch: int = 4096) -> np.ndarray:
+def conform_images(
+    images: np.ndarray, channels: int, size: tuple[int, int], batch: int = 4096
+) -> np.ndarray:
     """Resize (bilinear, antialiased) and convert channels of uint8 ``(N, C, H, W)`` images.
 
     Grey to RGB repeats the channel; RGB to grey uses ITU-R 601 luma weights (as Pillow "L").
@@ -101,7 +108,7 @@ def conform_images(images: np.ndarray, channels: int, size: tuple[int, int],
     out = np.empty((len(images), channels, *size), dtype=np.uint8)
     luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
     for i in range(0, len(images), batch):
-        x = torch.from_numpy(np.asarray(images[i:i + batch])).float()
+        x = torch.from_numpy(np.asarray(images[i : i + batch])).float()
         if x.shape[1] >= 3 and channels == 1:
             x = (x[:, :3] * luma).sum(1, keepdim=True)
         elif x.shape[1] == 1 and channels > 1:
@@ -112,7 +119,7 @@ def conform_images(images: np.ndarray, channels: int, size: tuple[int, int],
             x = x[:, :3]
         if tuple(x.shape[-2:]) != tuple(size):
             x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
-        out[i:i + batch] = x.round().clamp(0, 255).to(torch.uint8).numpy()
+        out[i : i + batch] = x.round().clamp(0, 255).to(torch.uint8).numpy()
     return out
 
 
@@ -129,8 +136,13 @@ def build_model(config: TrainConfig, arrays: Any) -> torch.nn.Module:
 
     c, h, w = arrays.image_shape
     torch.manual_seed(config.seed)
-    model = create_model(config.model, num_classes=len(arrays.class_names), in_chans=c,
-                         input_size=(c, h, w), pretrained=config.pretrained)
+    model = create_model(
+        config.model,
+        num_classes=len(arrays.class_names),
+        in_chans=c,
+        input_size=(c, h, w),
+        pretrained=config.pretrained,
+    )
     return model
 
 

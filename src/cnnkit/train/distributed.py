@@ -113,8 +113,16 @@ def wrap(model: torch.nn.Module, device: torch.device, sync_bn: bool = False) ->
 def launch_command(argv: list[str], nproc: int) -> list[str]:
     """The ``torch.distributed.run`` command that runs ``cnnkit <argv>`` on ``nproc`` processes."""
     args = _strip_devices(argv)
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
-            f"--nproc-per-node={nproc}", "-m", "cnnkit", *args]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "cnnkit",
+        *args,
+    ]
 
 
 def _strip_devices(argv: list[str]) -> list[str]:
@@ -145,7 +153,9 @@ def run_dir_ready(path: Path) -> None:
     """Wait until rank 0 has prepared the run folder."""
     barrier()
     if not Path(path).is_dir():
-        raise RuntimeError(f"rank {rank_world()[0]}: run folder {path} missing after rank 0 set it up")
+        raise RuntimeError(
+            f"rank {rank_world()[0]}: run folder {path} missing after rank 0 set it up"
+        )
 
 
 def local_batch(idx: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,7 @@ def _run_config(run: LoadedRun, data: str | None) -> TrainConfig:
 
 
 def evaluation_arrays(run: LoadedRun, data: str | None) -> Any:
-    """The images to evaluate: the saved validation split, or ``data`` at the run's preprocessing."""
+    """The images to evaluate: the saved validation split, or ``data`` preprocessed as the run."""
     config = _run_config(run, data)
     loaded = data_source.load_run_data(config)
     arrays = loaded.arrays
@@ -46,8 +46,9 @@ def _align_classes(arrays: Any, names: list[str], data: str) -> Any:
     return arrays
 
 
-def evaluate_run(run_dir: str | Path, data: str | None = None, *, tta: int = 0,
-                 seed: int = 0) -> dict[str, Any]:
+def evaluate_run(
+    run_dir: str | Path, data: str | None = None, *, tta: int = 0, seed: int = 0
+) -> dict[str, Any]:
     """Metrics (accuracy with Wilson 95% CI, per-class P/R/F1, confusion matrix, log loss).
 
     Args:
@@ -63,7 +64,9 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, *, tta: int = 0,
     run = load_run(run_dir)
     arrays = evaluation_arrays(run, data)
     if len(arrays) == 0:
-        raise ValueError(f"nothing to evaluate: the {'validation split' if data is None else data} is empty")
+        raise ValueError(
+            f"nothing to evaluate: the {'validation split' if data is None else data} is empty"
+        )
     probs = run.predict_proba(arrays.images).numpy()
     if tta:
         probs = _tta_probs(run, arrays.images, probs, tta, seed)
@@ -72,7 +75,9 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, *, tta: int = 0,
     return metrics
 
 
-def _tta_probs(run: LoadedRun, images: np.ndarray, probs: np.ndarray, n: int, seed: int) -> np.ndarray:
+def _tta_probs(
+    run: LoadedRun, images: np.ndarray, probs: np.ndarray, n: int, seed: int
+) -> np.ndarray:
     import torch
 
     from cnnkit.data import Augment

@@ -32,14 +32,17 @@ def fold_indices(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.nda
     """
     counts = np.bincount(labels)
     if counts[counts > 0].min() < folds:
-        raise ValueError(f"folds={folds} needs at least {folds} images per class; the smallest class "
-                         f"has {int(counts[counts > 0].min())}")
+        raise ValueError(
+            f"folds={folds} needs at least {folds} images per class; the smallest class "
+            f"has {int(counts[counts > 0].min())}"
+        )
     skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return [(tr, va) for tr, va in skf.split(np.zeros(len(labels)), labels)]
 
 
-def train_kfold(config: TrainConfig, out: str | Path, *, overwrite: bool = False,
-                progress: bool = True) -> RunResult:
+def train_kfold(
+    config: TrainConfig, out: str | Path, *, overwrite: bool = False, progress: bool = True
+) -> RunResult:
     """Train ``config.folds`` runs, one per fold, and summarise them in ``out``."""
     run_dir = prepare_run_dir(out, overwrite)
     data = data_source.load_run_data(config)
@@ -50,8 +53,12 @@ def train_kfold(config: TrainConfig, out: str | Path, *, overwrite: bool = False
         seconds += res.seconds
         history = history or res.history
     accs = [f["accuracy"] for f in per_fold]
-    cv = {"folds": config.folds, "accuracy_mean": statistics.fmean(accs),
-          "accuracy_sd": statistics.stdev(accs) if len(accs) > 1 else 0.0, "per_fold": per_fold}
+    cv = {
+        "folds": config.folds,
+        "accuracy_mean": statistics.fmean(accs),
+        "accuracy_sd": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+        "per_fold": per_fold,
+    }
     atomic_write_json(run_dir / "cv.json", cv)
     metrics = _pool(run_dir, config.folds, data.arrays.class_names)
     metrics.update({k: cv[k] for k in ("accuracy_mean", "accuracy_sd")})
@@ -68,8 +75,9 @@ def _pool(run_dir: Path, folds: int, class_names: list[str]) -> dict[str, Any]:
         with open(run_dir / f"fold-{k}" / "predictions.csv", newline="", encoding="utf-8") as f:
             rows += list(csv.DictReader(f))
     with open(run_dir / "predictions.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=["path", "label", "predicted", "probability", "loss"],
-                           lineterminator="\n")
+        w = csv.DictWriter(
+            f, fieldnames=["path", "label", "predicted", "probability", "loss"], lineterminator="\n"
+        )
         w.writeheader()
         w.writerows(rows)
     y = np.array([index[r["label"]] for r in rows])

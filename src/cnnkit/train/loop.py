@@ -41,7 +41,9 @@ class Tensors:
 
     def __post_init__(self) -> None:
         if self.images.ndim != 4:
-            raise ValueError(f"images must be (N, C, H, W). Received shape {tuple(self.images.shape)}")
+            raise ValueError(
+                f"images must be (N, C, H, W). Received shape {tuple(self.images.shape)}"
+            )
         if len(self.images) != len(self.labels):
             raise ValueError(
                 f"images and labels differ in length: {len(self.images)} vs {len(self.labels)}"
@@ -52,7 +54,7 @@ class Tensors:
 
     @classmethod
     def from_any(cls, data: Any) -> Tensors:
-        """From ``Tensors``, an object with ``images``/``labels`` arrays, or an (images, labels) pair."""
+        """From ``Tensors``, an object with ``images``/``labels``, or an (images, labels) pair."""
         if isinstance(data, cls):
             return data
         if hasattr(data, "images") and hasattr(data, "labels"):
@@ -84,7 +86,9 @@ class Normalizer:
         if s.numel() == 1:
             s = s.expand(channels)
         if m.numel() != channels or s.numel() != channels:
-            raise ValueError(f"mean/std have {m.numel()}/{s.numel()} values for {channels} channels")
+            raise ValueError(
+                f"mean/std have {m.numel()}/{s.numel()} values for {channels} channels"
+            )
         self.scale = (1.0 / (255.0 * s)).view(1, -1, 1, 1).to(device)
         self.shift = (-m / s).view(1, -1, 1, 1).to(device)
 
@@ -117,8 +121,14 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.
     # sizeable share of the time.
     fused = {"fused": True} if all(p.dtype.is_floating_point for p in params) else {}
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=wd,
-                               nesterov=config.momentum > 0, **fused)
+        return torch.optim.SGD(
+            params,
+            lr=lr,
+            momentum=config.momentum,
+            weight_decay=wd,
+            nesterov=config.momentum > 0,
+            **fused,
+        )
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=wd, **fused)
     if config.optimizer == "adamw":
@@ -134,7 +144,8 @@ def build_scheduler(opt: torch.optim.Optimizer, config: TrainConfig, steps_per_e
         s = "cosine"  # one-cycle needs a few steps per phase; tiny runs anneal instead
     if s == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=total, pct_start=0.25)
+            opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=total, pct_start=0.25
+        )
     if s == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
     if s == "step":
@@ -213,8 +224,16 @@ def fit(
         _restore(state, resume_from)
     cbs = CallbackList(callbacks or [])
     train_model = distributed.wrap(model, dev)  # DDP inside a process group, else the model
-    step_fn = _TrainStep(train_model, opt, sched if _per_step(config) else None, prec, norm,
-                         weight, config.label_smoothing, dev)
+    step_fn = _TrainStep(
+        train_model,
+        opt,
+        sched if _per_step(config) else None,
+        prec,
+        norm,
+        weight,
+        config.label_smoothing,
+        dev,
+    )
     cbs.on_fit_start(state)
     while state.epoch < config.epochs and not state.stop:
         state.epoch += 1
@@ -241,8 +260,17 @@ def _restore(state: TrainState, ckpt: dict[str, Any]) -> None:
 class _TrainStep:
     """One optimisation step on a prepared batch; checks the loss is finite."""
 
-    def __init__(self, model, opt, sched, prec: Precision, norm: Normalizer, weight,
-                 label_smoothing: float, dev: torch.device) -> None:
+    def __init__(
+        self,
+        model,
+        opt,
+        sched,
+        prec: Precision,
+        norm: Normalizer,
+        weight,
+        label_smoothing: float,
+        dev: torch.device,
+    ) -> None:
         self.model, self.opt, self.sched, self.prec = model, opt, sched, prec
         self.norm, self.weight, self.ls, self.dev = norm, weight, label_smoothing, dev
         self.scaler = torch.amp.GradScaler("cuda") if prec.value == "fp16" else None
@@ -270,8 +298,14 @@ class _TrainStep:
         return float(loss.detach()), correct
 
 
-def prepare_batch(x: torch.Tensor, norm: Normalizer, prec: Precision, dev: torch.device,
-                  augment: Any = None, generator: torch.Generator | None = None) -> torch.Tensor:
+def prepare_batch(
+    x: torch.Tensor,
+    norm: Normalizer,
+    prec: Precision,
+    dev: torch.device,
+    augment: Any = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """uint8 ``(B, C, H, W)`` -> augmented, normalised float batch in the right memory format."""
     x = x.to(dev, non_blocking=True)
     if augment is not None:
@@ -287,13 +321,13 @@ def _run_epoch(state, tr: Tensors, va, config: TrainConfig, step_fn, augment, cb
     torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))  # dropout stream
     state.model.train()
     cbs.on_epoch_start(state)
-    order = torch.randperm(len(tr), generator=gen)[:_usable(len(tr), config.batch_size)]
+    order = torch.randperm(len(tr), generator=gen)[: _usable(len(tr), config.batch_size)]
     aug_gen = _augment_generator(gen, config.seed, state.epoch)
     t0 = time.perf_counter()
     loss_sum, correct, seen = 0.0, 0, 0
     for i in range(state.steps_per_epoch):
         # each rank takes every world-th image of the same global batch (all of it alone)
-        idx = distributed.local_batch(order[i * config.batch_size:(i + 1) * config.batch_size])
+        idx = distributed.local_batch(order[i * config.batch_size : (i + 1) * config.batch_size])
         x = prepare_batch(tr.images[idx], norm, prec, dev, augment, aug_gen)
         y = tr.labels[idx].to(dev, non_blocking=True)
         loss, corr = step_fn(x, y, f"epoch {state.epoch}, step {i + 1}")
@@ -303,10 +337,16 @@ def _run_epoch(state, tr: Tensors, va, config: TrainConfig, step_fn, augment, cb
         cbs.on_train_batch_end(state)
     seconds = time.perf_counter() - t0
     loss_sum, correct, seen = distributed.sum_metrics(loss_sum, correct, seen)
-    row = {"epoch": state.epoch, "loss": loss_sum / seen, "accuracy": correct / seen,
-           "val_loss": math.nan, "val_accuracy": math.nan,
-           "lr": state.optimizer.param_groups[0]["lr"], "seconds": seconds,
-           "images_per_second": seen / max(seconds, 1e-9)}
+    row = {
+        "epoch": state.epoch,
+        "loss": loss_sum / seen,
+        "accuracy": correct / seen,
+        "val_loss": math.nan,
+        "val_accuracy": math.nan,
+        "lr": state.optimizer.param_groups[0]["lr"],
+        "seconds": seconds,
+        "images_per_second": seen / max(seconds, 1e-9),
+    }
     if va is not None:
         probs = predict_proba(state.model, va.images, norm, prec, dev)
         row["val_loss"] = float(F.nll_loss(torch.log(probs.clamp_min(1e-12)), va.labels))
@@ -333,8 +373,10 @@ def _usable(n: int, batch_size: int) -> int:
     if world == 1:
         return n
     if batch_size % world:
-        raise ValueError(f"batch_size must be a multiple of the {world} processes. "
-                         f"Received: batch_size={batch_size}")
+        raise ValueError(
+            f"batch_size must be a multiple of the {world} processes. "
+            f"Received: batch_size={batch_size}"
+        )
     return n - n % world
 
 
@@ -345,15 +387,21 @@ def _augment_generator(gen: torch.Generator, seed: int, epoch: int) -> torch.Gen
 
 
 @torch.inference_mode()
-def predict_proba(model: torch.nn.Module, images: torch.Tensor, norm: Normalizer, prec: Precision,
-                  dev: torch.device, batch_size: int = 512) -> torch.Tensor:
+def predict_proba(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    norm: Normalizer,
+    prec: Precision,
+    dev: torch.device,
+    batch_size: int = 512,
+) -> torch.Tensor:
     """Softmax probabilities ``(N, K)`` (float32, CPU) for uint8 images ``(N, C, H, W)``."""
     was_training = model.training
     model.eval()
     out = []
     try:
         for i in range(0, len(images), batch_size):
-            x = prepare_batch(images[i:i + batch_size], norm, prec, dev)
+            x = prepare_batch(images[i : i + batch_size], norm, prec, dev)
             with prec.autocast():
                 out.append(torch.softmax(model(x).float(), 1).cpu())
     finally:

@@ -57,8 +57,12 @@ def classification_metrics(
     correct = int((pred == y).sum())
     prec, rec, f1, sup = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
     per_class = {
-        str(name): {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]),
-                    "support": int(sup[i])}
+        str(name): {
+            "precision": float(prec[i]),
+            "recall": float(rec[i]),
+            "f1": float(f1[i]),
+            "support": int(sup[i]),
+        }
         for i, name in enumerate(class_names)
     }
     total = max(int(sup.sum()), 1)
@@ -97,6 +101,6 @@ def format_metrics(m: dict[str, Any]) -> str:
         )
     lines += ["", "confusion matrix (rows = true class):"]
     cw = max(len(str(v)) for row in m["confusion_matrix"] for v in row) + 1 if names else 2
-    for name, row in zip(names, m["confusion_matrix"]):
+    for name, row in zip(names, m["confusion_matrix"], strict=True):
         lines.append(f"{name:<{width}} " + "".join(f"{v:>{cw}}" for v in row))
     return "\n".join(lines)

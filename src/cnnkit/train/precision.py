@@ -95,17 +95,23 @@ def choose_precision(requested: str = "auto", device: str | torch.device = "cpu"
         raise ValueError("precision='fp16' needs a CUDA device; on a CPU use bf16 or fp32")
     isa = torch.backends.cpu.get_cpu_capability()
     if requested == "bf16":
-        why = "requested" + ("" if cpu_has_native_bf16() else " (this CPU has no native bf16: slow)")
+        why = "requested" + (
+            "" if cpu_has_native_bf16() else " (this CPU has no native bf16: slow)"
+        )
         return Precision("bf16", True, "cpu", why)
     if requested == "fp32":
         return Precision("fp32", True, "cpu", f"requested; channels_last for oneDNN ({isa})")
     if cpu_has_native_bf16():
         return Precision(
-            "bf16", True, "cpu",
+            "bf16",
+            True,
+            "cpu",
             f"auto: CPU has native bf16 (avx512_bf16/amx), {isa}; bf16 autocast + channels_last",
         )
     return Precision(
-        "fp32", True, "cpu",
+        "fp32",
+        True,
+        "cpu",
         f"auto: CPU has no native bf16 ({isa}), where bf16 emulation is several times slower; "
         "fp32 + channels_last",
     )

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import csv
 import io
-import math
-import os
 import platform
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,7 +66,9 @@ def prepare_run_dir(out: str | Path, overwrite: bool) -> Path:
                 f"`cnnkit train --resume {out}` to continue it"
             )
         if not (out / "config.json").is_file():
-            raise FileExistsError(f"--overwrite refused: {out} is not a cnnkit run folder (no config.json)")
+            raise FileExistsError(
+                f"--overwrite refused: {out} is not a cnnkit run folder (no config.json)"
+            )
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     return out
@@ -78,8 +77,12 @@ def prepare_run_dir(out: str | Path, overwrite: bool) -> Path:
 def environment() -> dict[str, Any]:
     """Versions and hardware, recorded in config.json and the report."""
     return {
-        "cnnkit": __version__, "torch": torch.__version__, "python": platform.python_version(),
-        "platform": platform.platform(), "cpu": cpu_model(), "threads": torch.get_num_threads(),
+        "cnnkit": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
     }
@@ -114,35 +117,56 @@ def read_split(path: Path, arrays: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(train, dtype=np.int64), np.asarray(val, dtype=np.int64)
 
 
-def resolved_config(config: TrainConfig, data: data_source.RunData, model: torch.nn.Module,
-                    precision: dict[str, Any]) -> dict[str, Any]:
+def resolved_config(
+    config: TrainConfig,
+    data: data_source.RunData,
+    model: torch.nn.Module,
+    precision: dict[str, Any],
+) -> dict[str, Any]:
     """config.json: every setting, resolved, plus classes, preprocessing and environment."""
     card = getattr(model, "card", None)
     c, h, w = data.arrays.image_shape
     d = config.to_dict()
     d.update(
-        image_size=[h, w], color_mode=data.color_mode, in_chans=c,
-        class_names=list(data.arrays.class_names), num_classes=len(data.arrays.class_names),
-        mean=list(getattr(card, "mean", (0.0,)) or (0.0,)), std=list(getattr(card, "std", (1.0,)) or (1.0,)),
-        lr=config.resolved_lr, requested_lr=config.lr, precision=precision,
-        requested_precision=config.precision, environment=environment(),
-        data_summary=data.summary(), cnnkit_version=__version__,
+        image_size=[h, w],
+        color_mode=data.color_mode,
+        in_chans=c,
+        class_names=list(data.arrays.class_names),
+        num_classes=len(data.arrays.class_names),
+        mean=list(getattr(card, "mean", (0.0,)) or (0.0,)),
+        std=list(getattr(card, "std", (1.0,)) or (1.0,)),
+        lr=config.resolved_lr,
+        requested_lr=config.lr,
+        precision=precision,
+        requested_precision=config.precision,
+        environment=environment(),
+        data_summary=data.summary(),
+        cnnkit_version=__version__,
     )
     return d
 
 
 def _callbacks(run_dir: Path, config: TrainConfig, meta: dict[str, Any], progress: bool):
-    cbs = [ProgressBar(enabled=None if progress else False), CSVLogger(run_dir / "history.csv"),
-           Checkpoint(run_dir / CHECKPOINT, every=config.checkpoint_every, meta=meta)]
+    cbs = [
+        ProgressBar(enabled=None if progress else False),
+        CSVLogger(run_dir / "history.csv"),
+        Checkpoint(run_dir / CHECKPOINT, every=config.checkpoint_every, meta=meta),
+    ]
     if config.early_stopping:
         cbs.insert(0, EarlyStopping(config.early_stopping))
     return cbs
 
 
-def train_run(config: TrainConfig, out: str | Path, *, overwrite: bool = False,
-              progress: bool = True, device: str | None = None,
-              data: data_source.RunData | None = None,
-              split: tuple[np.ndarray, np.ndarray] | None = None) -> RunResult:
+def train_run(
+    config: TrainConfig,
+    out: str | Path,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+    device: str | None = None,
+    data: data_source.RunData | None = None,
+    split: tuple[np.ndarray, np.ndarray] | None = None,
+) -> RunResult:
     """Train ``config`` into the run folder ``out`` and evaluate on its validation split.
 
     Args:
@@ -178,8 +202,13 @@ def saved_settings(saved: dict[str, Any]) -> dict[str, Any]:
     return base
 
 
-def resume_run(out: str | Path, *, overrides: dict[str, Any] | None = None, progress: bool = True,
-               device: str | None = None) -> RunResult:
+def resume_run(
+    out: str | Path,
+    *,
+    overrides: dict[str, Any] | None = None,
+    progress: bool = True,
+    device: str | None = None,
+) -> RunResult:
     """Continue the run in ``out`` from its last checkpoint, with the saved split.
 
     Raises:
@@ -223,16 +252,22 @@ def _fit_and_save(config, run_dir, data, train_idx, val_idx, ckpt, progress, dev
     va = Tensors.from_any(arrays.subset(val_idx)) if len(val_idx) else None
     meta = {"model": config.model, "seed": config.seed}
     cbs = _callbacks(run_dir, config, meta, progress) if main else []
-    result: FitResult = fit(model, tr, va, config, callbacks=cbs, augment=augment, device=dev,
-                            resume_from=ckpt)
+    result: FitResult = fit(
+        model, tr, va, config, callbacks=cbs, augment=augment, device=dev, resume_from=ckpt
+    )
     if not main:  # only rank 0 writes the run folder
         return RunResult(run_dir, {}, result.history, time.perf_counter() - t0)
-    save_weights(run_dir / "model.safetensors", model.state_dict(),
-                 {"model": config.model, "cnnkit": __version__})
+    save_weights(
+        run_dir / "model.safetensors",
+        model.state_dict(),
+        {"model": config.model, "cnnkit": __version__},
+    )
     metrics = _evaluate_and_save(run_dir, model, arrays, val_idx, result)
     seconds = time.perf_counter() - t0
-    cfg["timing"] = {"total_seconds": seconds,
-                     "train_seconds": sum(r["seconds"] for r in result.history)}
+    cfg["timing"] = {
+        "total_seconds": seconds,
+        "train_seconds": sum(r["seconds"] for r in result.history),
+    }
     atomic_write_json(run_dir / "config.json", cfg)
     _write_summary(run_dir, model, arrays.image_shape)
     return RunResult(run_dir, metrics, result.history, seconds)
@@ -261,8 +296,15 @@ def write_predictions(path: Path, va: Any, probs: torch.Tensor) -> None:
     w.writerow(["path", "label", "predicted", "probability", "loss"])
     names = va.class_names
     for i in range(len(labels)):
-        w.writerow([va.file_paths[i] if va.file_paths else str(i), names[int(labels[i])],
-                    names[int(pred[i])], f"{float(conf[i]):.6f}", f"{float(losses[i]):.6f}"])
+        w.writerow(
+            [
+                va.file_paths[i] if va.file_paths else str(i),
+                names[int(labels[i])],
+                names[int(pred[i])],
+                f"{float(conf[i]):.6f}",
+                f"{float(losses[i]):.6f}",
+            ]
+        )
     atomic_write_text(path, buf.getvalue())
 
 
@@ -282,4 +324,6 @@ def _write_augment_preview(run_dir: Path, arrays, train_idx, augment, seed: int)
     from cnnkit.data import preview_grid
 
     sample = arrays.subset(train_idx[: min(4, len(train_idx))])
-    atomic_write_bytes(run_dir / "augment.png", preview_grid(sample.images, augment, n=16, seed=seed))
+    atomic_write_bytes(
+        run_dir / "augment.png", preview_grid(sample.images, augment, n=16, seed=seed)
+    )
