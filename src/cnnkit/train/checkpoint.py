@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save
 
 from cnnkit.errors import RunFolderError
@@ -81,11 +82,15 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise RunFolderError(f"{path}: not a loadable cnnkit checkpoint ({e.__class__.__name__}: "
-                             f"{str(e).splitlines()[0][:200]})") from e
+        raise RunFolderError(
+            f"{path}: not a loadable cnnkit checkpoint ({e.__class__.__name__}: "
+            f"{str(e).splitlines()[0][:200]})"
+        ) from e
 
 
-def save_weights(path: str | Path, state_dict: dict[str, torch.Tensor], metadata: dict | None = None) -> Path:
+def save_weights(
+    path: str | Path, state_dict: dict[str, torch.Tensor], metadata: dict | None = None
+) -> Path:
     """Atomically write a state dict as safetensors (contiguous CPU copies)."""
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
     meta = {k: str(v) for k, v in (metadata or {}).items()}
@@ -103,13 +108,52 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
         raise RunFolderError(f"{path}: not a valid safetensors file ({str(e)[:200]})") from e
 
 
+def weights_header(path: str | Path) -> dict[str, tuple[bool, tuple[int, ...]]]:
+    """``{name: (is_float, shape)}`` from a safetensors header; no tensor is read or built.
+
+    Raises:
+        RunFolderError: the file is missing or its header is damaged (truncated, trailing
+            bytes, an absurd header length, offsets outside the file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RunFolderError(f"weights not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            slices = {k: f.get_slice(k) for k in f.keys()}  # noqa: SIM118 - not a dict
+            return {k: (s.get_dtype().startswith(("F", "BF")), tuple(s.get_shape()))
+                    for k, s in slices.items()}  # fmt: skip
+    except Exception as e:  # noqa: BLE001
+        raise RunFolderError(f"{path}: not a valid safetensors file ({str(e)[:200]})") from e
+
+
+def check_header_fits(model: torch.nn.Module, path: str | Path) -> None:
+    """Refuse weights whose header has missing/extra/mis-shaped/mis-typed keys, before loading.
+
+    Raises:
+        RunFolderError: listing the first offending keys.
+    """
+    header = weights_header(path)
+    own = {k: (v.dtype.is_floating_point, tuple(v.shape)) for k, v in model.state_dict().items()}
+    _refuse_misfit(own, header, str(path))
+
+
 def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """Load ``state`` into ``model``, refusing missing/extra/mis-shaped keys by name."""
-    own = model.state_dict()
+    own = {k: (v.dtype.is_floating_point, tuple(v.shape)) for k, v in model.state_dict().items()}
+    got = {k: (v.dtype.is_floating_point, tuple(v.shape)) for k, v in state.items()}
+    _refuse_misfit(own, got, source)
+    model.load_state_dict(state)
+
+
+def _refuse_misfit(
+    own: dict[str, tuple[bool, tuple]], state: dict[str, tuple[bool, tuple]], source: str
+) -> None:
     missing = [k for k in own if k not in state]
     extra = [k for k in state if k not in own]
-    shaped = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
-    if missing or extra or shaped:
+    shaped = [k for k in own if k in state and own[k][1] != state[k][1]]
+    typed = [k for k in own if k in state and own[k][0] != state[k][0]]
+    if missing or extra or shaped or typed:
         parts = []
         if missing:
             parts.append(f"missing keys {missing[:5]}")
@@ -117,8 +161,8 @@ def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], so
             parts.append(f"unexpected keys {extra[:5]}")
         if shaped:
             parts.append(
-                "mis-shaped "
-                + ", ".join(f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in shaped[:5])
+                "mis-shaped " + ", ".join(f"{k} {state[k][1]} vs {own[k][1]}" for k in shaped[:5])
             )
+        if typed:
+            parts.append(f"integer/float type differs for {typed[:5]}")
         raise RunFolderError(f"{source}: weights do not fit the model: " + "; ".join(parts))
-    model.load_state_dict(state)
