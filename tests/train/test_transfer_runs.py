@@ -126,6 +126,14 @@ def test_missing_weights_leave_no_run_folder(folder, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_existing_run_folder_is_refused_without_overwrite(folder, weights, tmp_path):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "config.json").write_text("{}")
+    with pytest.raises(FileExistsError, match="already exists; pass --overwrite"):
+        train_transfer_run(_config(folder, weights, "frozen"), tmp_path / "r", progress=False)
+    assert (tmp_path / "r" / "config.json").read_text() == "{}"
+
+
 def test_transfer_run_needs_a_strategy(folder, weights, tmp_path):
     cfg = TrainConfig(data=str(folder), model="resnet18", pretrained=str(weights))
     with pytest.raises(ValueError, match="needs strategy and pretrained"):

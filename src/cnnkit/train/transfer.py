@@ -108,6 +108,8 @@ def train_transfer_run(
             f"strategy={config.strategy!r}, pretrained={config.pretrained!r}"
         )
     t0 = time.perf_counter()
+    if not overwrite and Path(out).is_dir() and any(Path(out).iterdir()):
+        prepare_run_dir(out, overwrite)  # refuses with the usual message, before any work
     data = data_source.load_run_data(config)
     model = data_source.build_model(config, data.arrays)  # loads the weights, fresh head
     run_dir = prepare_run_dir(out, overwrite)  # after the weights load: a bad file leaves no run
