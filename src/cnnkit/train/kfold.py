@@ -46,7 +46,9 @@ def train_kfold(
     """Train ``config.folds`` runs, one per fold, and summarise them in ``out``."""
     run_dir = prepare_run_dir(out, overwrite)
     data = data_source.load_run_data(config)
-    per_fold, seconds, history = [], 0.0, []
+    per_fold: list[dict[str, Any]] = []
+    history: list[dict[str, float]] = []
+    seconds = 0.0
     for k, split in enumerate(fold_indices(data.arrays.labels, config.folds, config.seed), 1):
         res = train_run(config, run_dir / f"fold-{k}", progress=progress, data=data, split=split)
         per_fold.append({"fold": k, "accuracy": res.metrics["accuracy"], "n": res.metrics["n"]})

@@ -119,7 +119,9 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.
     # fused=True: one kernel per step for all parameters instead of a Python loop over
     # tensors; measured clearly faster for small convnets on CPU, where the step is a
     # sizeable share of the time.
-    fused = {"fused": True} if all(p.dtype.is_floating_point for p in params) else {}
+    fused: dict[str, Any] = (
+        {"fused": True} if all(p.dtype.is_floating_point for p in params) else {}
+    )
     if config.optimizer == "sgd":
         return torch.optim.SGD(
             params,
@@ -324,7 +326,7 @@ def _run_epoch(state, tr: Tensors, va, config: TrainConfig, step_fn, augment, cb
     order = torch.randperm(len(tr), generator=gen)[: _usable(len(tr), config.batch_size)]
     aug_gen = _augment_generator(gen, config.seed, state.epoch)
     t0 = time.perf_counter()
-    loss_sum, correct, seen = 0.0, 0, 0
+    loss_sum, correct, seen = 0.0, 0.0, 0.0
     for i in range(state.steps_per_epoch):
         # each rank takes every world-th image of the same global batch (all of it alone)
         idx = distributed.local_batch(order[i * config.batch_size : (i + 1) * config.batch_size])

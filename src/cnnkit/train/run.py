@@ -101,7 +101,9 @@ def _write_split(path: Path, arrays: Any, train_idx: np.ndarray, val_idx: np.nda
 def read_split(path: Path, arrays: Any) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the train/validation rows of ``split.csv`` in ``arrays`` (matched by path)."""
     where = {p: i for i, p in enumerate(arrays.file_paths)}
-    train, val, missing = [], [], []
+    train: list[int] = []
+    val: list[int] = []
+    missing: list[str] = []
     with open(path, newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
             i = where.get(row["path"])
