@@ -26,6 +26,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -45,6 +46,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds (median reported)")
     p.add_argument("--time-limit", type=float, default=60.0, help="seconds per phase at most")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "serve.md")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="inference threads of each backend (1: robust on a busy machine)",
+    )
     p.add_argument("--how", default="", help="how RUN was made (a command), for the results")
     return p.parse_args(argv)
 
@@ -55,7 +62,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start(run: Path, backend: str) -> tuple[subprocess.Popen, int]:
+def _start(run: Path, backend: str, threads: int) -> tuple[subprocess.Popen, int]:
     port = _free_port()
     cmd = [
         sys.executable,
@@ -69,12 +76,17 @@ def _start(run: Path, backend: str) -> tuple[subprocess.Popen, int]:
         HOST,
         "--port",
         str(port),
+        "--threads",
+        str(threads),
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # A file, not a pipe: a full pipe would block the server. Closed with the process.
+    log = tempfile.TemporaryFile()  # noqa: SIM115
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{backend} server exited: {proc.stderr.read().decode()[-1500:]}")
+            log.seek(0)
+            raise RuntimeError(f"{backend} server exited: {log.read().decode()[-1500:]}")
         try:
             conn = http.client.HTTPConnection(HOST, port, timeout=2)
             conn.request("GET", "/health")
@@ -140,11 +152,16 @@ def http_phase(port: int, image: bytes, requests: int, clients: int, limit: floa
     }
 
 
-def model_phase(run: Path, backend: str, image: bytes, requests: int, limit: float) -> dict:
+def model_phase(
+    run: Path, backend: str, image: bytes, requests: int, limit: float, threads: int
+) -> dict:
     """In-process latency of decode-free prediction on one image (no HTTP)."""
+    import torch
+
     from cnnkit.serve.predictor import Predictor
 
-    pred = Predictor(run, backend=backend)
+    torch.set_num_threads(threads)
+    pred = Predictor(run, backend=backend, threads=threads)
     x = pred.load(image)[None]
     for _ in range(10):
         pred.predict_proba(x)
@@ -205,7 +222,7 @@ def run_bench(args: argparse.Namespace) -> dict:
         print(f"exporting {run} to ONNX first", flush=True)
         export_onnx(run)
     image = _image_bytes(run)
-    servers = {b: _start(run, b) for b in BACKENDS}
+    servers = {b: _start(run, b, args.threads) for b in BACKENDS}
     rows: dict[str, dict[str, list[float]]] = {b: {} for b in BACKENDS}
     loads = [os.getloadavg()[0]]
     try:
@@ -235,7 +252,7 @@ def run_bench(args: argparse.Namespace) -> dict:
 
 def _phase(phase: str, backend: str, run: Path, port: int, image: bytes, args) -> dict:
     if phase == "model":
-        return model_phase(run, backend, image, args.requests, args.time_limit)
+        return model_phase(run, backend, image, args.requests, args.time_limit, args.threads)
     clients = 1 if phase == "batch1" else args.clients
     return http_phase(port, image, args.requests, clients, args.time_limit)
 
@@ -287,7 +304,8 @@ def markdown(res: dict, args: argparse.Namespace, seconds: float) -> str:
         f"onnxruntime / PyTorch speed-up, model only at batch 1: {_summary(speed)}x.",
         "",
         "Requests per phase: "
-        f"{args.requests} (bounded by {args.time_limit:g} s); the server runs one forward pass "
+        f"{args.requests} (bounded by {args.time_limit:g} s); {args.threads} inference "
+        "thread(s) per backend (`cnnkit serve --threads`); the server runs one forward pass "
         "at a time (decoding and HTTP overlap), so the load phase measures queueing too.",
         "",
         f"**The machine is shared**: {os.cpu_count()} CPU cores used by several engineers at "

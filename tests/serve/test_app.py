@@ -225,3 +225,31 @@ def test_options_are_validated():
         ServeOptions(backend="tf")
     with pytest.raises(ValueError, match="max_upload_mb"):
         ServeOptions(max_upload_mb=0)
+    with pytest.raises(ValueError, match="threads"):
+        ServeOptions(threads=0)
+
+
+def test_onnx_backend_is_chosen_and_agrees_with_torch(onnx_run, client, images):
+    with TestClient(create_app(onnx_run), base_url="http://127.0.0.1") as onnx_client:
+        health = onnx_client.get("/health").json()
+        assert health["backend"] == "onnx" and "model.onnx found" in health["backend_reason"]
+        files = _files(*[(f"{k}.png", v, "image/png") for k, v in images.items()])
+        by_onnx = onnx_client.post("/predict", files=files).json()
+    by_torch = client.post("/predict", files=files).json()
+    for o, t in zip(by_onnx, by_torch, strict=True):
+        assert o["label"] == t["label"]
+        for a, b in zip(o["top_k"], t["top_k"], strict=True):
+            assert a["probability"] == pytest.approx(b["probability"], abs=1e-4)
+
+
+def test_backend_torch_can_be_forced_and_threads_set(onnx_run):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        app = create_app(onnx_run, ServeOptions(backend="torch", threads=1))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    health = app.state.cnnkit.health()
+    assert health["backend"] == "torch" and health["threads"] == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 from pathlib import Path
 
 import typer
@@ -42,9 +43,10 @@ def _export_text(r: dict) -> str:
 def serve_cmd(
     run: Path = typer.Argument(..., help="Run folder."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (localhost by default)."),
-    port: int = typer.Option(8000, "--port", help="TCP port (0 = any free port)."),
+    port: int = typer.Option(8000, "--port", help="TCP port."),
     max_upload_mb: float = typer.Option(10.0, "--max-upload-mb", help="Largest request, MiB."),
     backend: str = typer.Option("auto", "--backend", help="auto | torch | onnx."),
+    threads: int | None = typer.Option(None, "--threads", help="Inference threads (default: all)."),
 ) -> None:
     """Serve RUN over HTTP: POST /predict, POST /explain, GET /health and a web page at /."""
     import uvicorn
@@ -53,7 +55,10 @@ def serve_cmd(
 
     if not 0 <= port <= 65535:
         raise ValueError(f"--port must be in 0..65535. Received: --port={port}")
-    app = create_app(run, ServeOptions(backend=backend, max_upload_mb=max_upload_mb))
+    # python-multipart logs every malformed upload at WARNING; the client gets a 400 already.
+    logging.getLogger("python_multipart").setLevel(logging.ERROR)
+    opts = ServeOptions(backend=backend, max_upload_mb=max_upload_mb, threads=threads)
+    app = create_app(run, opts)
     health = app.state.cnnkit.health()
     if not _is_loopback(host):
         log(f"warning: --host {host} is reachable from other machines; there is no authentication")

@@ -62,6 +62,8 @@ class ServeOptions:
         max_files: most images in one ``/predict`` request.
         max_pixels: larger images are refused as decompression bombs (width x height).
         max_parts: most multipart parts in one request.
+        threads: inference threads (None = the library defaults); also sets PyTorch's
+            process-wide thread count.
     """
 
     backend: str = "auto"
@@ -69,12 +71,15 @@ class ServeOptions:
     max_files: int = 32
     max_pixels: int = 40_000_000
     max_parts: int = 64
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.backend not in ("auto", "torch", "onnx"):
             raise ValueError(f"backend must be auto, torch or onnx. Received: {self.backend!r}")
         if not self.max_upload_mb > 0:
             raise ValueError(f"max_upload_mb must be > 0. Received: {self.max_upload_mb}")
+        if self.threads is not None and int(self.threads) < 1:
+            raise ValueError(f"threads must be >= 1. Received: {self.threads}")
         for name in ("max_files", "max_pixels", "max_parts"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1. Received: {getattr(self, name)}")
@@ -95,13 +100,17 @@ def choose_backend(run_dir: Path, requested: str) -> tuple[str, str]:
     return "onnx", "model.onnx found and onnxruntime installed"
 
 
-def _load_predictor(run: Any, requested: str) -> tuple[Predictor, str]:
+def _load_predictor(run: Any, requested: str, threads: int | None) -> tuple[Predictor, str]:
+    import torch
+
     from cnnkit.train import LoadedRun, load_run
 
+    if threads:
+        torch.set_num_threads(int(threads))
     loaded = run if isinstance(run, LoadedRun) else load_run(run)
     backend, reason = choose_backend(loaded.path, requested)
     try:
-        return Predictor(loaded, backend=backend), reason
+        return Predictor(loaded, backend=backend, threads=threads), reason
     except CnnkitError as e:
         if requested != "auto":
             raise
@@ -140,7 +149,7 @@ def create_app(run: Any, options: ServeOptions | None = None) -> FastAPI:
         CnnkitError: ``backend="onnx"`` and ``model.onnx`` cannot be used.
     """
     opts = options or ServeOptions()
-    predictor, reason = _load_predictor(run, opts.backend)
+    predictor, reason = _load_predictor(run, opts.backend, opts.threads)
     state = _State(predictor, reason, opts)
     app = FastAPI(title="cnnkit", version=_version(), docs_url=None, redoc_url=None)
     app.state.cnnkit = state
@@ -182,6 +191,7 @@ class _State:
             "color_mode": run.color_mode,
             "max_upload_mb": self.opts.max_upload_mb,
             "max_files": self.opts.max_files,
+            "threads": self.opts.threads,
             "cnnkit_version": _version(),
         }
 

@@ -242,6 +242,8 @@ def _export(run: Any, images: np.ndarray, tmp: Path) -> None:
             dynamic_shapes=({0: batch},),
             verbose=False,
         )
+        if program is None:  # only when the exporter is asked not to return one
+            raise RuntimeError("torch.onnx.export returned no program")
         program.save(str(tmp))
     except Exception as e:  # the exporter raises many types; name the model and the cause
         raise CnnkitError(

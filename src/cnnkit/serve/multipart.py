@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -45,7 +46,7 @@ class _Collector:
         self._value = bytearray()
         self._current: Part | None = None
 
-    def callbacks(self) -> dict:
+    def callbacks(self) -> Any:  # python-multipart's MultipartCallbacks TypedDict
         return {
             "on_part_begin": self._part_begin,
             "on_header_field": lambda d, s, e: self._field.extend(d[s:e]),

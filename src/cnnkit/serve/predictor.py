@@ -26,6 +26,8 @@ class Predictor:
     Args:
         run: a run folder path (or a :class:`cnnkit.train.LoadedRun`).
         backend: ``torch`` (default) or ``onnx`` (needs ``RUN/model.onnx`` and onnxruntime).
+        threads: onnxruntime intra-op threads (None = its default); PyTorch's are
+            process-wide (``torch.set_num_threads``).
 
     Example:
         >>> p = Predictor("runs/digits")                       # doctest: +SKIP
@@ -33,7 +35,7 @@ class Predictor:
         '7'
     """
 
-    def __init__(self, run: Any, backend: str = "torch") -> None:
+    def __init__(self, run: Any, backend: str = "torch", *, threads: int | None = None) -> None:
         from cnnkit.train import LoadedRun, load_run
 
         self.run = run if isinstance(run, LoadedRun) else load_run(run)
@@ -45,7 +47,7 @@ class Predictor:
         if backend == "onnx":
             from cnnkit.serve.onnx_backend import OnnxSession
 
-            self._onnx = OnnxSession(self.run.path / "model.onnx")
+            self._onnx = OnnxSession(self.run.path / "model.onnx", threads=threads)
             _check_onnx_matches(self._onnx, self.run)
 
     @property
@@ -96,7 +98,7 @@ class Predictor:
         """Entries ``{file, label, probability, top_k}`` for decoded images."""
         if len(images) == 0:
             return []
-        probs = self.predict_proba(np.stack(images))
+        probs = self.predict_proba(np.asarray(images))  # (N, C, H, W), also from a list
         return [
             {"file": str(n), "label": t[0]["label"], "probability": t[0]["probability"], "top_k": t}
             for n, t in zip(names, self.top_k(probs, top_k), strict=True)
@@ -106,10 +108,10 @@ class Predictor:
         self, files: Iterable[str | Path], top_k: int = 3, batch_size: int = 64
     ) -> list[dict[str, Any]]:
         """Predict each file; undecodable files become ``{"file", "error"}`` entries, in order."""
-        files = [str(f) for f in files]
-        results: list[dict[str, Any] | None] = [None] * len(files)
+        paths = [str(f) for f in files]
+        results: list[dict[str, Any] | None] = [None] * len(paths)
         good: list[tuple[int, np.ndarray]] = []
-        for i, f in enumerate(files):
+        for i, f in enumerate(paths):
             try:
                 good.append((i, self.load(f)))
             except (CnnkitError, OSError, ValueError) as e:
@@ -117,7 +119,7 @@ class Predictor:
         for s in range(0, len(good), batch_size):
             chunk = good[s : s + batch_size]
             preds = self.predict_arrays(
-                np.stack([a for _, a in chunk]), [files[i] for i, _ in chunk], top_k
+                np.stack([a for _, a in chunk]), [paths[i] for i, _ in chunk], top_k
             )
             for (i, _), p in zip(chunk, preds, strict=True):
                 results[i] = p
