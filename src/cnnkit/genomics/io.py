@@ -11,6 +11,8 @@ from __future__ import annotations
 import gzip
 import math
 import re
+import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -184,10 +186,15 @@ def read_plink(prefix: str | Path) -> Genotypes:
             raise FileNotFoundError(f"PLINK file not found: {f}")
     n_samples, n_snps = _count_lines(fam), _count_lines(bim)
     check_bed_file(bed, n_samples, n_snps)
-    with open_bed(bed, iid_count=n_samples, sid_count=n_snps, num_threads=1) as reader:
-        matrix = reader.read(dtype="float32", num_threads=1)
-        iids = [str(x) for x in reader.iid]
-        sids = [str(x) for x in reader.sid]
+    try:
+        with open_bed(bed, iid_count=n_samples, sid_count=n_snps, num_threads=1) as reader:
+            matrix = reader.read(dtype="float32", num_threads=1)
+            iids = [str(x) for x in reader.iid]
+            sids = [str(x) for x in reader.sid]
+    except ValueError as e:  # bed_reader's parse errors do not say which file
+        raise ValueError(
+            f"{fam} / {bim}: {e} (.fam: 6 whitespace-separated columns, .bim: 6 tab-separated)"
+        ) from None
     _check_unique(iids, fam, "sample id")
     return Genotypes(np.ascontiguousarray(matrix), iids, sids, True, str(bed))
 
@@ -222,12 +229,22 @@ def _is_number(tok: str) -> bool:
 
 def _open_text(path: Path):
     if path.name.endswith(".gz"):
-        return gzip.open(path, "rt")
+        return gzip.open(path, "rt", encoding="utf-8-sig")
     return open(path, encoding="utf-8-sig")
 
 
+@contextmanager
+def _readable(path: Path):
+    """Turn a damaged gzip stream or undecodable bytes into a ValueError naming the file."""
+    try:
+        yield
+    except (EOFError, gzip.BadGzipFile, zlib.error, UnicodeDecodeError) as e:
+        why = f"{type(e).__name__}: {e}"
+        raise ValueError(f"{path}: cannot read the file as text ({why})") from None
+
+
 def _read_rows(path: Path) -> tuple[list[list[str]], str | None]:
-    with _open_text(path) as fh:
+    with _readable(path), _open_text(path) as fh:
         lines = [ln for ln in fh if ln.strip()]
     if not lines:
         raise ValueError(f"{path}: the file is empty")
@@ -346,7 +363,7 @@ def read_vcf(path: str | Path) -> Genotypes:
     counts = {"multiallelic_skipped": 0, "invalid_call_skipped": 0, "no_gt_skipped": 0}
     samples: list[str] | None = None
     snps, cols = [], []
-    with _open_text(path) as fh:
+    with _readable(path), _open_text(path) as fh:
         for lineno, line in enumerate(fh, 1):
             if line.startswith("##") or not line.strip():
                 continue
