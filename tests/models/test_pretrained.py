@@ -103,6 +103,7 @@ def test_local_file_into_fewer_classes_keeps_a_fresh_head(tmp_path, suffix):
     assert _same_base(src, model)
     assert model.fc.out_features == 5
     assert model.pretrained_info.fresh_head and model.pretrained_info.kind == "file"
+    assert not model.fc.weight.any() and not model.fc.bias.any()  # starts at uniform output
 
 
 def test_base_weights_into_a_classifier_and_classifier_weights_into_a_base(tmp_path):

@@ -12,7 +12,8 @@
 - ``"timm:NAME"`` when the optional ``timm`` extra is installed (offline: the Hugging Face
   cache only).
 
-A classifier of another size (1,000-class weights into a 5-class model) keeps a fresh head;
+A classifier of another size (1,000-class weights into a 5-class model) keeps a fresh head
+whose last layer starts at zero;
 weights for 3 channels loaded into a 1-channel model have their first conv summed over
 channels (as timm does). Anything else that does not fit is an error listing the keys.
 
@@ -301,8 +302,23 @@ def load_state_into(
     model.load_state_dict(state, strict=False)
     if any(k not in state for k in own if k.startswith(head)) or skipped:
         info.fresh_head = not is_base
+        if info.fresh_head:
+            _zero_classifier(model)
         if skipped:
             info.notes.append(f"skipped {len(skipped)} head tensors ({', '.join(skipped[:4])})")
+
+
+def _zero_classifier(model: nn.Module) -> None:
+    """A fresh classifier on pretrained features starts at zero (uniform predictions).
+
+    Pretrained features are large; a randomly initialised last layer turns them into large
+    random logits (loss far above ln K) that the first hundred steps only undo.
+    """
+    get = getattr(model, "get_classifier", None)
+    clf = get() if callable(get) else None
+    if isinstance(clf, nn.Module):
+        for p in clf.parameters():
+            nn.init.zeros_(p)
 
 
 AUX_HEADS = ("AuxLogits.", "aux1.", "aux2.")  # Inception v3 / GoogLeNet auxiliary classifiers
