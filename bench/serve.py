@@ -258,14 +258,27 @@ def _phase(phase: str, backend: str, run: Path, port: int, image: bytes, args) -
 
 
 def _image_bytes(run: Path) -> bytes:
-    """A real image file of the run (its first validation image), as uploaded bytes."""
+    """A real image of the run as uploaded bytes: its first validation image file, else its
+    first validation image of a named dataset (``mnist-5k:train/9``) encoded as PNG."""
     import csv
+    import io
+
+    from PIL import Image
+
+    from cnnkit.serve.export import reference_images
+    from cnnkit.train import load_run
 
     with open(run / "split.csv", newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
             if row["subset"] == "validation" and Path(row["path"]).is_file():
                 return Path(row["path"]).read_bytes()
-    raise SystemExit(f"{run}: no readable validation image in split.csv")
+    images, where = reference_images(load_run(run), 1)
+    if where == "random pixels":
+        raise SystemExit(f"{run}: no readable validation image")
+    chw = images[0]
+    buf = io.BytesIO()
+    Image.fromarray(chw[0] if chw.shape[0] == 1 else chw.transpose(1, 2, 0)).save(buf, "PNG")
+    return buf.getvalue()
 
 
 def markdown(res: dict, args: argparse.Namespace, seconds: float) -> str:

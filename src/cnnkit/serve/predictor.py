@@ -9,7 +9,6 @@ never an exception that ends a batch.
 from __future__ import annotations
 
 import io
-import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 
 from cnnkit.errors import CnnkitError, ImageDecodeError
+from cnnkit.serve.batching import Coalescer
 
 
 class Predictor:
@@ -42,7 +42,8 @@ class Predictor:
         if backend not in ("torch", "onnx"):
             raise ValueError(f"backend must be torch or onnx. Received: backend={backend!r}")
         self.backend = backend
-        self._lock = threading.Lock()  # one forward pass at a time: threads would oversubscribe
+        # One forward pass at a time (threads would oversubscribe), concurrent calls batched.
+        self._coalescer = Coalescer(self._forward, max_batch=64)
         self._onnx = None
         if backend == "onnx":
             from cnnkit.serve.onnx_backend import OnnxSession
@@ -75,13 +76,20 @@ class Predictor:
         )
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
-        """Probabilities ``(N, K)`` for uint8 images ``(N, C, H, W)`` (thread-safe)."""
-        with self._lock:
-            if self._onnx is not None:
-                x = self.run.preprocess(images).numpy()
-                logits = self._onnx(x)
-                return torch.softmax(torch.from_numpy(logits).float(), 1).numpy()
-            return self.run.predict_proba(images).numpy()
+        """Probabilities ``(N, K)`` for uint8 images ``(N, C, H, W)``.
+
+        Thread-safe: calls from concurrent threads (the server's) run one at a time, and
+        those that arrive while another runs are batched together (see
+        :class:`cnnkit.serve.batching.Coalescer`).
+        """
+        return self._coalescer(np.asarray(images))
+
+    def _forward(self, images: np.ndarray) -> np.ndarray:
+        if self._onnx is not None:
+            x = self.run.preprocess(images).numpy()
+            logits = self._onnx(x)
+            return torch.softmax(torch.from_numpy(logits).float(), 1).numpy()
+        return self.run.predict_proba(images).numpy()
 
     def top_k(self, probs: np.ndarray, k: int) -> list[list[dict[str, Any]]]:
         """The ``k`` most probable labels of each row of ``probs``."""
