@@ -15,7 +15,9 @@ from cnnkit.models.registry import register_model
 from cnnkit.models.zoo.mnist import FlattenDenseNet, _mnist_card
 
 
-def _bn_stack(in_chans: int, widths: tuple[int, ...], pool_after: tuple[bool, ...]) -> nn.Sequential:
+def _bn_stack(
+    in_chans: int, widths: tuple[int, ...], pool_after: tuple[bool, ...]
+) -> nn.Sequential:
     """Conv3x3(valid, no bias) -> BatchNorm -> ReLU per width, optionally MaxPool(2)."""
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     prev = in_chans
@@ -37,6 +39,7 @@ def _bn_stack(in_chans: int, widths: tuple[int, ...], pool_after: tuple[bool, ..
         block_groups=("features.conv1", "features.conv2", "features.conv3"),
         published_params=104_426,
         description="basic_convnet with conv-BN-ReLU blocks (no conv bias) and dropout 0.3",
+        source="cnnkit",
     )
 )
 def basic_convnet_bn(
