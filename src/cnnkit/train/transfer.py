@@ -241,6 +241,8 @@ def fit_param_groups(
         model.to(memory_format=torch.channels_last)
     norm = model_normalizer(model, tr.images.shape[1], dev)
     steps = math.ceil(len(tr) / config.batch_size)
+    if config.max_steps_per_epoch:
+        steps = min(steps, config.max_steps_per_epoch)
     opt = build_optimizer(model, config)  # the configured kind; groups replace its params
     opt = type(opt)([g for g in groups if g["params"]], **_opt_defaults(opt))
     sched = build_scheduler(opt, config, steps)
