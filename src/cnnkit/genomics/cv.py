@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from sklearn.model_selection import KFold
 
 from cnnkit.genomics.methods import make_method
@@ -32,6 +33,7 @@ class CVConfig:
     seed: int = 0
     h2: float | None = None
     device: str = "cpu"
+    n_jobs: int = 1
 
     def __post_init__(self) -> None:
         if isinstance(self.folds, bool) or not isinstance(self.folds, int) or self.folds < 2:
@@ -83,27 +85,47 @@ def daetwyler(n_train: int, h2: float, ne: float, genome_morgans: float) -> floa
     return math.sqrt(n_train * h2 / (n_train * h2 + me))
 
 
-def _run_fold(x, y, tr, te, methods, cfg, seed, train_cfg, log):
+def _run_task(x, y, tr, te, method, cfg, seed, train_cfg) -> dict:
+    """Fit one method on one fold's training rows; score it on the fold's test rows."""
+    if cfg.n_jobs > 1:
+        torch.set_num_threads(1)  # the workers share the cores
+    t0 = time.perf_counter()
     pre = SnpPreprocessor().fit(x[tr])
-    xtr, xte = pre.transform(x[tr]), pre.transform(x[te])
-    rows = []
-    for m in methods:
-        t0 = time.perf_counter()
-        est = make_method(
-            m, seed=seed, means=pre.means, h2=cfg.h2, train=train_cfg, device=cfg.device
+    est = make_method(
+        method, seed=seed, means=pre.means, h2=cfg.h2, train=train_cfg, device=cfg.device
+    )
+    pred = est.fit(pre.transform(x[tr]), y[tr]).predict(pre.transform(x[te]))
+    return {
+        "method": method,
+        **scores(y[te], pred),
+        "seconds": time.perf_counter() - t0,
+        "snps_dropped": pre.n_dropped,
+        "pred": pred,
+    }
+
+
+def _run_all(x, y, config, train, log) -> list[tuple[int, int, np.ndarray, dict]]:
+    """Every (fold, method) task, in order; in parallel worker processes when n_jobs > 1."""
+    tasks = []
+    for r, k, tr, te in fold_indices(len(y), config.folds, config.repeats, config.seed):
+        seed = config.seed * 10_000 + r * 100 + k
+        tasks += [(r, k, tr, te, m, seed) for m in config.methods]
+    if config.n_jobs > 1:
+        from joblib import Parallel, delayed
+
+        rows = Parallel(n_jobs=config.n_jobs)(
+            delayed(_run_task)(x, y, tr, te, m, config, seed, train)
+            for _, _, tr, te, m, seed in tasks
         )
-        pred = est.fit(xtr, y[tr]).predict(xte)
-        rows.append(
-            {
-                "method": m,
-                **scores(y[te], pred),
-                "seconds": time.perf_counter() - t0,
-                "snps_dropped": pre.n_dropped,
-                "pred": pred,
-            }
-        )
-        log(f"  {m}: r={rows[-1]['r']:.3f} ({rows[-1]['seconds']:.1f}s)")
-    return rows
+    else:
+        rows = []
+        for r, k, tr, te, m, seed in tasks:
+            rows.append(_run_task(x, y, tr, te, m, config, seed, train))
+            log(
+                f"repeat {r + 1} fold {k + 1} {m}: r={rows[-1]['r']:.3f} "
+                f"({rows[-1]['seconds']:.1f}s)"
+            )
+    return [(t[0], t[1], t[3], row) for t, row in zip(tasks, rows, strict=True)]
 
 
 def summarise(fold_rows: list[dict], methods: list[str]) -> tuple[list[dict], list[dict]]:
@@ -161,21 +183,18 @@ def cross_validate(
     """
     methods = list(config.methods)
     fold_rows, predictions = [], []
-    for r, k, tr, te in fold_indices(len(y), config.folds, config.repeats, config.seed):
-        log(f"repeat {r + 1}/{config.repeats} fold {k + 1}/{config.folds}")
-        seed = config.seed * 10_000 + r * 100 + k
-        for row in _run_fold(x, y, tr, te, methods, config, seed, train, log):
-            pred = row.pop("pred")
-            fold_rows.append({"repeat": r, "fold": k, **row})
-            predictions.append(
-                {
-                    "repeat": r,
-                    "fold": k,
-                    "method": row["method"],
-                    "rows": te.tolist(),
-                    "pred": pred.tolist(),
-                }
-            )
+    for r, k, te, row in _run_all(x, y, config, train, log):
+        pred = row.pop("pred")
+        fold_rows.append({"repeat": r, "fold": k, **row})
+        predictions.append(
+            {
+                "repeat": r,
+                "fold": k,
+                "method": row["method"],
+                "rows": te.tolist(),
+                "pred": pred.tolist(),
+            }
+        )
     summary, paired = summarise(fold_rows, methods)
     result = {
         "n": int(len(y)),
@@ -195,7 +214,7 @@ def cross_validate(
         h2 = float(simulation["h2"])
         n_train = int(len(y) * (config.folds - 1) / config.folds)
         h2_add = simulation.get("h2_additive", h2)
-        result["ceiling"] = math.sqrt(h2)
+        result["ceiling"] = 0.0 if simulation.get("trait") == "null" else math.sqrt(h2)
         if h2_add:  # the Daetwyler formula is for the additive part only
             result["daetwyler"] = daetwyler(
                 n_train, float(h2_add), float(simulation["ne"]), float(simulation["genome_morgans"])

@@ -137,7 +137,7 @@ def parse_methods(text: str | list[str]) -> list[str]:
     """``"cnn,gblup"`` -> ``["cnn", "gblup"]`` (validated, duplicates removed, order kept)."""
     items = text.split(",") if isinstance(text, str) else list(text)
     out: list[str] = []
-    for item in (i.strip().lower().replace("_", "") for i in items if i.strip()):
+    for item in (i.strip().lower().replace("_", "").replace("-", "") for i in items if i.strip()):
         item = {"snpcnn1d": "cnn", "snpmlp": "mlp", "rrblup": "ridge", "enet": "elasticnet"}.get(
             item, item
         )

@@ -1,0 +1,138 @@
+"""``cnnkit genomics ...`` through the real entry point."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+
+from cnnkit.cli.main import main
+
+
+def _write_csv(tmp_path, n=80, p=60, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 3, size=(n, p))
+    y = x[:, :4].sum(1) + rng.normal(size=n)
+    head = "," + ",".join(f"rs{j}" for j in range(p))  # R style: unnamed id column
+    rows = [f"s{i}," + ",".join(map(str, r)) for i, r in enumerate(x)]
+    (tmp_path / "g.csv").write_text(head + "\n" + "\n".join(rows) + "\n")
+    lines = [f"s{i},{v:.5f},{-v:.5f}" for i, v in enumerate(y)]
+    (tmp_path / "p.csv").write_text("id,yield,neg\n" + "\n".join(lines[::-1]) + "\n")
+    return tmp_path / "g.csv", tmp_path / "p.csv"
+
+
+def test_cv_json_fields_and_report(tmp_path, capsys):
+    geno, pheno = _write_csv(tmp_path)
+    out = tmp_path / "cv"
+    args = [
+        "genomics",
+        "cv",
+        str(geno),
+        str(pheno),
+        "--pheno-col",
+        "yield",
+        "--methods",
+        "gblup,ridge",
+        "--folds",
+        "3",
+        "--repeats",
+        "1",
+        "--out",
+        str(out),
+        "--json",
+    ]
+    assert main(args) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert {"n", "p", "folds", "repeats", "methods", "paired", "ceiling"} <= set(res)
+    assert [m["method"] for m in res["methods"]] == ["gblup", "ridge"]
+    assert res["methods"][0]["r_mean"] > 0.5 and res["ceiling"] is None
+    assert res["paired"][0]["method"] == "ridge" and "r_diff_se" in res["paired"][0]
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html and "<img" in html
+    b64 = html.split("data:image/png;base64,")[1].split('"')[0]
+    assert base64.b64decode(b64)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((out / "cv.json").read_text())["n"] == 80
+
+
+def test_train_predict_explain_run_folder(tmp_path, capsys):
+    geno, pheno = _write_csv(tmp_path)
+    run = tmp_path / "run"
+    common = ["--epochs", "3", "--batch-size", "32", "--patience", "2", "--json"]
+    assert main(["genomics", "train", str(geno), str(pheno), "--out", str(run), *common]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert trained["model"] == "snp_cnn1d" and trained["n"] == 80
+    assert {p.name for p in run.iterdir()} >= {
+        "config.json",
+        "model.safetensors",
+        "preprocessor.safetensors",
+        "history.csv",
+    }
+    assert not list(run.glob("*.pt")) and not list(run.glob("*.pkl"))
+    assert main(["genomics", "predict", str(run), str(geno), "--json"]) == 0
+    preds = json.loads(capsys.readouterr().out)
+    assert len(preds) == 80 and preds[0]["sample_id"] == "s0"
+    y = {ln.split(",")[0]: float(ln.split(",")[1]) for ln in pheno.read_text().splitlines()[1:]}
+    r = np.corrcoef([p["prediction"] for p in preds], [y[p["sample_id"]] for p in preds])[0, 1]
+    assert r > 0.5  # in-sample, starts from GBLUP
+    png = tmp_path / "sal.png"
+    assert main(["genomics", "explain", str(run), "--out", str(png), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert png.read_bytes()[:4] == b"\x89PNG" and len(res["top_loci"]) == 10
+    assert main(["genomics", "train", str(geno), str(pheno), "--out", str(run)]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_simulate_then_cv_reports_the_ceiling(tmp_path, capsys):
+    sim = tmp_path / "sim"
+    args = [
+        "genomics",
+        "simulate",
+        "--n",
+        "60",
+        "--snps",
+        "50",
+        "--h2",
+        "0.5",
+        "--trait",
+        "local-epistasis",
+        "--n-qtl",
+        "10",
+        "--seed",
+        "1",
+        "--out",
+        str(sim),
+        "--json",
+    ]
+    assert main(args) == 0
+    paths = json.loads(capsys.readouterr().out)
+    assert (sim / "truth.json").exists() and paths["genotypes"].endswith("geno.bed")
+    cv = [
+        "genomics",
+        "cv",
+        paths["genotypes"],
+        paths["phenotypes"],
+        "--methods",
+        "gblup",
+        "--folds",
+        "2",
+        "--repeats",
+        "1",
+        "--json",
+    ]
+    assert main(cv) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["ceiling"] == pytest.approx(0.5**0.5) and res["p"] == 50
+
+
+def test_errors_are_one_line(tmp_path, capsys):
+    geno, _ = _write_csv(tmp_path)
+    (tmp_path / "bad.csv").write_text("id,y\nnobody,1\n")
+    assert main(["genomics", "cv", str(geno), str(tmp_path / "bad.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "\n" not in err and "'s0'" in err
+    assert main(["genomics", "cv", str(geno), str(tmp_path / "p.csv"), "--methods", "svm"]) == 2
+    assert "methods must be" in capsys.readouterr().err
+    assert main(["genomics", "cv", str(tmp_path / "none.bed"), str(tmp_path / "p.csv")]) == 2
+    assert "not found" in capsys.readouterr().err
