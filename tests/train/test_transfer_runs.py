@@ -43,9 +43,9 @@ def folder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> Path:
-    """A 'pretrained' resnet18 with a 10-class head, saved as a torchvision-style state dict."""
+    """A 'pretrained' resnet18 with a 3-class head (as many as the new task), torchvision-style."""
     torch.manual_seed(0)
-    model = create_model("resnet18", num_classes=10, input_size=(3, SIZE, SIZE))
+    model = create_model("resnet18", num_classes=3, input_size=(3, SIZE, SIZE))
     path = tmp_path_factory.mktemp("w") / "resnet18-source.pth"
     torch.save(model.state_dict(), path)
     return path
@@ -63,7 +63,8 @@ def _check_run(out: Path, strategy: str) -> dict:
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["strategy"] == strategy and cfg["pretrained"].endswith("resnet18-source.pth")
     assert cfg["transfer"]["frozen_changed"] == []  # frozen part bit-identical
-    assert cfg["transfer"]["weights"]["fresh_head"] is True
+    assert cfg["transfer"]["weights"]["fresh_head"] is True  # a new task: a new head
+    assert "classifier replaced for the new task" in cfg["transfer"]["weights"]["notes"]
     run = load_run(out)  # strict safetensors load into create_model(...)
     metrics = json.loads((out / "metrics.json").read_text())
     with open(out / "predictions.csv") as f:
@@ -86,6 +87,7 @@ def test_features_strategy_end_to_end_and_cache_hit_on_rerun(folder, weights, tm
     assert saved["transfer"]["feature_cache"]["hit"] is False
     assert saved["transfer"]["feature_cache"]["shape"] == [512, 1, 1]
     assert len(res.history) == 3
+    assert res.history[0]["loss"] < np.log(3) + 0.1  # a zero head: uniform at the start
     train_transfer_run(cfg, tmp_path / "b", progress=False)
     again = json.loads((tmp_path / "b" / "config.json").read_text())
     assert again["transfer"]["feature_cache"]["hit"] is True

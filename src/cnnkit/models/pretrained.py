@@ -303,12 +303,12 @@ def load_state_into(
     if any(k not in state for k in own if k.startswith(head)) or skipped:
         info.fresh_head = not is_base
         if info.fresh_head:
-            _zero_classifier(model)
+            zero_classifier(model)
         if skipped:
             info.notes.append(f"skipped {len(skipped)} head tensors ({', '.join(skipped[:4])})")
 
 
-def _zero_classifier(model: nn.Module) -> None:
+def zero_classifier(model: nn.Module) -> None:
     """A fresh classifier on pretrained features starts at zero (uniform predictions).
 
     Pretrained features are large; a randomly initialised last layer turns them into large

@@ -111,7 +111,8 @@ def train_transfer_run(
     if not overwrite and Path(out).is_dir() and any(Path(out).iterdir()):
         prepare_run_dir(out, overwrite)  # refuses with the usual message, before any work
     data = data_source.load_run_data(config)
-    model = data_source.build_model(config, data.arrays)  # loads the weights, fresh head
+    model = data_source.build_model(config, data.arrays)  # loads the weights
+    _new_head(model)
     run_dir = prepare_run_dir(out, overwrite)  # after the weights load: a bad file leaves no run
     train_idx, val_idx = data_source.split(data.arrays, config)
     _write_split(run_dir / "split.csv", data.arrays, train_idx, val_idx)
@@ -123,6 +124,22 @@ def train_transfer_run(
     strategy = {"features": _features, "frozen": _frozen, "finetune": _finetune}[config.strategy]
     history, transfer = strategy(model, run)
     return _finish(run, model, cfg, history, transfer, t0)
+
+
+def _new_head(model: Any) -> None:
+    """A new task gets a new classifier, even when the weights' head had as many classes.
+
+    The last layer starts at zero (uniform predictions); a VGG/AlexNet hidden head keeps its
+    pretrained dense layers.
+    """
+    from cnnkit.models.pretrained import zero_classifier
+
+    model.reset_classifier(model.num_classes)
+    zero_classifier(model)
+    info = getattr(model, "pretrained_info", None)
+    if info is not None and not info.fresh_head:
+        info.fresh_head = True
+        info.notes.append("classifier replaced for the new task")
 
 
 class _Run:
