@@ -84,6 +84,7 @@ def cv_cmd(
     h2: float | None = typer.Option(None, "--h2", help="Fix GBLUP's h2 instead of inner CV."),
     out: Path | None = typer.Option(None, "--out", help="Folder for cv.json and report.html."),
     device: str = typer.Option("cpu", "--device", help="Torch device of the networks."),
+    jobs: int = typer.Option(1, "--jobs", help="Worker processes for the (fold, method) tasks."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Cross-validate the methods on identical folds; r, MSE, slope with SE."""
@@ -100,6 +101,7 @@ def cv_cmd(
         seed=seed,
         h2=h2,
         device=device,
+        n_jobs=jobs,
     )
     g, y, info = load_data(geno, pheno, _pheno_col(pheno_col))
     log(f"{g.n} samples x {g.p} SNPs, trait {info['trait']}")

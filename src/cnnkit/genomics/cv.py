@@ -36,6 +36,8 @@ class CVConfig:
     n_jobs: int = 1
 
     def __post_init__(self) -> None:
+        if isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, int) or self.n_jobs < 1:
+            raise ValueError(f"n_jobs must be an int >= 1. Received: n_jobs={self.n_jobs!r}")
         if isinstance(self.folds, bool) or not isinstance(self.folds, int) or self.folds < 2:
             raise ValueError(f"folds must be an int >= 2. Received: folds={self.folds!r}")
         if isinstance(self.repeats, bool) or not isinstance(self.repeats, int) or self.repeats < 1:
@@ -80,7 +82,11 @@ def _mean_se(values) -> tuple[float, float]:
 
 
 def daetwyler(n_train: int, h2: float, ne: float, genome_morgans: float) -> float:
-    """Expected accuracy ``sqrt(N h2 / (N h2 + Me))``, ``Me = 2 Ne L / ln(4 Ne L)``."""
+    """Daetwyler et al. (2008) accuracy ``sqrt(N h2 / (N h2 + Me))``, ``Me = 2 Ne L / ln(4 Ne L)``.
+
+    This is the expected correlation with the true genetic value; the expected correlation
+    with the phenotype (what cross-validation measures) is ``sqrt(h2)`` times it.
+    """
     me = 2 * ne * genome_morgans / math.log(4 * ne * genome_morgans)
     return math.sqrt(n_train * h2 / (n_train * h2 + me))
 
@@ -172,7 +178,9 @@ def cross_validate(
         y: the trait, shape ``(N,)``.
         config: folds, repeats, seed, methods.
         train: settings of the networks (``cnn``, ``mlp``).
-        simulation: the simulator's ``truth.json`` (adds ``ceiling`` and ``daetwyler``).
+        simulation: the simulator's ``truth.json``: adds ``ceiling`` (``sqrt(h2)``, 0 for the
+            null trait) and ``daetwyler`` (expected r with the phenotype of the additive part,
+            ``sqrt(h2_add) * daetwyler(...)``, None without an additive part).
         log: progress lines.
         keep_predictions: add ``predictions``: per repeat, fold and method the test rows
             and their predictions.
@@ -216,7 +224,8 @@ def cross_validate(
         h2_add = simulation.get("h2_additive", h2)
         result["ceiling"] = 0.0 if simulation.get("trait") == "null" else math.sqrt(h2)
         if h2_add:  # the Daetwyler formula is for the additive part only
-            result["daetwyler"] = daetwyler(
-                n_train, float(h2_add), float(simulation["ne"]), float(simulation["genome_morgans"])
-            )
+            ne, morgans = float(simulation["ne"]), float(simulation["genome_morgans"])
+            # accuracy for the breeding value x sqrt(h2): expected r with the phenotype
+            acc = daetwyler(n_train, float(h2_add), ne, morgans)
+            result["daetwyler"] = math.sqrt(float(h2_add)) * acc
     return result

@@ -28,8 +28,8 @@ def saliency(net: torch.nn.Module, x: np.ndarray, batch_size: int = 256) -> np.n
     total = np.zeros(x.shape[1])
     for i in range(0, len(x), batch_size):
         xb = torch.as_tensor(x[i : i + batch_size], dtype=torch.float32).requires_grad_(True)
-        net(xb).sum().backward()
-        total += (xb.grad * xb).abs().sum(0).detach().double().numpy()  # (B, L) -> (L,)
+        (grad,) = torch.autograd.grad(net(xb).sum(), xb)
+        total += (grad * xb).abs().sum(0).detach().double().numpy()  # (B, L) -> (L,)
     return total / len(x)
 
 

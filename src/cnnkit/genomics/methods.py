@@ -11,7 +11,7 @@ validation rows.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -70,12 +70,14 @@ class NeuralRegressor:
     def _targets(self, x: np.ndarray, ys: np.ndarray) -> np.ndarray:
         """Set and freeze the skip path to GBLUP; targets = in-sample fit + LOO residuals."""
         gb = GBLUP(means=self.means).fit(x, ys)
+        skip = cast(torch.nn.Linear, self.net.get_submodule("skip"))
+        fc = cast(torch.nn.Linear, self.net.get_submodule("fc"))
         with torch.no_grad():
-            self.net.skip.weight.copy_(torch.as_tensor(gb.beta, dtype=torch.float32)[None])
-            self.net.skip.bias.fill_(gb.intercept)
-            self.net.fc.weight.zero_()  # the deep path starts at 0: the net starts as GBLUP
-            self.net.fc.bias.zero_()
-        self.net.skip.requires_grad_(False)
+            skip.weight.copy_(torch.as_tensor(gb.beta, dtype=torch.float32)[None])
+            skip.bias.fill_(gb.intercept)
+            fc.weight.zero_()  # the deep path starts at 0: the net starts as GBLUP
+            fc.bias.zero_()
+        skip.requires_grad_(False)
         self.gblup_h2 = gb.h2
         return gb.predict(x) + gb.loo_residuals
 

@@ -6,7 +6,7 @@ that fold's test rows, so nothing about the test rows leaks into the fit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -21,8 +21,8 @@ class SnpPreprocessor:
         n_input: number of SNP columns the preprocessor was fitted on.
     """
 
-    keep: np.ndarray | None = None
-    means: np.ndarray | None = None
+    keep: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    means: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     n_input: int = 0
 
     def fit(self, x: np.ndarray) -> SnpPreprocessor:
@@ -48,7 +48,7 @@ class SnpPreprocessor:
         Returns:
             float32 array of shape ``(N, L)``; centred (``x - mean``) unless ``center=False``.
         """
-        if self.keep is None:
+        if self.n_input == 0:
             raise RuntimeError("SnpPreprocessor.transform called before fit")
         if x.shape[1] != self.n_input:
             raise ValueError(

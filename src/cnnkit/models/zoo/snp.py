@@ -9,6 +9,7 @@ network on what the linear model cannot predict (see docs/genomics.md).
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
 
 import torch
 from torch import nn
@@ -187,7 +188,7 @@ class SnpMLP(_SnpNet):
         return self.features(_as_channels(x, self.in_chans)).unsqueeze(-1)
 
 
-_SNP = dict(
+_SNP: dict[str, Any] = dict(
     input_size=(1, 1000),
     min_input_size=(1,),
     mean=(0.0,),
