@@ -290,8 +290,8 @@ def markdown(res: dict, args: argparse.Namespace, seconds: float) -> str:
     lines = [
         "# Serving: PyTorch eager vs onnxruntime",
         "",
-        f"Model `{res['model']}` at {h}x{w} {res['color_mode']}, one real PNG from the run's "
-        "validation split per request. Two `cnnkit serve` processes on 127.0.0.1 (one per "
+        f"Model `{res['model']}` at {h}x{w} {res['color_mode']}, one real image file from the "
+        "run's validation split per request. Two `cnnkit serve` processes on 127.0.0.1 (one per "
         f"backend), measured in {args.rounds} alternating rounds; each cell is the median over "
         "rounds (min-max in brackets).",
         "",
@@ -318,8 +318,10 @@ def markdown(res: dict, args: argparse.Namespace, seconds: float) -> str:
         "",
         "Requests per phase: "
         f"{args.requests} (bounded by {args.time_limit:g} s); {args.threads} inference "
-        "thread(s) per backend (`cnnkit serve --threads`); the server runs one forward pass "
-        "at a time (decoding and HTTP overlap), so the load phase measures queueing too.",
+        "thread(s) per backend (`cnnkit serve --threads`). The server runs one forward pass "
+        "at a time and batches the requests that arrive meanwhile "
+        "(`cnnkit.serve.batching.Coalescer`); decoding and HTTP overlap with it. Latency "
+        "under load includes the time queued.",
         "",
         f"**The machine is shared**: {os.cpu_count()} CPU cores used by several engineers at "
         f"once; 1-minute load average during the run: "
