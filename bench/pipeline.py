@@ -207,16 +207,24 @@ Date: {m["date"]}
 
 {_table(rows, best)}
 
-Ratios are against the best steady peer measured in this run ({best:,.0f} img/s). First epochs:
-cnnkit cold {med["cnnkit_cold"]:,.0f} img/s vs the best peer first epoch {max(first_peers):,.0f}
-img/s ({med["cnnkit_cold"] / max(first_peers):.2f}x; torchvision epochs are all "first" epochs).
-Goal from issue 3: steady >= 5x the best peer, first epoch >= the best peer.
+Ratios are against the best steady peer measured in this run ({best:,.0f} img/s).
+First epochs: cnnkit cold {med["cnnkit_cold"]:,.0f} img/s vs the best peer's first epoch
+{max(first_peers):,.0f} img/s ({med["cnnkit_cold"] / max(first_peers):.2f}x; every torchvision
+epoch is a "first" epoch). Goal from issue 3: steady >= 5x the best peer, first epoch >= the
+best peer.
 
-**The machine was busy**: other engineers' jobs shared the 2 cores (load average during the
-windows {min(loads):.1f}-{max(loads):.1f}; other processes used {min(others, default=0):.2f}-
-{max(others, default=0):.2f} cores while we measured). Absolute numbers are low and noisy;
-the ratios, measured in the same run, are the meaningful part. Rerun on a quiet machine with the
-command above.
+**The machine was busy**: other engineers' jobs shared the 2 cores (load average
+{min(loads):.1f} to {max(loads):.1f} during the windows; other processes used
+{min(others, default=0):.2f} to {max(others, default=0):.2f} of the 2 cores while we measured).
+Absolute numbers are low and noisy; the ratios, measured in the same run, are the meaningful
+part. Rerun on a quiet machine with the command above.
+
+Notes: the torchvision peer applies its transforms to Pillow images (the usual recipe; the same
+ops on uint8 tensors were ~4x slower here). The Keras peer is `../shared/peers/pipe_keras.py`
+run from `.peers-venv` (TensorFlow) when that venv exists; it waits for a quiet machine before
+each window and uses all windows when none is clean. cnnkit's first epoch decodes with
+2 processes (JPEG `draft`) and only then runs the augmented epoch; the two phases do not
+overlap yet, which is where the cold epoch loses to torchvision's 2 workers.
 """
     path = write_result(
         "pipeline", md, {"machine": m, "windows": res, "medians": med, "keras": keras}
