@@ -113,6 +113,8 @@ def test_finetune_strategy_unfreezes_the_top_blocks(folder, weights, tmp_path):
     assert t["unfrozen_blocks"] == ["layer3", "layer4"] and t["bn"] == "frozen"
     assert t["phases"]["head_epochs"] == 1 and t["phases"]["finetune_epochs"] == 1
     assert t["phases"]["base_lr"] < t["phases"]["head_lr"]  # discriminative rates
+    assert saved["lr"] == pytest.approx(1e-2)  # head lr: 10x Adam's default without --lr
+    assert t["phases"]["base_lr"] == pytest.approx(1e-4)
     assert [r["epoch"] for r in res.history] == [1, 2]
     src = torch.load(weights, weights_only=True)
     state = load_run(tmp_path / "r").model.state_dict()

@@ -8,6 +8,11 @@
 - ``finetune``: head first with the base frozen (``epochs // 2`` epochs), then the top
   ``--unfreeze N`` block groups (0 = the top one) for the remaining epochs at a low
   rate: ``lr * BASE_LR_FACTOR`` for the base and ``lr * HEAD_LR_FACTOR`` for the head.
+
+``lr`` is the head's learning rate. Without ``--lr`` it is ``HEAD_LR_MULTIPLIER`` times the
+optimiser's usual default (Adam 1e-2): a new head on fixed features sees few steps on
+small data, and at the default whole-network rate it is still underfitting when training
+ends.
   BatchNorm stays in inference mode unless ``--bn train``.
 
 Every strategy checks that the frozen part is bit-identical after training (parameters
@@ -74,8 +79,9 @@ from cnnkit.train.run import (
     write_predictions,
 )
 
-BASE_LR_FACTOR = 0.1  # finetune phase 2: base learning rate = lr * 0.1
-HEAD_LR_FACTOR = 0.5  # finetune phase 2: head learning rate = lr * 0.5
+HEAD_LR_MULTIPLIER = 10.0  # head-only training without --lr: 10x the optimiser's default
+BASE_LR_FACTOR = 0.01  # finetune phase 2: unfrozen base at head lr * 0.01
+HEAD_LR_FACTOR = 0.1  # finetune phase 2: head at head lr * 0.1
 
 
 def train_transfer_run(
@@ -119,10 +125,13 @@ def train_transfer_run(
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     prec = choose_precision(config.precision, dev)
     cfg = resolved_config(config, data, model, prec.to_dict())
+    head_lr = config.lr if config.lr is not None else HEAD_LR_MULTIPLIER * config.resolved_lr
+    cfg["lr"] = head_lr
+    config = config.replace(lr=head_lr)
     atomic_write_json(run_dir / "config.json", cfg)
     run = _Run(config, run_dir, data.arrays, train_idx, val_idx, dev, progress)
-    strategy = {"features": _features, "frozen": _frozen, "finetune": _finetune}[config.strategy]
-    history, transfer = strategy(model, run)
+    strategies = {"features": _features, "frozen": _frozen, "finetune": _finetune}
+    history, transfer = strategies[str(config.strategy)](model, run)
     return _finish(run, model, cfg, history, transfer, t0)
 
 
