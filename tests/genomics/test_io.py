@@ -166,3 +166,15 @@ def test_join_errors_name_the_ids(tmp_path, dosages):
     (tmp_path / "plain.txt").write_text("1\n2\n")
     with pytest.raises(ValueError, match="matched by order.*7 samples.*2 phenotypes"):
         align(read_genotypes(tmp_path / "g.csv"), read_phenotypes(tmp_path / "plain.txt"))
+
+
+def test_phenotypes_from_a_fam(tmp_path, dosages):
+    _write_bed(tmp_path / "g.bed", dosages)
+    fam = tmp_path / "g.fam"
+    lines = fam.read_text().splitlines()
+    lines = [" ".join(ln.split()[:5] + [str(i if i != 2 else -9)]) for i, ln in enumerate(lines)]
+    fam.write_text("\n".join(lines) + "\n")
+    p = read_phenotypes(fam)
+    assert p.sample_ids == _ids(7) and np.isnan(p.values[2]) and p.values[3] == 3
+    g, y, info = align(read_genotypes(tmp_path / "g.bed"), p)
+    assert g.n == 6 and info["phenotype_missing_dropped"] == 1
