@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from cnnkit.data.decode import EXTENSION_FORMATS, FORMATS, MAX_PIXELS
+from cnnkit.data.decode import EXTENSION_FORMATS, FORMATS, MAX_PIXELS, exif_orientation
 from cnnkit.data.scan import iter_image_files, list_class_folders
 
 SPLIT_FOLDERS = ("train", "val", "validation", "test")
@@ -97,10 +97,7 @@ def probe(path: str, min_side: int = TINY_SIDE, max_pixels: int = MAX_PIXELS) ->
     with im:
         fmt = im.format or ""
         info.update(format=fmt, mode=im.mode, width=im.width, height=im.height)
-        try:
-            info["orientation"] = int(im.getexif().get(0x0112, 1) or 1)
-        except Exception:  # a broken EXIF block: not a pixel problem, orientation unknown
-            info["orientation"] = 1
+        info["orientation"] = exif_orientation(im)
         _check_header(info, path, fmt, im, size, min_side, max_pixels)
     return info
 

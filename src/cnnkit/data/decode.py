@@ -154,7 +154,9 @@ def _open(source: Source, name: str) -> Image.Image:
         fp = source
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Our own pixel limit replaces Pillow's bomb warning; corrupt metadata warnings
+            # (TIFF/EXIF) are not actionable for the caller.
+            warnings.simplefilter("ignore")
             return Image.open(fp, formats=FORMATS)
     except Image.DecompressionBombError as e:
         raise ImageDecodeError(name, "too-large", str(e)) from None
@@ -175,9 +177,12 @@ def _check_pixels(im: Image.Image, name: str, max_pixels: int | None) -> None:
         raise ImageDecodeError(name, "not-an-image", f"image has size {w}x{h}")
 
 
-def _exif_orientation(im: Image.Image) -> int:
+def exif_orientation(im: Image.Image) -> int:
+    """EXIF orientation tag (1 = upright; 1 too when the EXIF block is missing or corrupt)."""
     try:
-        return int(im.getexif().get(0x0112, 1) or 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns on corrupt EXIF; we fall back to 1
+            return int(im.getexif().get(0x0112, 1) or 1)
     except Exception:  # a broken EXIF block is not worth failing the image for
         return 1
 
@@ -187,12 +192,18 @@ def _draft(im: Image.Image, image_size: tuple[int, int] | None) -> None:
     if im.format != "JPEG" or image_size is None:
         return
     h, w = image_size
-    if _exif_orientation(im) in (5, 6, 7, 8):  # the stored image is transposed
+    if exif_orientation(im) in (5, 6, 7, 8):  # the stored image is transposed
         h, w = w, h
     im.draft(None, (w, h))
 
 
 def _load(im: Image.Image, name: str, allow_truncated: bool) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # corrupt-metadata warnings; real damage raises
+        _load_checked(im, name, allow_truncated)
+
+
+def _load_checked(im: Image.Image, name: str, allow_truncated: bool) -> None:
     try:
         if allow_truncated:
             with _TRUNCATED_LOCK:
@@ -342,7 +353,7 @@ def load_image(
         _check_pixels(im, name, max_pixels)
         _draft(im, size)
         _load(im, name, allow_truncated)
-        if _exif_orientation(im) != 1:
+        if exif_orientation(im) != 1:
             im = ImageOps.exif_transpose(im)
         im = _convert(im, color_mode)
         im = _resize(im, size, resample, crop_to_aspect_ratio)
