@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cnnkit.data.augment import FILL_MODES, Augment, affine_matrices
 
@@ -124,3 +126,22 @@ def test_runs_on_gpu_when_present():
     aug = Augment(rotation_range=20, fill_mode="wrap")
     y = aug(x, generator=torch.Generator(device="cuda").manual_seed(0))
     assert y.device.type == "cuda" and y.shape == x.shape
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    fill_mode=st.sampled_from(list(FILL_MODES)),
+    rotation=st.floats(0, 180),
+    shift=st.floats(0, 30),
+    shear=st.floats(0, 45),
+    zoom=st.tuples(st.floats(0.3, 1.0), st.floats(1.0, 2.5)),
+    size=st.tuples(st.integers(3, 16), st.integers(3, 16)),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_property_matches_scipy(fill_mode, rotation, shift, shear, zoom, size, seed):
+    x = torch.from_numpy(np.random.default_rng(seed).uniform(0, 255, (2, 1, *size))).float()
+    aug = Augment(rotation_range=rotation, width_shift_range=shift, height_shift_range=shift,
+                  shear_range=shear, zoom_range=zoom, horizontal_flip=True, vertical_flip=True,
+                  fill_mode=fill_mode, cval=99.0)  # fmt: skip
+    got = aug(x, generator=torch.Generator().manual_seed(seed)).double().numpy()
+    assert np.abs(got - _scipy_reference(x, aug, seed)).max() < 0.05
