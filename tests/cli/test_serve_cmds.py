@@ -128,14 +128,24 @@ def _wait_for_health(port: int, proc: subprocess.Popen, timeout: float = 90.0) -
 
 
 def _raw(port: int, request: bytes) -> bytes:
-    """Send raw bytes, return the answer up to the end of its headers (and what came along)."""
+    """Send raw bytes; return the answer: its headers and its Content-Length body."""
     with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
         with contextlib.suppress(OSError):  # the server may stop reading once it answered 413
             s.sendall(request)
         data = b""
-        while b"\r\n\r\n" not in data and (chunk := s.recv(65536)):
-            data += chunk
+        while (chunk := s.recv(65536)) and not _complete(data := data + chunk):
+            pass
     return data
+
+
+def _complete(data: bytes) -> bool:
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            return len(body) >= int(line.split(b":")[1])
+    return True
 
 
 def _multipart(name: str, data: bytes) -> tuple[bytes, str]:
@@ -193,10 +203,13 @@ def test_real_server_on_localhost(exported):
             "/static/%2e%2e/config.json",
         ):
             answer = _raw(
-                port, f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+                port,
+                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode(),
             )
             assert answer.startswith(b"HTTP/1.1 404"), (path, answer[:200])
             assert b"class_names" not in answer
+        rebound = _raw(port, b"GET /health HTTP/1.1\r\nHost: evil.example\r\n\r\n")
+        assert rebound.startswith(b"HTTP/1.1 400"), rebound[:200]  # DNS rebinding refused
         assert _wait_for_health(port, proc, timeout=10)["status"] == "ok"  # fine after abuse
     finally:
         proc.terminate()

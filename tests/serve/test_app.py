@@ -253,3 +253,56 @@ def test_backend_torch_can_be_forced_and_threads_set(onnx_run):
         torch.set_num_threads(before)
     health = app.state.cnnkit.health()
     assert health["backend"] == "torch" and health["threads"] == 1
+
+
+def test_host_allow_list_stops_dns_rebinding(run_dir):
+    app = create_app(run_dir, ServeOptions(allowed_hosts=("127.0.0.1", "localhost", "::1")))
+    with TestClient(app, base_url="http://127.0.0.1:8000") as c:
+        assert c.get("/health").status_code == 200
+        for host in ("localhost:8000", "[::1]:8000", "LOCALHOST"):
+            assert c.get("/health", headers={"host": host}).status_code == 200, host
+        for host in ("evil.example", "evil.example:8000", "127.0.0.1.evil.example", ""):
+            r = c.get("/health", headers={"host": host})
+            assert_error(r, 400)
+            assert "Host header" in r.json()["error"]
+
+
+def test_a_body_that_trickles_in_is_answered_408(run_dir):
+    import asyncio
+
+    app = create_app(run_dir, ServeOptions(body_timeout_s=0.3))
+    sent: list[dict] = []
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/predict",
+        "raw_path": b"/predict",
+        "query_string": b"",
+        "root_path": "",
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+        "headers": [
+            (b"host", b"127.0.0.1"),
+            (b"content-type", b"multipart/form-data; boundary=zz"),
+        ],
+    }
+    first = [b'--zz\r\nContent-Disposition: form-data; name="files"; filename="a"\r\n\r\nab']
+
+    async def receive():
+        if first:
+            return {"type": "http.request", "body": first.pop(), "more_body": True}
+        await asyncio.sleep(30)  # the rest never comes
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    async def call():
+        await asyncio.wait_for(app(scope, receive, send), 10)
+
+    asyncio.run(call())
+    assert sent[0]["status"] == 408
+    assert b"did not arrive within 0.3 s" in sent[1]["body"]

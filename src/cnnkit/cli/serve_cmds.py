@@ -57,7 +57,10 @@ def serve_cmd(
         raise ValueError(f"--port must be in 0..65535. Received: --port={port}")
     # python-multipart logs every malformed upload at WARNING; the client gets a 400 already.
     logging.getLogger("python_multipart").setLevel(logging.ERROR)
-    opts = ServeOptions(backend=backend, max_upload_mb=max_upload_mb, threads=threads)
+    hosts = ("127.0.0.1", "localhost", "::1", host) if _is_loopback(host) else None
+    opts = ServeOptions(
+        backend=backend, max_upload_mb=max_upload_mb, threads=threads, allowed_hosts=hosts
+    )
     app = create_app(run, opts)
     health = app.state.cnnkit.health()
     if not _is_loopback(host):

@@ -17,6 +17,7 @@ Every error is ``{"error": "..."}`` with a 4xx status. Uploads stay in memory (s
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import io
 import logging
@@ -35,7 +36,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cnnkit.errors import CnnkitError
-from cnnkit.serve.middleware import BodyLimit, SecurityHeaders
+from cnnkit.serve.middleware import BodyLimit, HostAllowList, SecurityHeaders
 from cnnkit.serve.multipart import MultipartError, Part, read_parts
 from cnnkit.serve.onnx_backend import onnxruntime_available
 from cnnkit.serve.predictor import Predictor
@@ -64,6 +65,10 @@ class ServeOptions:
         max_parts: most multipart parts in one request.
         threads: inference threads (None = the library defaults); also sets PyTorch's
             process-wide thread count.
+        body_timeout_s: a request body not received within this time is answered 408
+            (clients that trickle bytes cannot hold a worker forever).
+        allowed_hosts: accepted ``Host`` header names (None = any); ``cnnkit serve`` on a
+            loopback address allows only the local names (against DNS rebinding).
     """
 
     backend: str = "auto"
@@ -72,12 +77,16 @@ class ServeOptions:
     max_pixels: int = 40_000_000
     max_parts: int = 64
     threads: int | None = None
+    body_timeout_s: float = 60.0
+    allowed_hosts: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.backend not in ("auto", "torch", "onnx"):
             raise ValueError(f"backend must be auto, torch or onnx. Received: {self.backend!r}")
         if not self.max_upload_mb > 0:
             raise ValueError(f"max_upload_mb must be > 0. Received: {self.max_upload_mb}")
+        if not self.body_timeout_s > 0:
+            raise ValueError(f"body_timeout_s must be > 0. Received: {self.body_timeout_s}")
         if self.threads is not None and int(self.threads) < 1:
             raise ValueError(f"threads must be >= 1. Received: {self.threads}")
         for name in ("max_files", "max_pixels", "max_parts"):
@@ -87,6 +96,10 @@ class ServeOptions:
     @property
     def max_bytes(self) -> int:
         return int(self.max_upload_mb * (1 << 20))
+
+
+class BodyTimeout(Exception):
+    """The request body did not arrive in time (answered with 408)."""
 
 
 def choose_backend(run_dir: Path, requested: str) -> tuple[str, str]:
@@ -156,6 +169,8 @@ def create_app(run: Any, options: ServeOptions | None = None) -> FastAPI:
     _add_error_handlers(app)
     _add_routes(app, state)
     app.add_middleware(BodyLimit, max_bytes=opts.max_bytes)
+    if opts.allowed_hosts is not None:
+        app.add_middleware(HostAllowList, hosts=tuple(opts.allowed_hosts))
     app.add_middleware(SecurityHeaders)
     return app
 
@@ -211,6 +226,10 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MultipartError)
     async def _multipart(_: Request, exc: MultipartError) -> JSONResponse:
         return error(400, str(exc))
+
+    @app.exception_handler(BodyTimeout)
+    async def _slow(_: Request, exc: BodyTimeout) -> JSONResponse:
+        return error(408, str(exc))
 
     @app.exception_handler(Exception)
     async def _internal(_: Request, exc: Exception) -> JSONResponse:
@@ -305,9 +324,15 @@ async def _uploads(
     Raises:
         MultipartError: not a multipart form, no such part, or too many.
     """
-    parts = await read_parts(
+    reading = read_parts(
         request.headers.get("content-type"), request.stream(), state.opts.max_parts
     )
+    try:
+        parts = await asyncio.wait_for(reading, state.opts.body_timeout_s)
+    except asyncio.TimeoutError:
+        raise BodyTimeout(
+            f"the request body did not arrive within {state.opts.body_timeout_s:g} s"
+        ) from None
     files = [p for p in parts if p.name == field or (field == "file" and p.name == "files")]
     if not files:
         raise MultipartError(_no_file_message(parts, field))

@@ -74,7 +74,8 @@ class Coalescer:
 
     def _take(self) -> list[_Slot]:
         """Queued slots, oldest first, up to ``max_batch`` images (at least one slot)."""
-        batch, n = [], 0
+        batch: list[_Slot] = []
+        n = 0
         while self._pending and (not batch or n + len(self._pending[0].images) <= self.max_batch):
             slot = self._pending.pop(0)
             batch.append(slot)

@@ -134,3 +134,33 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _host_of(scope: Scope) -> str:
+    """The Host header without its port (``[::1]:8000`` -> ``::1``), lower case."""
+    raw = next((v for k, v in scope.get("headers", []) if k == b"host"), b"")
+    host = raw.decode("latin-1").strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+class HostAllowList:
+    """Refuse requests whose ``Host`` header is not one of ``hosts`` (400 JSON).
+
+    A server on 127.0.0.1 is reachable from web pages the user opens through DNS
+    rebinding (a hostile name that resolves to 127.0.0.1); such requests carry the hostile
+    name in ``Host``, so an allow-list of the local names stops them.
+    """
+
+    def __init__(self, app: ASGIApp, hosts: tuple[str, ...]) -> None:
+        self.app = app
+        self.hosts = {h.lower().strip("[]") for h in hosts}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _host_of(scope) not in self.hosts:
+            await send_json(
+                send, 400, {"error": f"Host header not allowed; use one of {sorted(self.hosts)}"}
+            )
+            return
+        await self.app(scope, receive, send)

@@ -9,6 +9,7 @@ never an exception that ends a batch.
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,10 @@ import torch
 
 from cnnkit.errors import CnnkitError, ImageDecodeError
 from cnnkit.serve.batching import Coalescer
+
+DECODE_SLOTS = 4
+"""Most images decoded at the same time in one process (bounds peak memory)."""
+_DECODE_SLOTS = threading.BoundedSemaphore(DECODE_SLOTS)
 
 
 class Predictor:
@@ -58,6 +63,9 @@ class Predictor:
     def load(self, source: str | Path | Any, *, max_pixels: int | None = None) -> np.ndarray:
         """Decode one file (path, bytes or binary file object) to uint8 ``(C, H, W)``.
 
+        At most :data:`DECODE_SLOTS` decodes run at once (a full-size image can take
+        hundreds of MB while it is decoded; many server threads must not do it together).
+
         Args:
             source: what to decode.
             max_pixels: refuse larger images (decompression bombs); None = the data
@@ -66,14 +74,15 @@ class Predictor:
         from cnnkit.data import load_image
 
         cfg = self.run.config
-        return load_image(
-            source,
-            image_size=self.run.image_size,
-            color_mode=self.run.color_mode,
-            interpolation=cfg.get("interpolation", "bilinear"),
-            crop_to_aspect_ratio=bool(cfg.get("crop_to_aspect_ratio", False)),
-            max_pixels=max_pixels,
-        )
+        with _DECODE_SLOTS:
+            return load_image(
+                source,
+                image_size=self.run.image_size,
+                color_mode=self.run.color_mode,
+                interpolation=cfg.get("interpolation", "bilinear"),
+                crop_to_aspect_ratio=bool(cfg.get("crop_to_aspect_ratio", False)),
+                max_pixels=max_pixels,
+            )
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         """Probabilities ``(N, K)`` for uint8 images ``(N, C, H, W)``.
