@@ -10,19 +10,10 @@ import click
 import typer
 
 from cnnkit.cli._common import ARGV, JSON_OPTION, emit, log
+from cnnkit.cli.data_cmds import AUGMENT_FLAGS
 
-_AUG_FIELDS = (
-    "rotation_range",
-    "width_shift_range",
-    "height_shift_range",
-    "shear_range",
-    "zoom_range",
-    "horizontal_flip",
-    "vertical_flip",
-    "fill_mode",
-    "cval",
-    "brightness_range",
-)
+# The augmentation flags are the data layer's (one list for train and augment-preview).
+_AUG_FIELDS = tuple(AUGMENT_FLAGS)
 
 
 def _given(ctx: click.Context, name: str) -> bool:
@@ -115,6 +106,7 @@ def train(
     vertical_flip: bool = typer.Option(False, "--vertical-flip"),
     fill_mode: str = typer.Option("nearest", "--fill-mode", help="nearest|reflect|wrap|constant"),
     cval: float = typer.Option(0.0, "--cval"),
+    contrast: float = typer.Option(0.0, "--contrast", help="c: contrast factor in [1-c, 1+c]."),
     brightness_range: tuple[float, float] | None = typer.Option(
         None, "--brightness-range", help="LO HI multiplicative."
     ),
