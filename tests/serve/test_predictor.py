@@ -53,3 +53,12 @@ def test_stale_onnx_is_refused(onnx_run, run_dir, tmp_path):
     save_file(state, stale / "model.safetensors")
     with pytest.raises(CnnkitError, match="other weights"):
         Predictor(stale, backend="onnx")
+
+
+def test_public_names_of_the_serve_package():
+    import cnnkit.serve as serve
+
+    assert serve.Predictor is Predictor and serve.predict is predict
+    assert callable(serve.export_onnx) and callable(serve.create_app)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        serve.nope  # noqa: B018
