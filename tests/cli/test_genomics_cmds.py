@@ -54,6 +54,7 @@ def test_cv_json_fields_and_report(tmp_path, capsys):
     b64 = html.split("data:image/png;base64,")[1].split('"')[0]
     assert base64.b64decode(b64)[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((out / "cv.json").read_text())["n"] == 80
+    assert res["snps_dropped_max"] == 0
 
 
 def test_train_predict_explain_run_folder(tmp_path, capsys):

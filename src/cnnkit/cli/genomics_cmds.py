@@ -125,6 +125,7 @@ def _cv_text(r: dict) -> str:
             f"{m['method']:12s} {m['r_mean']:.3f} +/- {m['r_se']:.3f} "
             f"{m['mse_mean']:.3f} +/- {m['mse_se']:.3f} {m['slope_mean']:6.2f} {diff:>15s}"
         )
+    lines.append(f"monomorphic SNPs dropped per training fold: up to {r['snps_dropped_max']}")
     if r.get("ceiling") is not None:
         dae = f", Daetwyler {r['daetwyler']:.3f}" if r.get("daetwyler") is not None else ""
         lines.append(f"ceiling sqrt(h2) {r['ceiling']:.3f}{dae}")

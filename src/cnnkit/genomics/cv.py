@@ -187,7 +187,8 @@ def cross_validate(
 
     Returns:
         The results dict (``n``, ``p``, ``folds``, ``repeats``, ``methods``, ``paired``,
-        ``ceiling``, ``daetwyler``, ``fold_results``, ``seed``).
+        ``ceiling``, ``daetwyler``, ``snps_dropped_max`` (monomorphic SNPs dropped in the
+        worst training fold), ``fold_results``, ``seed``).
     """
     methods = list(config.methods)
     fold_rows, predictions = [], []
@@ -214,6 +215,7 @@ def cross_validate(
         "paired": paired,
         "ceiling": None,
         "daetwyler": None,
+        "snps_dropped_max": max(int(f["snps_dropped"]) for f in fold_rows),
         "fold_results": fold_rows,
     }
     if keep_predictions:
