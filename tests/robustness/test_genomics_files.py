@@ -166,3 +166,22 @@ def test_case_count():
     bad = [c for c, (_, e) in CASES.items() if isinstance(e, str)]
     assert len(bad) >= 30
     record("genomics", malformed_sets=len(bad), wellformed_sets=len(CASES) - len(bad))
+
+
+@pytest.mark.parametrize("case", sorted(c for c, (_, e) in CASES.items() if isinstance(e, str)))
+def test_malformed_set_through_the_cli(case, tmp_path, capsys):
+    """``cnnkit genomics cv`` on each malformed set: exit 2 and one ``error:`` line."""
+    from cnnkit.cli.main import main
+
+    path = CASES[case][0](tmp_path)
+    pheno = tmp_path / "pheno.csv"
+    pheno.write_text("id,y\n" + "".join(f"s{i},{i}\n" for i in range(6)))
+    rc = main(["genomics", "cv", str(path), str(pheno), "--folds", "2", "--repeats", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err and err[-1].startswith("error: "), err
+    assert path.name in err[-1] or path.stem in err[-1], err[-1]
+    COUNTS["cli"] += 1
+    record("genomics", cli_refusals=COUNTS["cli"])
+
+
+COUNTS = {"cli": 0}

@@ -131,3 +131,55 @@ def test_bad_uploads_never_give_5xx(client, corpus):
     ok = client.post("/predict", files={"files": ("ok.png", _png())})
     assert ok.status_code == 200 and ok.json()[0]["label"] in health.json()["class_names"]
     record("server", bad_uploads=tried, responses_5xx=0)
+
+
+def _asgi_post(app, path: str, content_type: str, chunks) -> tuple[int, int]:
+    """POST a streamed body (no Content-Length) straight to the ASGI app.
+
+    Returns:
+        ``(status, bytes the app pulled from the body)``.
+    """
+    import asyncio
+
+    pulled, status = [0], [0]
+    source = iter(chunks)
+
+    async def receive():
+        chunk = next(source, None)
+        if chunk is None:
+            return {"type": "http.request", "body": b"", "more_body": False}
+        pulled[0] += len(chunk)
+        return {"type": "http.request", "body": chunk, "more_body": True}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            status[0] = message["status"]
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+             "root_path": "", "headers": [(b"content-type", content_type.encode())],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}  # fmt: skip
+    asyncio.run(app(scope, receive, send))
+    return status[0], pulled[0]
+
+
+def test_memory_is_bounded_by_the_body_limit(client):
+    """A chunked upload 16x over the limit: 413, read no further than the limit, small peak."""
+    import tracemalloc
+
+    chunk = b"\x00" * (64 << 10)
+    head = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="files"; filename="x.png"\r\n\r\n'
+    n_chunks = 16 * (LIMIT_MB << 20) // len(chunk)
+    chunks = (head.encode() if i == 0 else chunk for i in range(n_chunks))
+    tracemalloc.start()
+    try:
+        status, pulled = _asgi_post(client.app, "/predict", f"multipart/form-data; "
+                                    f"boundary={BOUNDARY}", chunks)  # fmt: skip
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    limit = LIMIT_MB << 20
+    assert status == 413
+    assert pulled <= limit + len(chunk), f"read {pulled} bytes of a body over the {limit} limit"
+    assert peak < 3 * limit, f"peak Python memory {peak} bytes for a {limit}-byte limit"
+    record("server", oversize_bytes_read=pulled, oversize_peak_bytes=peak)

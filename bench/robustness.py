@@ -1,0 +1,131 @@
+"""Robustness figures: run the robustness suite (slow tests and fuzzing included) and write
+``docs/robustness.md`` and ``bench/results/robustness.json``.
+
+    .venv/bin/python bench/robustness.py [--fuzz-examples 2000]
+
+The tests record what they tried through ``$CNNKIT_ROBUSTNESS_FIGURES`` (see
+``tests/robustness/conftest.py``); a figure is only written when every test passed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, ROOT, machine, machine_line  # noqa: E402
+
+ROWS = [
+    ("Tricky image files tried (audit, loaders, predict)", "corpus", "files"),
+    ("... refused with a cnnkit error naming the file", "corpus", "refused"),
+    ("... good files equal to a numpy reference", "corpus", "reference_checked"),
+    ("Uncaught exceptions / tracebacks / signals", "corpus", "loader_crashes"),
+    ("Fuzz examples: image decoding", "fuzz", "image_decode_examples"),
+    ("Fuzz examples: run folder (config.json, safetensors)", "fuzz", "run_folder_examples"),
+    ("Fuzz examples: CSV/VCF/PLINK readers", "fuzz", "genomics_examples"),
+    ("Malformed genotype sets (all refused)", "genomics", "malformed_sets"),
+    ("Training SIGKILL points, resumed bit-identical", "crash", "training_kill_points"),
+    ("SIGKILLs during checkpoint writes", "crash", "checkpoint_write_kills"),
+    ("... of which inside a write (temp file present)", "crash", "kills_inside_a_write"),
+    ("Partial final checkpoint files", "crash", "partial_final_files"),
+    ("Bad uploads and malformed requests to the server", "server", "bad_uploads"),
+    ("Server responses with 5xx", "server", "responses_5xx"),
+    ("Chunked upload 16x over the 1 MiB limit: bytes read", "server", "oversize_bytes_read"),
+    ("... peak Python memory while refusing it (bytes)", "server", "oversize_peak_bytes"),
+    ("Malformed genotype sets through the CLI: exit 2, one line", "genomics", "cli_refusals"),
+    ("Pickled command in a checkpoint: times it ran", "runfolder", "pickled_command_runs"),
+    ("Unsafe unpickling calls in src/ (AST scan)", "hygiene", "unsafe_loads"),
+]
+
+
+def run_suite(fuzz_examples: int, figures: Path) -> tuple[int, float, str]:
+    env = dict(os.environ, CNNKIT_ROBUSTNESS_FIGURES=str(figures),
+               CNNKIT_FUZZ_EXAMPLES=str(fuzz_examples))  # fmt: skip
+    cmd = [sys.executable, "-m", "pytest", "-q", "-m", "", "-p", "no:cacheprovider",
+           "tests/robustness"]  # fmt: skip
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    tail = (proc.stdout + proc.stderr).strip().splitlines()[-1:]
+    return proc.returncode, time.perf_counter() - t0, tail[0] if tail else ""
+
+
+def render(figures: dict, m: dict, seconds: float, summary: str, command: str) -> str:
+    lines = [
+        "# Robustness",
+        "",
+        "What the robustness suite (`tests/robustness/`, issue 11) feeds cnnkit and what came "
+        "out. Nothing a user feeds cnnkit may crash it, corrupt a result or run code.",
+        "",
+        f"Produced by `{command}` on {machine_line(m)}, {m['date']}; "
+        f"the suite ({summary}) took {seconds:.0f} s.",
+        "",
+        "| what | count |",
+        "|---|---:|",
+    ]
+    for label, group, key in ROWS:
+        value = figures.get(group, {}).get(key, "not run")
+        lines.append(f"| {label} | {value} |")
+    lines += [
+        "",
+        "How each figure is made:",
+        "",
+        "- **Image corpus** (`tests/robustness/corpus.py`): every Pillow mode a format can hold, "
+        "16-bit PNG/TIFF, 32-bit and float TIFF, CMYK, palettes with transparency, animated "
+        "GIF/PNG/WEBP and multi-page TIFF, EXIF orientations 1-8 (JPEG, PNG, TIFF), truncations "
+        "at ten points of six formats, empty files, text/HTML/PDF/SVG/ZIP/ELF named `.jpg`, "
+        "PPM/ICO/PCX/TGA/EPS/SGI/DDS/JPEG 2000/QOI/AVIF... renamed `.png`, decompression bombs "
+        "(huge declared sizes in tiny files, zTXt/iCCP bombs), non-ASCII, shell-looking and "
+        "240-character names, symlinks, hidden files and folders. One subprocess per tool: "
+        "`cnnkit audit`, `load_folder` + `image_dataset_from_directory` (+ `load_image` in three "
+        "colour modes), `cnnkit predict`.",
+        "- **Fuzzing** (`test_fuzz_*.py`, hypothesis): byte flips (biased to headers), "
+        "truncation, insertion and splicing of seed files. `make fuzz` runs "
+        "2,000 examples per harness; the default suite 30.",
+        "- **Crash safety** (`test_crash_safety.py`): one run killed at 5 points after its "
+        "first checkpoint and resumed each time, compared with an uninterrupted fp32 run "
+        "(weights, optimiser and scheduler state, history without timing columns); a writer "
+        "looping over `save_checkpoint` killed at random moments.",
+        "- **Server** (`test_server.py`): every broken corpus file uploaded to `/predict` "
+        "(a quarter also to `/explain`) plus malformed multipart bodies, wrong content types, "
+        "too many files/parts, oversize bodies, bad query values, lying Content-Length.",
+        "",
+        "Known limits: a `.fam` listing one to three people too many is caught only when the "
+        "`.bed` size changes or the padding bits are not zero (PLINK writes zero padding, "
+        "which reads as homozygous A1); `pip-audit` runs in `make lint` only where the "
+        "advisory service is reachable.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--fuzz-examples", type=int, default=2000)
+    args = ap.parse_args()
+    command = "python bench/robustness.py" + (
+        f" --fuzz-examples {args.fuzz_examples}" if args.fuzz_examples != 2000 else ""
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        figures_path = Path(tmp) / "figures.json"
+        rc, seconds, summary = run_suite(args.fuzz_examples, figures_path)
+        figures = json.loads(figures_path.read_text()) if figures_path.is_file() else {}
+    print(summary)
+    if rc != 0:
+        sys.exit(f"the robustness suite failed ({summary}); no figures written")
+    m = machine()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    payload = {"command": command, "machine": m, "seconds": seconds, "figures": figures}
+    (RESULTS / "robustness.json").write_text(json.dumps(payload, indent=2) + "\n")
+    doc = render(figures, m, seconds, summary, command)
+    (ROOT / "docs" / "robustness.md").write_text(doc)
+    print(doc)
+
+
+if __name__ == "__main__":
+    main()
