@@ -462,6 +462,8 @@ def read_phenotypes(path: str | Path, col: str | int | None = None) -> Phenotype
     header, body = rows[0], rows[1:]
     width = len(body[0]) if body else len(header)
     names = header if len(header) == width - 1 else header[1:]
+    if not names:
+        raise ValueError(f"{path}: no trait column after the sample ids (header {header!r})")
     _check_ragged(body, len(names) + 1, path, 2)
     j = _resolve_column(names, len(names), col, path)
     ids = [r[0] for r in body]
