@@ -11,7 +11,7 @@ from hypothesis import given
 from mutations import fuzz_settings, mutated
 from test_genomics_files import G, bed_bytes, vcf
 
-from cnnkit.genomics.io import Genotypes, read_genotypes
+from cnnkit.genomics.io import Genotypes, read_genotypes, read_phenotypes
 from conftest import record
 
 pytestmark = pytest.mark.fuzz
@@ -57,6 +57,30 @@ def test_fuzz_genotype_readers(case):
             return
         _check(g)
         COUNT["read"] += 1
+
+
+PHENO_SEEDS = {
+    "p.csv": b"id,y,z\na,1.5,2\nb,NA,3\nc,-9,4\n",
+    "p.fam": b"f a 0 0 1 1.5\nf b 0 0 2 -9\n",
+    "p.txt": b"1.5 2\n3 4\n",
+}
+
+
+@fuzz_settings()
+@given(case=mutated(PHENO_SEEDS))
+def test_fuzz_phenotype_reader(case):
+    name, data = case
+    COUNT["examples"] += 1
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name.split("/")[0]
+        path.write_bytes(data)
+        for col in (None, "2", "y"):
+            try:
+                p = read_phenotypes(path, col)
+            except (ValueError, FileNotFoundError):
+                continue
+            assert p.values.ndim == 1 and p.values.dtype == np.float64
+            assert p.sample_ids is None or len(p.sample_ids) == len(p.values)
 
 
 def test_fuzz_genotype_readers_counted():

@@ -162,6 +162,26 @@ def test_malformed_genotype_set(case, tmp_path):
     assert np.array_equal(got.matrix, want, equal_nan=True), (case, got.matrix)
 
 
+PHENO_CASES = {
+    "id-column-only": b"id\na\nb\n",
+    "one-token": b"id",
+    "ragged": b"id,y\na,1\nb\n",
+    "text-values": b"id,y\na,tall\nb,2\n",
+    "fam-short": b"f a 0 0 1\n",
+    "binary": b"\xff\xfe" * 50,
+}
+
+
+@pytest.mark.parametrize("case", sorted(PHENO_CASES))
+def test_malformed_phenotypes(case, tmp_path):
+    from cnnkit.genomics.io import read_phenotypes
+
+    path = tmp_path / ("p.fam" if case.startswith("fam") else "p.csv")
+    path.write_bytes(PHENO_CASES[case])
+    with pytest.raises(ValueError, match="p\\.(csv|fam)"):
+        read_phenotypes(path)
+
+
 def test_case_count():
     bad = [c for c, (_, e) in CASES.items() if isinstance(e, str)]
     assert len(bad) >= 30
