@@ -7,6 +7,8 @@ file equal to the picture the corpus generator wrote (numpy reference, not a dec
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -149,3 +151,24 @@ def test_predict_over_the_corpus(corpus, loaded, tiny_run):
             assert set(r) >= {"label", "probability", "top_k"}, r
             assert 0.0 <= r["probability"] <= 1.0
     record("corpus", predict_rc=proc.returncode, predict_errors=sum("error" in r for r in out))
+
+
+@pytest.mark.slow
+def test_train_report_and_evaluate_on_the_corpus(corpus, tmp_path):
+    """Training straight on the tricky folder: broken files skipped and reported, report made."""
+    root, entries = corpus
+    run = tmp_path / "run"
+    proc = _run([sys.executable, "-m", "cnnkit", "train", str(root), "--out", str(run),
+                 "--epochs", "1", "--batch-size", "8", "--json"])  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "files skipped" in proc.stderr
+    assert (run / "report.html").is_file() and (run / "model.safetensors").is_file()
+    split = (run / "split.csv").read_text(encoding="utf-8")
+    refused = [e for e in entries if e.expect == "fail"]
+    assert not any(str(e.path) in split for e in refused)
+    proc = _run([sys.executable, "-m", "cnnkit", "evaluate", str(run), str(root), "--json"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = list(csv.DictReader(io.StringIO(split)))  # a name holds a newline: parse, not count
+    assert json.loads(proc.stdout)["n"] == len(rows)
+    newline = {str(e.path) for e in entries if "\n" in e.path.name}
+    assert newline and newline <= {r["path"] for r in rows}
