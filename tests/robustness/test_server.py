@@ -183,3 +183,17 @@ def test_memory_is_bounded_by_the_body_limit(client):
     assert pulled <= limit + len(chunk), f"read {pulled} bytes of a body over the {limit} limit"
     assert peak < 3 * limit, f"peak Python memory {peak} bytes for a {limit}-byte limit"
     record("server", oversize_bytes_read=pulled, oversize_peak_bytes=peak)
+
+
+def test_odd_but_valid_uploads_are_answered(client, corpus):
+    """Every decodable corpus file gets a prediction; a sample also gets a Grad-CAM PNG."""
+    _, entries = corpus
+    good = [e for e in entries if e.expect == "ok" and e.path.is_file()]
+    for e in good:
+        resp = client.post("/predict", files={"files": ("f" + e.path.suffix, e.path.read_bytes())})
+        assert resp.status_code == 200, (e.note, resp.text[:300])
+        assert 0.0 <= resp.json()[0]["probability"] <= 1.0
+    for e in good[::10]:
+        resp = client.post("/explain", files={"file": ("f" + e.path.suffix, e.path.read_bytes())})
+        assert resp.status_code == 200 and resp.content[:8] == b"\x89PNG\r\n\x1a\n", e.note
+    record("server", good_uploads=len(good))
