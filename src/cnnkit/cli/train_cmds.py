@@ -151,10 +151,6 @@ def _train_or_resume(ctx, data, out, overwrite, resume, dev) -> Any:
 
 
 def _train_or_cv(cfg: Any, out: Path, overwrite: bool, device: str | None) -> Any:
-    if cfg.strategy is not None and cfg.folds == 1:
-        from cnnkit.train.transfer import train_transfer_run
-
-        return train_transfer_run(cfg, out, overwrite=overwrite)
     if cfg.folds > 1:
         from cnnkit.train.kfold import train_kfold
 

@@ -44,6 +44,11 @@ def train_kfold(
     config: TrainConfig, out: str | Path, *, overwrite: bool = False, progress: bool = True
 ) -> RunResult:
     """Train ``config.folds`` runs, one per fold, and summarise them in ``out``."""
+    if config.strategy is not None:
+        raise ValueError(
+            f"--folds with --strategy {config.strategy} is not supported yet; "
+            "run the transfer strategy on one split (--folds 1)"
+        )
     run_dir = prepare_run_dir(out, overwrite)
     data = data_source.load_run_data(config)
     per_fold: list[dict[str, Any]] = []

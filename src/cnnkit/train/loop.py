@@ -110,9 +110,23 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + epoch * 7919) % (2**63))
 
 
-def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """The optimiser named in the config, over the parameters that require gradients."""
-    params = [p for p in model.parameters() if p.requires_grad]
+def build_optimizer(
+    model: torch.nn.Module, config: TrainConfig, param_groups: list[dict[str, Any]] | None = None
+) -> torch.optim.Optimizer:
+    """The optimiser named in the config.
+
+    Args:
+        model: its parameters that require gradients are optimised...
+        config: optimiser kind, learning rate, weight decay, momentum.
+        param_groups: ...unless explicit groups are given (``[{"params": [...], "lr": x}]``,
+            e.g. discriminative rates for a fine-tuned base and its head); empty groups are
+            dropped and a group without ``lr`` uses the config's.
+    """
+    if param_groups is not None:
+        params: list[Any] = [g for g in param_groups if list(g["params"])]
+        tensors = [t for g in params for t in g["params"]]
+    else:
+        params = tensors = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters (everything is frozen)")
     lr, wd = config.resolved_lr, config.weight_decay
@@ -120,7 +134,7 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.
     # tensors; measured clearly faster for small convnets on CPU, where the step is a
     # sizeable share of the time.
     fused: dict[str, Any] = (
-        {"fused": True} if all(p.dtype.is_floating_point for p in params) else {}
+        {"fused": True} if all(t.dtype.is_floating_point for t in tensors) else {}
     )
     if config.optimizer == "sgd":
         return torch.optim.SGD(
@@ -187,6 +201,7 @@ def fit(
     augment: Any = None,
     device: str | torch.device | None = None,
     resume_from: dict[str, Any] | None = None,
+    param_groups: list[dict[str, Any]] | None = None,
 ) -> FitResult:
     """Train ``model`` on ``train`` and validate on ``val`` each epoch.
 
@@ -198,6 +213,8 @@ def fit(
         augment: a callable ``augment(x_uint8, generator=g) -> x`` applied to training batches.
         device: ``cpu``/``cuda``; default: CUDA when available.
         resume_from: a checkpoint dict from :func:`cnnkit.train.checkpoint.load_checkpoint`.
+        param_groups: optimiser parameter groups with their own learning rates (the
+            schedule scales them together); default: every parameter that requires grad.
 
     Returns:
         A :class:`FitResult` with the per-epoch history.
@@ -216,7 +233,7 @@ def fit(
     steps = math.ceil(_usable(len(tr), config.batch_size) / config.batch_size)
     if config.max_steps_per_epoch:
         steps = min(steps, config.max_steps_per_epoch)
-    opt = build_optimizer(model, config)
+    opt = build_optimizer(model, config, param_groups)
     sched = build_scheduler(opt, config, steps)
     state = TrainState(model, opt, sched, config.epochs, steps)
     weight = None

@@ -178,6 +178,12 @@ def train_run(
         device: ``cpu``/``cuda``; default CUDA when available.
         data, split: already loaded data and train/validation indices (k-fold uses these).
     """
+    if config.strategy is not None:  # transfer learning has its own stages
+        from cnnkit.train.transfer import train_transfer_run
+
+        return train_transfer_run(
+            config, out, overwrite=overwrite, progress=progress, device=device
+        )
     main = distributed.is_main()
     run_dir = prepare_run_dir(out, overwrite) if main else Path(out)
     distributed.run_dir_ready(run_dir)
@@ -223,6 +229,11 @@ def resume_run(
     import json
 
     saved = json.loads(cfg_path.read_text(encoding="utf-8"))
+    if saved.get("strategy"):
+        raise RunFolderError(
+            f"cannot resume {run_dir}: transfer runs (strategy={saved['strategy']!r}) train in "
+            "minutes and keep no checkpoint; train it again with --overwrite"
+        )
     base = saved_settings(saved)
     config = TrainConfig.from_dict({**base, **(overrides or {})})
     diff = changed_keys(TrainConfig.from_dict(base).to_dict(), config.to_dict())

@@ -48,21 +48,16 @@ from cnnkit.models.transfer import (
 from cnnkit.train import data_source
 from cnnkit.train.callbacks import (
     HISTORY_FIELDS,
-    CallbackList,
     EarlyStopping,
     ProgressBar,
-    TrainState,
 )
 from cnnkit.train.checkpoint import atomic_write_json, atomic_write_text, save_weights
 from cnnkit.train.config import TrainConfig
 from cnnkit.train.loop import (
     Tensors,
     _per_step,
-    _run_epoch,
-    _TrainStep,
     build_optimizer,
     build_scheduler,
-    class_weights,
     fit,
     model_normalizer,
     predict_proba,
@@ -257,47 +252,16 @@ def fit_param_groups(
     Same loop, schedule and callbacks as ``fit``; each group keeps its own learning rate
     (the schedule scales them together). Empty groups are dropped.
     """
-    from cnnkit.train.loop import FitResult
-
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    tr, va = Tensors.from_any(train), Tensors.from_any(val) if val is not None else None
-    prec = choose_precision(config.precision, dev)
-    model.to(dev)
-    if prec.channels_last:
-        model.to(memory_format=torch.channels_last)
-    norm = model_normalizer(model, tr.images.shape[1], dev)
-    steps = math.ceil(len(tr) / config.batch_size)
-    if config.max_steps_per_epoch:
-        steps = min(steps, config.max_steps_per_epoch)
-    opt = build_optimizer(model, config)  # the configured kind; groups replace its params
-    opt = type(opt)([g for g in groups if g["params"]], **_opt_defaults(opt))
-    sched = build_scheduler(opt, config, steps)
-    state = TrainState(model, opt, sched, config.epochs, steps)
-    cbs = CallbackList(callbacks or [])
-    weight = None
-    if config.class_weight == "balanced":
-        weight = class_weights(tr.labels, int(getattr(model, "num_classes", 0))).to(dev)
-    step_fn = _TrainStep(
+    return fit(
         model,
-        opt,
-        sched if _per_step(config) else None,
-        prec,
-        norm,
-        weight,
-        config.label_smoothing,
-        dev,
+        train,
+        val,
+        config,
+        callbacks=callbacks,
+        augment=augment,
+        device=device,
+        param_groups=groups,
     )
-    cbs.on_fit_start(state)
-    while state.epoch < config.epochs and not state.stop:
-        state.epoch += 1
-        _run_epoch(state, tr, va, config, step_fn, augment, cbs, dev, norm, prec)
-    cbs.on_fit_end(state)
-    return FitResult(state.history, prec, state)
-
-
-def _opt_defaults(opt: torch.optim.Optimizer) -> dict[str, Any]:
-    keep = ("momentum", "weight_decay", "nesterov", "betas", "eps", "alpha")
-    return {k: v for k, v in opt.defaults.items() if k in keep}
 
 
 # --- features: cached base outputs, head trained on them ---------------------------------
