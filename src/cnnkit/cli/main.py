@@ -14,10 +14,21 @@ import sys
 import click
 import typer
 
+# Recent Typer releases bundle their own copy of click, with their own exception classes;
+# catch both so a usage error is always one line, never a traceback.
+_ExitErrors: tuple[type, ...] = (click.exceptions.Exit, typer.Exit)
+_AbortErrors: tuple[type, ...] = (click.exceptions.Abort, typer.Abort)
+_UsageErrors: tuple[type, ...] = (click.ClickException,)
+try:
+    from typer._click.exceptions import ClickException as _TyperClickException
+
+    _UsageErrors += (_TyperClickException,)
+except ImportError:  # pragma: no cover - older Typer uses click itself
+    pass
+
 app = typer.Typer(
     name="cnnkit",
     help="Convolutional neural networks on small, real data.",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -36,8 +47,9 @@ _COMMAND_MODULES = (
 )
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def _root(
+    ctx: typer.Context,
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
     version: bool = typer.Option(False, "--version", help="Print the version and exit."),
 ) -> None:
@@ -46,6 +58,9 @@ def _root(
         from cnnkit import __version__
 
         typer.echo(__version__)
+        raise typer.Exit()
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
         raise typer.Exit()
 
 
@@ -80,12 +95,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rv = app(args=args, prog_name="cnnkit", standalone_mode=False)
         return int(rv) if isinstance(rv, int) else 0
-    except click.exceptions.Exit as e:
+    except _ExitErrors as e:
         return e.exit_code
-    except click.exceptions.Abort:
+    except _AbortErrors:
         sys.stderr.write("aborted\n")
         return 130
-    except click.ClickException as e:
+    except _UsageErrors as e:
+        if debug:
+            raise
         e.show()
         return e.exit_code
     except KeyboardInterrupt:
