@@ -16,8 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from conftest import child_env, record
+from rb_helpers import child_env, record
 
 HERE = Path(__file__).parent
 FAILURES = {"empty", "truncated", "not-an-image", "too-large"}

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from rb_helpers import band_folder, child_env, record
 from safetensors.torch import load_file
 
 from cnnkit.train.checkpoint import load_checkpoint, save_checkpoint
-from conftest import band_folder, child_env, record
 
 HERE = Path(__file__).parent
 TIMING = ("seconds", "images_per_second")

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from mutations import fuzz_settings, mutated
 from PIL import Image
+from rb_helpers import record
 
 from cnnkit.data import load_image
 from cnnkit.errors import ImageDecodeError
-from conftest import record
 
 pytestmark = pytest.mark.fuzz
 

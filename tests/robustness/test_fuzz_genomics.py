@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from hypothesis import given
 from mutations import fuzz_settings, mutated
+from rb_helpers import record
 from test_genomics_files import G, bed_bytes, vcf
 
 from cnnkit.genomics.io import Genotypes, read_genotypes, read_phenotypes
-from conftest import record
 
 pytestmark = pytest.mark.fuzz
 FAM = "".join(f"f{i} s{i} 0 0 0 -9\n" for i in range(6)).encode()

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from mutations import fuzz_settings, mutated
+from rb_helpers import record
 
 from cnnkit.train import LoadedRun, load_run
-from conftest import record
 
 pytestmark = pytest.mark.fuzz
 COUNT = {"examples": 0, "loaded": 0}

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rb_helpers import record
 
 from cnnkit.genomics.io import read_genotypes
-from conftest import record
 
 NAN = np.nan
 CODES = {2: 0b00, 1: 0b10, 0: 0b11, None: 0b01}  # PLINK 2-bit codes, dosage of A1

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
-
-from conftest import record
+from rb_helpers import record
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src" / "cnnkit"

@@ -11,12 +11,12 @@ import sys
 
 import pytest
 import torch
+from rb_helpers import child_env, record
 from safetensors.torch import load_file, save_file
 
 from cnnkit.errors import RunFolderError
 from cnnkit.train import load_run
 from cnnkit.train.checkpoint import load_checkpoint, save_checkpoint
-from conftest import child_env, record
 
 
 @pytest.fixture

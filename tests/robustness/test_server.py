@@ -7,8 +7,7 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
-
-from conftest import record
+from rb_helpers import record
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402

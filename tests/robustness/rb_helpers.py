@@ -1,0 +1,42 @@
+"""Helpers of the robustness tests (a module with a unique name: ``conftest`` is ambiguous)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def record(name: str, **values) -> None:
+    """Add ``values`` under ``name`` to ``$CNNKIT_ROBUSTNESS_FIGURES`` (when it is set)."""
+    target = os.environ.get("CNNKIT_ROBUSTNESS_FIGURES")
+    if not target:
+        return
+    path = Path(target)
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data[name] = {**data.get(name, {}), **values}
+    path.write_text(json.dumps(data, indent=2, sort_keys=True))
+
+
+def band_folder(root: Path, per_class: int = 8, size: int = 28, seed: int = 0) -> Path:
+    """Three classes of grey PNGs (a bright band on top, middle or bottom)."""
+    rng = np.random.default_rng(seed)
+    for c, name in enumerate(("top", "middle", "bottom")):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            img = rng.integers(0, 60, (size, size), dtype=np.uint8)
+            band = slice(c * size // 3, (c + 1) * size // 3)
+            img[band, :] = rng.integers(180, 255, img[band].shape, dtype=np.uint8)
+            Image.fromarray(img).save(root / name / f"{i:02d}.png")
+    return root
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """Environment for a cnnkit subprocess: one thread, this interpreter's package."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
+    env.pop("CNNKIT_DEBUG", None)
+    env.update(extra)
+    return env
