@@ -82,7 +82,7 @@ NOTES = [
     "",
     "Open: `cnnkit train --resume RUN` ends in a traceback when `RUN/config.json` holds a JSON "
     "list, and invalid JSON or an undecodable `split.csv` give errors that do not name the "
-    "file (`src/cnnkit/train/run.py` was being edited; the fix is in the issue).",
+    "file (`src/cnnkit/train/run.py` was being edited by its owner; fix handed over).",
     "",
     "`python bench/robustness.py --render-only` rewrites this page from "
     "`bench/results/robustness.json`.",
