@@ -104,13 +104,16 @@ def read_split(path: Path, arrays: Any) -> tuple[np.ndarray, np.ndarray]:
     train: list[int] = []
     val: list[int] = []
     missing: list[str] = []
-    with open(path, newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            i = where.get(row["path"])
-            if i is None:
-                missing.append(row["path"])
-                continue
-            (train if row["subset"] == "train" else val).append(i)
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                i = where.get(row["path"])
+                if i is None:
+                    missing.append(row["path"])
+                    continue
+                (train if row["subset"] == "train" else val).append(i)
+    except (UnicodeDecodeError, csv.Error, KeyError, TypeError) as e:
+        raise RunFolderError(f"{path}: not a split.csv of path,label,subset rows ({e!r})") from None
     if missing:
         raise RunFolderError(
             f"{path}: {len(missing)} files of the saved split are no longer in the data, "
@@ -210,6 +213,19 @@ def saved_settings(saved: dict[str, Any]) -> dict[str, Any]:
     return base
 
 
+def _saved_config(path: Path) -> dict[str, Any]:
+    """A run's config.json as a dict; a damaged file is a RunFolderError naming it."""
+    import json
+
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RunFolderError(f"cannot resume: {path} is not valid JSON ({e})") from None
+    if not isinstance(saved, dict):
+        raise RunFolderError(f"cannot resume: {path} is not a JSON object")
+    return saved
+
+
 def resume_run(
     out: str | Path,
     *,
@@ -226,9 +242,7 @@ def resume_run(
     cfg_path = run_dir / "config.json"
     if not cfg_path.is_file():
         raise RunFolderError(f"cannot resume: {run_dir} is not a run folder (no config.json)")
-    import json
-
-    saved = json.loads(cfg_path.read_text(encoding="utf-8"))
+    saved = _saved_config(cfg_path)
     if saved.get("strategy"):
         raise RunFolderError(
             f"cannot resume {run_dir}: transfer runs (strategy={saved['strategy']!r}) train in "
