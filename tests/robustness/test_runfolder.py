@@ -160,3 +160,25 @@ def test_pickled_command_is_refused_by_train_resume(run, tmp_path):
     assert "Traceback" not in proc.stderr
     assert not sentinel.exists()
     record("runfolder", pickled_command_runs=int(sentinel.exists()))
+
+
+RESUME_CASES = {
+    "config-not-json": ("config.json", b"{oops"),
+    "config-a-list": ("config.json", b"[1, 2]"),
+    "config-binary": ("config.json", b"\xff\xfe\x00"),
+    "split-binary": ("split.csv", b"a;b\n\x00\xff"),
+    "split-wrong-header": ("split.csv", b"x,y\n1,2\n"),
+    "checkpoint-truncated": ("checkpoint/last.pt", None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RESUME_CASES))
+def test_resume_of_a_damaged_run_is_one_error_line(run, case, capsys):
+    from cnnkit.cli.main import main
+
+    name, data = RESUME_CASES[case]
+    target = run / name
+    target.write_bytes(data if data is not None else target.read_bytes()[:1000])
+    rc = main(["train", "--resume", str(run), "--no-report"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].startswith("error: ") and target.name in err[-1], err[-3:]
