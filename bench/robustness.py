@@ -78,11 +78,8 @@ NOTES = [
     "before checking names and shapes, loaded integer weights into float parameters, and "
     "took a `config.json` that is not an object, has `std` 0 or non-list class names; "
     "damaged `.vcf.gz`/`.csv.gz` files gave gzip tracebacks; bed_reader parse errors and a "
-    "phenotype file without a trait column did not name the file.",
-    "",
-    "Open: `cnnkit train --resume RUN` ends in a traceback when `RUN/config.json` holds a JSON "
-    "list, and invalid JSON or an undecodable `split.csv` give errors that do not name the "
-    "file (`src/cnnkit/train/run.py` was being edited by its owner; fix handed over).",
+    "phenotype file without a trait column did not name the file; `train --resume` of a run "
+    "whose `config.json` is a JSON list ended in a traceback.",
     "",
     "`python bench/robustness.py --render-only` rewrites this page from "
     "`bench/results/robustness.json`.",
