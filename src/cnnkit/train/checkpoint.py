@@ -63,9 +63,17 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
-    """Atomically save a resumable state (tensors, numbers, strings, lists, dicts)."""
+    """Atomically save a resumable state (tensors, numbers, strings, lists, dicts).
+
+    Temporary files that a killed earlier write left next to ``path`` are removed first
+    (one writer per checkpoint), so repeated crashes do not fill the disk.
+    """
+    path = Path(path)
     buf = io.BytesIO()
     torch.save(state, buf)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        with _suppress_oserror():
+            stale.unlink()
     return atomic_write_bytes(path, buf.getvalue())
 
 
