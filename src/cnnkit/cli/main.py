@@ -108,16 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
-    except (
-        ValueError,
-        TypeError,
-        FileNotFoundError,
-        IsADirectoryError,
-        PermissionError,
-        NotADirectoryError,
-        FileExistsError,
-        KeyError,
-    ) as e:
+    except (ValueError, TypeError, OSError, KeyError) as e:  # OSError: missing file, disk full...
         if debug:
             raise
         msg = str(e) if not isinstance(e, KeyError) else str(e.args[0] if e.args else e)

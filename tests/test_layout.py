@@ -1,0 +1,22 @@
+"""The test tree mirrors the package, and test module names are unique (pytest collects
+them without __init__.py files, so two test_x.py in different folders collide)."""
+
+from collections import Counter
+from pathlib import Path
+
+TESTS = Path(__file__).parent
+
+
+def test_test_module_basenames_are_unique():
+    names = Counter(p.name for p in TESTS.rglob("test_*.py"))
+    assert [n for n, c in names.items() if c > 1] == []
+
+
+def test_every_package_stage_has_a_test_folder():
+    stages = [
+        p.name
+        for p in (TESTS.parent / "src" / "cnnkit").iterdir()
+        if p.is_dir() and (p / "__init__.py").exists()
+    ]
+    missing = [s for s in stages if not (TESTS / s).is_dir()]
+    assert missing == []
