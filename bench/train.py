@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import statistics
 import sys
 
 import torch
@@ -121,6 +122,20 @@ def cnnkit_window(x: torch.Tensor, y: torch.Tensor, n: int, precision: str = "au
     return window, info
 
 
+def interleaved(fns: dict, rounds: int) -> dict:
+    """Round-robin windows over the pipelines (one clean window each per round), so a slow
+    drift of the machine (frequency, memory) cannot favour whichever pipeline ran first."""
+    wins: dict = {k: [] for k in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            wins[name] += timed_windows(fn, n_clean=1, max_windows=3, label=name)[1]
+    out = {}
+    for name, ws in wins.items():
+        clean = [w["rate"] for w in ws if w["clean"]] or [w["rate"] for w in ws]
+        out[name] = (statistics.median(clean), ws)
+    return out
+
+
 def keras_rate() -> tuple[float | None, str]:
     if peers_python() is None:
         return None, "TensorFlow not installed (create .peers-venv: see bench/README.md)"
@@ -134,25 +149,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--window-images", type=int, default=20480)
     ap.add_argument("--no-keras", action="store_true")
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     m = machine()
     print(machine_line(m), flush=True)
     x, y = load_fmnist()
     n = args.window_images
-    rows = {}
     ck_window, info = cnnkit_window(x, y, n)
-    rows["cnnkit fit (auto: " + info["precision"] + ")"] = timed_windows(ck_window, label="cnnkit")
+    fns = {"cnnkit fit (auto: " + info["precision"] + ")": ck_window}
     # The candidates auto chooses between, so the table shows the choice was the fast one.
     for prec in ("fp32", "bf16"):
         win, inf = cnnkit_window(x, y, n, prec)
-        rows[f"cnnkit fit (forced {inf['precision']})"] = timed_windows(win, label=f"cnnkit-{prec}")
-    rows["plain PyTorch fp32 eager"] = timed_windows(plain_window(x, y, n, False), label="plain")
-    rows["plain PyTorch fp32 + channels_last"] = timed_windows(
-        plain_window(x, y, n, True), label="plain-cl"
-    )
-    rows["DataLoader(TensorDataset) loop"] = timed_windows(
-        dataloader_window(x, y, n), label="dataloader"
-    )
+        fns[f"cnnkit fit (forced {inf['precision']})"] = win
+    fns["plain PyTorch fp32 eager"] = plain_window(x, y, n, False)
+    fns["plain PyTorch fp32 + channels_last"] = plain_window(x, y, n, True)
+    fns["DataLoader(TensorDataset) loop"] = dataloader_window(x, y, n)
+    rows = interleaved(fns, args.rounds)
     keras_note = "skipped (--no-keras)"
     if not args.no_keras:
         rate, keras_note = keras_rate()
