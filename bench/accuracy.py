@@ -79,6 +79,14 @@ JOBS = {
     ),
 }
 
+# Lighter augmentation, a longer schedule and label smoothing (the second Fashion-MNIST try).
+JOBS["fashion-light-aug"] = dict(
+    JOBS["fashion"],
+    epochs=20,
+    label_smoothing=0.05,
+    augment={"width_shift_range": 0.05, "height_shift_range": 0.05, "horizontal_flip": True},
+)
+
 
 def run_job(name: str, spec: dict, scale: float, root: Path) -> dict:
     from cnnkit.data import list_datasets
