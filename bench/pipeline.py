@@ -137,6 +137,22 @@ def _table(rows: list[tuple[str, float | None, str]], best_peer: float) -> str:
     return "\n".join(out)
 
 
+def _quiet_or_busy(loads: list, others: list) -> str:
+    """What the noise counters say about the machine during the windows."""
+    worst = max(others, default=0.0)
+    span = (
+        f"load average {min(loads):.1f} to {max(loads):.1f}; other processes used "
+        f"{min(others, default=0):.2f} to {worst:.2f} of the 2 cores while we measured"
+    )
+    if worst < 0.15:
+        return f"The machine was quiet ({span})."
+    return (
+        f"**The machine was busy** ({span}). Absolute numbers are low and noisy; the "
+        "ratios, measured in the same run, are the meaningful part. Rerun on a quiet "
+        "machine with the command above."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -213,11 +229,7 @@ First epochs: cnnkit cold {med["cnnkit_cold"]:,.0f} img/s vs the best peer's fir
 epoch is a "first" epoch). Goal from issue 3: steady >= 5x the best peer, first epoch >= the
 best peer.
 
-**The machine was busy**: other engineers' jobs shared the 2 cores (load average
-{min(loads):.1f} to {max(loads):.1f} during the windows; other processes used
-{min(others, default=0):.2f} to {max(others, default=0):.2f} of the 2 cores while we measured).
-Absolute numbers are low and noisy; the ratios, measured in the same run, are the meaningful
-part. Rerun on a quiet machine with the command above.
+{_quiet_or_busy(loads, others)}
 
 Notes: the torchvision peer applies its transforms to Pillow images (the usual recipe; the same
 ops on uint8 tensors were ~4x slower here). The Keras peer is `../shared/peers/pipe_keras.py`
