@@ -10,6 +10,7 @@ from cnnkit.train.run import prepare_run_dir
 
 def test_transfer_runs_are_not_resumed(tmp_path):
     cfg = TrainConfig(data="x", pretrained="w.pth", strategy="frozen").to_dict()
+    cfg.update(class_names=["a", "b"], image_size=[32, 32], in_chans=3, mean=[0.5], std=[0.5])
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(RunFolderError, match="transfer runs"):
         resume_run(tmp_path)

@@ -213,19 +213,6 @@ def saved_settings(saved: dict[str, Any]) -> dict[str, Any]:
     return base
 
 
-def _saved_config(path: Path) -> dict[str, Any]:
-    """A run's config.json as a dict; a damaged file is a RunFolderError naming it."""
-    import json
-
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RunFolderError(f"cannot resume: {path} is not valid JSON ({e})") from None
-    if not isinstance(saved, dict):
-        raise RunFolderError(f"cannot resume: {path} is not a JSON object")
-    return saved
-
-
 def resume_run(
     out: str | Path,
     *,
@@ -238,11 +225,10 @@ def resume_run(
     Raises:
         RunFolderError: no run there, or ``overrides`` change what the run is (listed).
     """
+    from cnnkit.train.runio import read_config  # the one reader of config.json
+
     run_dir = Path(out)
-    cfg_path = run_dir / "config.json"
-    if not cfg_path.is_file():
-        raise RunFolderError(f"cannot resume: {run_dir} is not a run folder (no config.json)")
-    saved = _saved_config(cfg_path)
+    saved = read_config(run_dir)
     if saved.get("strategy"):
         raise RunFolderError(
             f"cannot resume {run_dir}: transfer runs (strategy={saved['strategy']!r}) train in "
