@@ -10,7 +10,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from cnnkit.train import TrainConfig, fit
-from cnnkit.train.distributed import _strip_devices, launch_command
+from cnnkit.train.distributed import _strip_devices, launch_command, shutdown
 
 
 def _net():
@@ -45,7 +45,7 @@ def _worker(rank, world, rdzv, out):
         fit(model, _data(), None, TrainConfig(**CFG), device="cpu")
         torch.save(model.state_dict(), f"{out}/rank{rank}.pt")
     finally:
-        dist.destroy_process_group()
+        shutdown()
 
 
 def test_two_ranks_match_one_process(tmp_path):

@@ -56,7 +56,10 @@ def init_from_env() -> torch.device:
 
 
 def shutdown() -> None:
+    """Leave the process group together: a rank that tears down gloo while another still
+    talks to it can abort the other ("terminate called without an active exception")."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
