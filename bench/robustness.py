@@ -68,9 +68,10 @@ NOTES = [
     "(a quarter also to `/explain`) plus malformed multipart bodies, wrong content types, "
     "too many files/parts, oversize bodies, bad query values, lying Content-Length.",
     "",
-    "Known limits: a `.fam` listing one to three people too many is caught only when the "
-    "`.bed` size changes or the padding bits are not zero (PLINK writes zero padding, "
-    "which reads as homozygous A1); `pip-audit` runs in `make lint` only where the "
+    "Known limits: a `.fam` listing one to three people too many is refused when they read "
+    "from the zero padding as homozygous A1 at every SNP and a genuine person would look "
+    "like that with a chance below 1e-6; with fewer informative SNPs only the phenotype "
+    "join catches it; `pip-audit` runs in `make lint` only where the "
     "advisory service is reachable.",
     "",
     "Bugs the suite found and that are fixed: `audit` exited 2 on a dangling symlink; "

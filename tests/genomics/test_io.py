@@ -41,7 +41,7 @@ def test_fam_short_by_one_is_caught_by_the_padding_bits(tmp_path, dosages):
     _write_bed(tmp_path / "g.bed", dosages)  # 7 samples: 2 bytes per SNP, 1 padding slot
     fam = (tmp_path / "g.fam").read_text().splitlines()
     (tmp_path / "g.fam").write_text("\n".join(fam[:-1]) + "\n")  # 6 people: same size
-    with pytest.raises(ValueError, match="padding bits"):
+    with pytest.raises(ValueError, match="padding bits.*1 or more people too few"):
         read_genotypes(tmp_path / "g.bed")
 
 
@@ -66,6 +66,69 @@ def test_bed_size_and_magic_are_checked(tmp_path, dosages):
     data[0] = 0
     (tmp_path / "g.bed").write_bytes(bytes(data))
     with pytest.raises(ValueError, match="magic"):
+        read_genotypes(tmp_path / "g.bed")
+
+
+def _random_bed(path, n, p=40, seed=1):
+    x = np.random.default_rng(seed).integers(0, 3, size=(n, p)).astype(np.float32)
+    _write_bed(path, x)
+    return x
+
+
+@pytest.mark.parametrize("real,extra", [(9, 1), (9, 3), (6, 1), (6, 2), (2, 1), (7, 1)])
+def test_fam_long_by_one_to_three_is_read_from_the_padding_and_refused(tmp_path, real, extra):
+    _random_bed(tmp_path / "g.bed", real)
+    with open(tmp_path / "g.fam", "a") as fh:  # same .bed size: the extras sit in the padding
+        fh.writelines(f"ghost{i} ghost{i} 0 0 0 -9\n" for i in range(extra))
+    with pytest.raises(ValueError, match=rf"g\.fam.*probably lists {extra} more people"):
+        read_genotypes(tmp_path / "g.bed")
+
+
+def test_a_genuine_last_person_homozygous_a1_everywhere_is_not_refused(tmp_path):
+    x = np.full((6, 40), 2.0, dtype=np.float32)  # 2 = homozygous A1, bits 00 like padding
+    x[:5, :2] = 1.0  # only 2 SNPs vary: being hom A1 at all of them is no sign of padding
+    _write_bed(tmp_path / "g.bed", x)
+    np.testing.assert_array_equal(read_genotypes(tmp_path / "g.bed").matrix, x)
+
+
+@pytest.mark.parametrize("real,listed", [(8, 7), (8, 6), (8, 5), (11, 9)])
+def test_fam_short_by_one_to_three_names_the_fam_and_the_count(tmp_path, real, listed):
+    _random_bed(tmp_path / "g.bed", real)
+    fam = (tmp_path / "g.fam").read_text().splitlines()
+    (tmp_path / "g.fam").write_text("\n".join(fam[:listed]) + "\n")
+    with pytest.raises(
+        ValueError,
+        match=rf"g\.fam: lists {listed} people.*at least {real}.*"
+        rf"{real - listed} or more people too few",
+    ):
+        read_genotypes(tmp_path / "g.bed")
+
+
+def test_fam_short_by_four_or_more_says_how_many_the_bed_holds(tmp_path):
+    _random_bed(tmp_path / "g.bed", 10)  # 3 bytes per SNP: 9 to 12 people
+    fam = (tmp_path / "g.fam").read_text().splitlines()
+    (tmp_path / "g.fam").write_text("\n".join(fam[:4]) + "\n")
+    with pytest.raises(ValueError, match=r"g\.fam \(4 people\).*holds 9 to 12 people"):
+        read_genotypes(tmp_path / "g.bed")
+
+
+@pytest.mark.parametrize("sep", [" ", "  ", "\t", " \t"])
+def test_plink_with_any_whitespace_in_fam_and_bim(tmp_path, dosages, sep):
+    _write_bed(tmp_path / "g.bed", dosages)
+    for ext in ("fam", "bim"):
+        f = tmp_path / f"g.{ext}"
+        f.write_text("".join(sep.join(ln.split()) + "\n" for ln in f.read_text().splitlines()))
+    g = read_genotypes(tmp_path / "g.bed")
+    np.testing.assert_array_equal(g.matrix, dosages)
+    assert g.sample_ids == _ids(7) and g.snp_ids == _ids(9, "rs")
+
+
+def test_bim_with_missing_fields_names_the_file_and_line(tmp_path, dosages):
+    _write_bed(tmp_path / "g.bed", dosages)
+    bim = (tmp_path / "g.bim").read_text().splitlines()
+    bim[3] = " ".join(bim[3].split()[:4])
+    (tmp_path / "g.bim").write_text("\n".join(bim) + "\n")
+    with pytest.raises(ValueError, match=r"g\.bim: a \.bim needs 6 .*'line 4 has 4'"):
         read_genotypes(tmp_path / "g.bed")
 
 

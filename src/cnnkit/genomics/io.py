@@ -127,26 +127,29 @@ def read_genotypes(path: str | Path) -> Genotypes:
 
 # --------------------------------------------------------------------------- PLINK
 
+# A person beyond the .bed's real samples reads from the last byte's zero padding: code
+# 0b00 (homozygous A1) at every SNP. A genuine person looks like that with a chance we
+# estimate from the first samples; below this chance the .fam is refused as too long.
+_PADDING_LOOKALIKE_CHANCE = 1e-6
+_LEADING_BYTES = 16  # up to 64 samples per SNP estimate the homozygous-A1 frequencies
+_SHIFTS = np.array([0, 2, 4, 6], dtype=np.uint8)
 
-def _count_lines(path: Path) -> int:
-    if not path.exists():
-        raise FileNotFoundError(f"PLINK companion file not found: {path}")
-    with open(path, "rb") as fh:
-        return sum(1 for line in fh if line.strip())
+
+def _read_plink_text(path: Path, what: str) -> list[list[str]]:
+    """Rows of a .fam/.bim split on any whitespace (PLINK allows tabs or spaces)."""
+    with _readable(path), open(path, encoding="utf-8") as fh:
+        rows = [(i, ln.split()) for i, ln in enumerate(fh, 1) if ln.strip()]
+    if not rows:
+        raise ValueError(f"{path}: the file is empty; a {what} needs one line per entry")
+    bad = [f"line {i} has {len(r)}" for i, r in rows if len(r) != 6]
+    if bad:
+        raise ValueError(
+            f"{path}: a {what} needs 6 whitespace-separated fields per line; {_few(bad)}"
+        )
+    return [r for _, r in rows]
 
 
-def check_bed_file(bed: Path, n_samples: int, n_snps: int) -> None:
-    """Check a SNP-major ``.bed`` against the ``.fam``/``.bim`` counts.
-
-    Checks the magic bytes and mode, the size ``3 + n_snps * ceil(n_samples / 4)``, and
-    that the padding bits of each SNP's last byte are zero: a ``.fam`` short by one to
-    three people gives the right size but puts genotypes into the padding.
-
-    Raises:
-        ValueError: naming the file, what was expected and what was found.
-    """
-    size = bed.stat().st_size
-    per_snp = math.ceil(n_samples / 4)
+def _check_bed_header(bed: Path) -> None:
     with open(bed, "rb") as fh:
         head = fh.read(3)
     if len(head) < 3 or head[:2] != _BED_MAGIC:
@@ -157,26 +160,107 @@ def check_bed_file(bed: Path, n_samples: int, n_snps: int) -> None:
         raise ValueError(
             f"{bed}: only SNP-major .bed files (mode byte 01) are supported; got {head[2]:02x}"
         )
+
+
+def _check_bed_size(bed: Path, fam: Path, bim: Path, n_samples: int, n_snps: int) -> None:
+    size, per_snp = bed.stat().st_size, math.ceil(n_samples / 4)
     expected = 3 + n_snps * per_snp
-    if size != expected:
+    if size == expected:
+        return
+    holds = ""
+    if (size - 3) % n_snps == 0 and size > 3:
+        b = (size - 3) // n_snps
+        holds = f"; at {n_snps} SNPs the .bed holds {4 * b - 3} to {4 * b} people"
+    raise ValueError(
+        f"{bed}: size {size} bytes does not match {fam.name} ({n_samples} people) and "
+        f"{bim.name} ({n_snps} SNPs): expected 3 + {n_snps} * ceil({n_samples}/4) = "
+        f"{expected}{holds}. Check that the .fam/.bim belong to this .bed."
+    )
+
+
+def _check_padding_is_empty(bed: Path, fam: Path, codes: np.ndarray, n_samples: int) -> None:
+    """A .fam short by 1-3 people leaves their genotypes in the padding slots."""
+    real = n_samples - 4 * (math.ceil(n_samples / 4) - 1)  # people in each last byte
+    held = np.flatnonzero((codes[:, real:] != 0).any(axis=0))
+    if held.size:
+        k = int(held[-1]) + 1
         raise ValueError(
-            f"{bed}: size {size} bytes does not match the .fam ({n_samples} samples) and .bim "
-            f"({n_snps} SNPs): expected 3 + {n_snps} * ceil({n_samples}/4) = {expected}. "
-            "Check that the .fam/.bim belong to this .bed."
+            f"{fam}: lists {n_samples} people but {bed.name} holds genotypes for at least "
+            f"{n_samples + k} (its padding bits after person {n_samples} are not zero); the "
+            f".fam probably lists {k} or more people too few"
         )
-    pad = per_snp * 4 - n_samples
-    if pad and n_snps:
-        raw = np.memmap(bed, dtype=np.uint8, mode="r", offset=3, shape=(n_snps, per_snp))
-        mask = np.uint8((0xFF << (2 * (4 - pad))) & 0xFF)
-        if np.any(raw[:, -1] & mask):
-            raise ValueError(
-                f"{bed}: padding bits after the last of {n_samples} samples hold genotypes; "
-                f"the .fam probably lists {pad} sample(s) too few"
-            )
+
+
+def _hom_a1_log_chance(raw: np.ndarray, last: np.ndarray) -> float:
+    """log P(a genuine person is homozygous A1 at every SNP), from the leading samples.
+
+    SNPs where every leading sample is homozygous A1 carry no evidence and are skipped.
+
+    Shape:
+        raw: ``(L, bytes_per_snp)`` bed bytes; last: ``(L, k)`` codes of genuine
+        samples in the last byte.
+    """
+    hom, m = (last == 0).sum(axis=1).astype(np.float64), last.shape[1]
+    for b in range(min(raw.shape[1] - 1, _LEADING_BYTES)):
+        byte = np.asarray(raw[:, b])[:, None]  # (L, 1) -> (L, 4) codes
+        hom += (((byte >> _SHIFTS) & 3) == 0).sum(axis=1)
+        m += 4
+    informative = hom < m  # where everyone is hom A1, padding and a person look alike
+    return float(np.log((hom[informative] + 1) / (m + 2)).sum())  # add-one smoothing
+
+
+def _check_no_padding_people(
+    bed: Path, fam: Path, raw: np.ndarray, codes: np.ndarray, n_samples: int
+) -> None:
+    """A .fam long by 1-3 people reads them from the zero padding: hom A1 everywhere."""
+    real = n_samples - 4 * (math.ceil(n_samples / 4) - 1)
+    k = 0  # trailing people homozygous A1 at every SNP; the byte's first is always real
+    while k < real - 1 and not codes[:, real - 1 - k].any():
+        k += 1
+    if k == 0 or _hom_a1_log_chance(raw, codes[:, : real - k]) > math.log(
+        _PADDING_LOOKALIKE_CHANCE
+    ):
+        return
+    raise ValueError(
+        f"{fam}: the last {k} of its {n_samples} people read as homozygous A1 at every one "
+        f"of the {codes.shape[0]} SNPs, which is what the zero padding of {bed.name} looks "
+        f"like; the .fam probably lists {k} more people than the .bed holds "
+        f"({n_samples - k}). Remove the extra lines from the .fam"
+    )
+
+
+def check_bed_file(bed: Path, fam: Path, bim: Path, n_samples: int, n_snps: int) -> None:
+    """Check a SNP-major ``.bed`` against the ``.fam``/``.bim`` counts.
+
+    Checks the magic bytes and mode and the size ``3 + n_snps * ceil(n_samples / 4)``.
+    A ``.fam`` off by one to three people can give the right size, so the last byte of
+    every SNP is also checked: its padding slots must be zero (else the ``.fam`` is
+    short), and the trailing people must not all read as that zero padding (homozygous
+    A1 at every SNP, else the ``.fam`` is long).
+
+    Raises:
+        ValueError: naming the file, what was expected and what was found.
+    """
+    _check_bed_header(bed)
+    _check_bed_size(bed, fam, bim, n_samples, n_snps)
+    per_snp = math.ceil(n_samples / 4)
+    raw = np.memmap(bed, dtype=np.uint8, mode="r", offset=3, shape=(n_snps, per_snp))
+    codes = (np.asarray(raw[:, -1])[:, None] >> _SHIFTS) & 3  # (L,) -> (L, 4) last-byte codes
+    _check_padding_is_empty(bed, fam, codes, n_samples)
+    _check_no_padding_people(bed, fam, raw, codes, n_samples)
 
 
 def read_plink(prefix: str | Path) -> Genotypes:
-    """Read PLINK ``PREFIX.bed/.bim/.fam`` (dosage of the A1 allele) after checking them."""
+    """Read PLINK ``PREFIX.bed/.bim/.fam`` (dosage of the A1 allele) after checking them.
+
+    The ``.fam``/``.bim`` are split on any whitespace here (bed-reader's own parser wants
+    tabs in the ``.bim``) and their ids handed to bed-reader.
+
+    Raises:
+        FileNotFoundError: one of the three files is missing.
+        ValueError: the files disagree (see :func:`check_bed_file`), a ``.fam``/``.bim``
+            line does not have 6 fields, or sample ids repeat.
+    """
     from bed_reader import open_bed
 
     prefix = Path(prefix)
@@ -184,18 +268,13 @@ def read_plink(prefix: str | Path) -> Genotypes:
     for f in (bed, bim, fam):
         if not f.exists():
             raise FileNotFoundError(f"PLINK file not found: {f}")
-    n_samples, n_snps = _count_lines(fam), _count_lines(bim)
-    check_bed_file(bed, n_samples, n_snps)
-    try:
-        with open_bed(bed, iid_count=n_samples, sid_count=n_snps, num_threads=1) as reader:
-            matrix = reader.read(dtype="float32", num_threads=1)
-            iids = [str(x) for x in reader.iid]
-            sids = [str(x) for x in reader.sid]
-    except ValueError as e:  # bed_reader's parse errors do not say which file
-        raise ValueError(
-            f"{fam} / {bim}: {e} (.fam: 6 whitespace-separated columns, .bim: 6 tab-separated)"
-        ) from None
+    iids = [r[1] for r in _read_plink_text(fam, ".fam")]
+    sids = [r[1] for r in _read_plink_text(bim, ".bim")]
     _check_unique(iids, fam, "sample id")
+    check_bed_file(bed, fam, bim, len(iids), len(sids))
+    props = {"iid": iids, "sid": sids}
+    with open_bed(bed, properties=props, num_threads=1) as reader:
+        matrix = reader.read(dtype="float32", num_threads=1)
     return Genotypes(np.ascontiguousarray(matrix), iids, sids, True, str(bed))
 
 
