@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections import OrderedDict
 
 import pytest
 import torch
@@ -18,6 +19,7 @@ from cnnkit.models.layers import (
     DenseTransition,
     InceptionBlock,
     MaxPool2d,
+    PoolFirstSequential,
     Rescaling,
     ResidualBlock,
     SeparableConv1d,
@@ -146,3 +148,67 @@ def test_rescaling():
     x = torch.tensor([0.0, 255.0])
     assert Rescaling(1 / 255)(x).tolist() == [0.0, 1.0]
     assert Rescaling(1 / 127.5, -1)(x).tolist() == [-1.0, 1.0]
+
+
+def _act_pool_stack(act: type[nn.Module], pool: nn.Module) -> OrderedDict[str, nn.Module]:
+    return OrderedDict(conv=nn.Conv2d(3, 4, 3), act=act(), pool=pool, flat=nn.Flatten())
+
+
+@pytest.mark.parametrize("act", [nn.ReLU, nn.ReLU6])
+@pytest.mark.parametrize(
+    "pool", [nn.MaxPool2d(2), nn.MaxPool2d(3, 2, padding=1), nn.MaxPool2d(2, ceil_mode=True)]
+)
+def test_pool_first_sequential_gives_identical_outputs_and_gradients(act, pool):
+    torch.manual_seed(0)
+    written = nn.Sequential(_act_pool_stack(act, pool))
+    fast = PoolFirstSequential(OrderedDict(written.named_children()))
+    x = torch.randn(2, 3, 11, 11) * 4  # odd size: the pool drops a row and a column
+    out_w = written(x)
+    grads_w = torch.autograd.grad(out_w.square().sum(), list(written.parameters()))
+    out_f = fast(x)
+    grads_f = torch.autograd.grad(out_f.square().sum(), list(fast.parameters()))
+    assert torch.equal(out_f, out_w)
+    for gf, gw in zip(grads_f, grads_w, strict=True):
+        assert torch.equal(gf, gw)
+    assert list(fast.state_dict()) == list(written.state_dict())
+
+
+def test_pool_first_sequential_really_reorders():
+    calls: list[str] = []
+    stack = PoolFirstSequential(OrderedDict(act=nn.ReLU(), pool=nn.MaxPool2d(2)))
+    original = nn.functional.max_pool2d
+
+    def spy(x, *args, **kwargs):
+        calls.append("pool" if x.min() < 0 else "pool-after-relu")
+        return original(x, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(nn.functional, "max_pool2d", spy)
+        mp.setattr(torch.nn.modules.pooling.F, "max_pool2d", spy)
+        stack(-torch.ones(1, 1, 4, 4))
+    assert calls == ["pool"]  # the pool saw the negative input: it ran first
+
+
+@pytest.mark.parametrize("hook_on", ["act", "pool", "global"])
+def test_pool_first_sequential_keeps_written_order_for_hooks(hook_on):
+    stack = PoolFirstSequential(OrderedDict(act=nn.ReLU(), pool=nn.MaxPool2d(2)))
+    seen: list[tuple[str, tuple[int, ...]]] = []
+
+    def hook(module, inputs, output):
+        names = {nn.ReLU: "act", nn.MaxPool2d: "pool"}
+        if type(module) in names:
+            seen.append((names[type(module)], tuple(output.shape)))
+
+    if hook_on == "global":
+        handles = [nn.modules.module.register_module_forward_hook(hook)]
+    else:
+        handles = [getattr(stack, hook_on).register_forward_hook(hook)]
+    try:
+        out = stack(torch.randn(1, 1, 4, 4))
+    finally:
+        for h in handles:
+            h.remove()
+    assert out.shape == (1, 1, 2, 2)
+    expected = {"act": [("act", (1, 1, 4, 4))], "pool": [("pool", (1, 1, 2, 2))]}
+    expected["global"] = [("act", (1, 1, 4, 4)), ("pool", (1, 1, 2, 2))]
+    assert seen == expected[hook_on]

@@ -210,3 +210,30 @@ def test_full_size_forward(name):
     with torch.no_grad():
         out = model(torch.rand(1, *card.input_size))
     assert out.shape == (1, card.num_classes) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize(
+    ("name", "size"), [("vgg11", 32), ("alexnet", 63), ("densenet121", 32), ("resnet18", 32)]
+)
+def test_torchvision_models_match_torchvision_with_the_same_weights(name, size):
+    """The pool-first reordering (ReLU after max-pool) leaves every output identical."""
+    import torchvision.models as tvm
+
+    torch.manual_seed(0)
+    ours = create_model(name, num_classes=10, input_size=(3, size, size)).eval()
+    theirs = getattr(tvm, name)(weights=None, num_classes=10).eval()
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        assert torch.equal(ours(x), theirs(x))
+
+
+def test_basic_convnet_runs_relu_after_pool_but_keeps_its_layers():
+    model = create_model("basic_convnet_bn")
+    names = [n for n, _ in model.features.named_children()]
+    assert names[:5] == ["conv1", "bn1", "relu1", "pool1", "conv2"]
+    written = nn.Sequential(*model.features.children())
+    x = torch.randn(2, 1, 28, 28)
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model.features(x), written(x))

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from cnnkit.models.base import CnnkitModel, replace_first_conv
+from cnnkit.models.layers import PoolFirstSequential
 from cnnkit.models.registry import ModelCard, register_model
 
 MNIST_MEAN = (0.0,)  # inputs are just scaled to 0..1 (x / 255), as in the Keras book
@@ -92,7 +93,7 @@ def _conv_stack(
         if pool:
             layers[f"pool{i}"] = nn.MaxPool2d(2)
         prev = w
-    return nn.Sequential(layers)
+    return PoolFirstSequential(layers)
 
 
 def _mnist_card(name: str, **kw: Any) -> ModelCard:

@@ -11,6 +11,7 @@ from collections import OrderedDict
 
 from torch import nn
 
+from cnnkit.models.layers import PoolFirstSequential
 from cnnkit.models.registry import register_model
 from cnnkit.models.zoo.mnist import FlattenDenseNet, _mnist_card
 
@@ -28,7 +29,7 @@ def _bn_stack(
         if pool:
             layers[f"pool{i}"] = nn.MaxPool2d(2)
         prev = w
-    return nn.Sequential(layers)
+    return PoolFirstSequential(layers)
 
 
 @register_model(

@@ -8,7 +8,7 @@ see every activation. Nothing is ever downloaded.
 
 from __future__ import annotations
 
-from collections import namedtuple
+from collections import OrderedDict, namedtuple
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -18,6 +18,7 @@ import torchvision.models as tvm
 from torch import nn
 
 from cnnkit.models.base import CnnkitModel, replace_first_conv
+from cnnkit.models.layers import PoolFirstSequential, forward_pool_first
 from cnnkit.models.registry import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -73,7 +74,10 @@ class TorchvisionModel(CnnkitModel):
             if hasattr(m, "inplace"):
                 setattr(m, "inplace", False)  # noqa: B010
         for name in names:
-            self.add_module(name, getattr(tv, name))
+            module = getattr(tv, name)
+            if type(module) is nn.Sequential:  # VGG/AlexNet/DenseNet: ReLU after max-pool
+                module = PoolFirstSequential(OrderedDict(module.named_children()))
+            self.add_module(name, module)
 
     def _build_head(self, num_classes: int) -> None:
         with torch.device("meta"):  # skip initialising a whole torchvision model
@@ -89,8 +93,7 @@ class TorchvisionModel(CnnkitModel):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Shape: ``(B, C, H, W) -> (B, num_features, h, w)``."""
-        for name in self._feature_names:
-            x = getattr(self, name)(x)
+        x = forward_pool_first([getattr(self, n) for n in self._feature_names], x)
         return torch.relu(x) if self._final_relu else x
 
 
