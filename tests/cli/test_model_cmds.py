@@ -108,3 +108,24 @@ def test_models_lists_the_zoo(capsys):
     assert rc == 0 and {"basic_convnet", "vgg16", "xception", "mobilenet"} <= set(names)
     rc, out, _ = _run(capsys, "models")
     assert "| `mobilenet_v2` |" in out
+
+
+def test_summary_input_shape_takes_c_l_for_snp_models_and_c_h_w_for_images(capsys):
+    for name in ("snp_cnn1d", "snp-mlp"):
+        rc, out, _ = _run(capsys, "summary", name, "--input-shape", "1", "300", "--json")
+        doc = json.loads(out)
+        assert rc == 0 and doc["input_shape"] == [1, 300], doc
+    rc, out, _ = _run(capsys, "summary", "snp_cnn1d", "--input-shape=1,400", "--json")
+    assert rc == 0 and json.loads(out)["input_shape"] == [1, 400]
+    rc, out, _ = _run(capsys, "summary", "--input-shape", "1", "28", "28", "basic_convnet")
+    assert rc == 0 and "Total params" in out
+    cases = [
+        ("snp_cnn1d", ["3", "16", "16"], "2 positive ints (C L) for snp_cnn1d"),
+        ("basic_convnet", ["1", "28"], "3 positive ints (C H W) for basic_convnet"),
+        ("snp_mlp", ["1", "0"], "2 positive ints (C L) for snp_mlp"),
+        ("snp_mlp", ["1", "2", "3", "4"], "2 positive ints (C L) for snp_mlp"),
+    ]
+    for name, shape, expected in cases:
+        rc, out, err = _run(capsys, "summary", name, "--input-shape", *shape)
+        assert rc == 2 and out == "" and err.count("\n") == 1
+        assert expected in err and f"Received: --input-shape {' '.join(shape)}" in err

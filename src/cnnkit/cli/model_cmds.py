@@ -6,8 +6,60 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from typer.core import TyperCommand
 
 from cnnkit.cli._common import JSON_OPTION, emit
+
+SHAPE_FLAG = "--input-shape"
+
+
+def _join_shape_tokens(args: list[str]) -> list[str]:
+    """Fold the numbers after ``--input-shape`` into one token (click options have fixed arity).
+
+    ``summary snp_cnn1d --input-shape 1 1000`` becomes ``... --input-shape "1 1000"``. Every
+    number is taken, so that a wrong count reaches :func:`_parse_shape` and its message.
+    """
+    out, i = [], 0
+    while i < len(args):
+        out.append(args[i])
+        i += 1
+        if out[-1] == SHAPE_FLAG:
+            j = i
+            while j < len(args) and args[j].lstrip("-").isdigit():
+                j += 1
+            if j > i:
+                out.append(" ".join(args[i:j]))
+                i = j
+    return out
+
+
+class _ShapeCommand(TyperCommand):
+    """A command whose ``--input-shape`` takes 2 or 3 numbers (``C L`` or ``C H W``)."""
+
+    def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
+        return super().parse_args(ctx, _join_shape_tokens(list(args)))
+
+
+def _parse_shape(text: str | None, name: str) -> tuple[int, ...] | None:
+    """``"1 1000"`` -> ``(1, 1000)``, checked against the model card's number of dims."""
+    if text is None:
+        return None
+    want = None if Path(name).expanduser().is_dir() else _card_dims(name)
+    tokens = text.replace(",", " ").split()
+    ok = all(t.isdigit() and int(t) > 0 for t in tokens)
+    if ok and (len(tokens) == want or (want is None and len(tokens) in (2, 3))):
+        return tuple(int(t) for t in tokens)
+    if want is None:
+        expected = "2 positive ints (C L, SNP models) or 3 (C H W, image models)"
+    else:
+        expected = f"{want} positive ints ({'C L' if want == 2 else 'C H W'}) for {name}"
+    raise ValueError(f"{SHAPE_FLAG} must be {expected}. Received: {SHAPE_FLAG} {text}")
+
+
+def _card_dims(name: str) -> int:
+    from cnnkit.models import get_card
+
+    return len(get_card(name).input_size)
 
 
 def _model_from_run(path: Path) -> Any:
@@ -24,7 +76,7 @@ def _model_from_run(path: Path) -> Any:
 
 def _summary(
     name: str,
-    input_shape: Optional[tuple[int, int, int]],  # noqa: UP045 (Typer)
+    input_shape: tuple[int, ...] | None,
     num_classes: Optional[int],  # noqa: UP045
     param_mode: str,
 ) -> Any:
@@ -45,8 +97,12 @@ def _summary(
 
 def summary_cmd(
     name: str = typer.Argument(..., help="Model name (cnnkit models) or a run folder."),
-    input_shape: Optional[tuple[int, int, int]] = typer.Option(  # noqa: UP045
-        None, "--input-shape", help="C H W (default: the model card's)."
+    input_shape: Optional[str] = typer.Option(  # noqa: UP045 (Typer)
+        None,
+        SHAPE_FLAG,
+        metavar="C H W | C L",
+        help="C H W for image models, C L (channels, loci) for SNP models "
+        "(default: the model card's).",
     ),
     num_classes: Optional[int] = typer.Option(  # noqa: UP045
         None, "--num-classes", help="Classes (default: the card's; 0 = convolutional base)."
@@ -57,7 +113,7 @@ def summary_cmd(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Layer table: output shapes, parameters, multiply-adds; trainable / non-trainable totals."""
-    s = _summary(name, input_shape, num_classes, param_mode)
+    s = _summary(name, _parse_shape(input_shape, name), num_classes, param_mode)
     emit(s.to_dict(), as_json, str(s))
 
 
@@ -74,5 +130,5 @@ def models_cmd(as_json: bool = JSON_OPTION) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add the model commands to the ``cnnkit`` app."""
-    app.command("summary")(summary_cmd)
+    app.command("summary", cls=_ShapeCommand)(summary_cmd)
     app.command("models")(models_cmd)
