@@ -46,7 +46,7 @@ def machine() -> dict:
     """CPU model, flags that matter for speed choices, threads, torch version, load."""
     import torch
 
-    from cnnkit.train.precision import cpu_flags, cpu_has_native_bf16, cpu_model
+    from cnnkit.train.precision import cpu_flags, cpu_has_native_bf16, cpu_model, onednn_isa_cap
 
     flags = cpu_flags()
     return {
@@ -57,6 +57,8 @@ def machine() -> dict:
         "amx": "amx_bf16" in flags,
         "avx2": "avx2" in flags,
         "native_bf16": cpu_has_native_bf16(),
+        "torch_isa": torch.backends.cpu.get_cpu_capability(),
+        "onednn_cap": onednn_isa_cap(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
@@ -71,6 +73,8 @@ def machine_line(m: dict) -> str:
         if m["avx512_bf16"]
         else ("AVX-512" if m["avx512"] else ("AVX2 only" if m["avx2"] else "no AVX2"))
     )
+    if m.get("onednn_cap"):  # an AVX2-only machine reproduced with ONEDNN_MAX_CPU_ISA
+        isa += f"; capped: oneDNN {m['onednn_cap']}, ATen {m.get('torch_isa')}"
     gpu = f", GPU {m['gpu']}" if m.get("gpu") else ""
     torch = f"torch {m['torch']}, {m['torch_threads']} threads"
     return f"{m['cpu']} ({m['cores']} cores, {isa}){gpu}; {torch}"
@@ -104,6 +108,17 @@ def run_peer(script: str, *args: str, env: dict | None = None, timeout: int = 18
     if out.returncode != 0:
         raise RuntimeError(f"{script} failed: {out.stderr[-2000:]}")
     return out.stdout
+
+
+def command_line() -> str:
+    """This benchmark's command as typed, with any ISA-capping environment in front."""
+    env = " ".join(
+        f"{k}={os.environ[k]}"
+        for k in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
+        if k in os.environ
+    )
+    cmd = " ".join([".venv/bin/python", *sys.argv])
+    return f"{env} {cmd}" if env else cmd
 
 
 def write_result(name: str, markdown: str, data: dict) -> Path:

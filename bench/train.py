@@ -25,7 +25,15 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, __import__("os").path.dirname(__file__))
-from _common import machine, machine_line, peers_python, run_peer, timed_windows, write_result  # noqa: E402
+from _common import (  # noqa: E402
+    command_line,
+    machine,
+    machine_line,
+    peers_python,
+    run_peer,
+    timed_windows,
+    write_result,
+)
 
 BATCH = 128
 
@@ -136,13 +144,18 @@ def interleaved(fns: dict, rounds: int) -> dict:
     return out
 
 
-def keras_rate() -> tuple[float | None, str]:
+def keras_rate(repeats: int) -> tuple[float | None, list[float], str]:
+    """Median img/s of ``repeats`` runs of the Keras peer (TensorFlow is bimodal here)."""
     if peers_python() is None:
-        return None, "TensorFlow not installed (create .peers-venv: see bench/README.md)"
-    out = run_peer("train_keras.py", "auto")
-    m = re.search(r"FINAL keras \S+ .*?: ([\d.]+) img/s", out)
-    head = out.splitlines()[0] if out else ""
-    return (float(m.group(1)) if m else None), head
+        return None, [], "TensorFlow not installed (create .peers-venv: see bench/README.md)"
+    rates, head = [], ""
+    for _ in range(repeats):
+        out = run_peer("train_keras.py", "auto")
+        m = re.search(r"FINAL keras \S+ .*?: ([\d.]+) img/s", out)
+        head = out.splitlines()[0] if out else head
+        if m:
+            rates.append(float(m.group(1)))
+    return (statistics.median(rates) if rates else None), rates, head
 
 
 def main() -> None:
@@ -150,6 +163,8 @@ def main() -> None:
     ap.add_argument("--window-images", type=int, default=20480)
     ap.add_argument("--no-keras", action="store_true")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--keras-repeats", type=int, default=3, help="Keras runs (median reported)")
+    ap.add_argument("--name", default="train", help="results file bench/results/NAME.md")
     args = ap.parse_args()
     m = machine()
     print(machine_line(m), flush=True)
@@ -167,20 +182,19 @@ def main() -> None:
     rows = interleaved(fns, args.rounds)
     keras_note = "skipped (--no-keras)"
     if not args.no_keras:
-        rate, keras_note = keras_rate()
+        rate, runs, keras_note = keras_rate(args.keras_repeats)
         if rate is not None:
-            rows["Keras/TF model.fit (peers/train_keras.py)"] = (rate, [])
+            rows["Keras/TF model.fit (peers/train_keras.py)"] = (rate, runs)
+            keras_note += "; runs (img/s): " + ", ".join(f"{r:,.0f}" for r in runs)
     base = rows["plain PyTorch fp32 eager"][0]
     lines = [
         "# Training throughput: basic_convnet, Fashion-MNIST 28x28, batch 128",
         "",
         f"Machine: {machine_line(m)}. Date: {m['date']}.",
         "",
-        "Command: `.venv/bin/python bench/train.py"
-        + (" --no-keras" if args.no_keras else "")
-        + "`",
+        f"Command: `{command_line()}`",
         "",
-        "| pipeline | img/s (median of clean windows) | vs plain PyTorch |",
+        "| pipeline | img/s (median of clean windows; Keras: median of runs) | vs plain PyTorch |",
         "|---|---:|---:|",
     ]
     for name, (rate, _) in rows.items():
@@ -193,7 +207,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     write_result(
-        "train",
+        args.name,
         text,
         {"machine": m, "rows": {k: {"rate": v[0], "windows": v[1]} for k, v in rows.items()}},
     )

@@ -25,3 +25,20 @@ def test_explicit_choices_and_errors():
 
 def test_cpu_model_is_text():
     assert isinstance(P.cpu_model(), str) and P.cpu_model()
+
+
+@pytest.mark.parametrize(
+    ("cap", "native"),
+    [("AVX2", False), ("avx512_core", False), ("AVX512_CORE_BF16", True), (None, True)],
+)
+def test_onednn_isa_cap_turns_native_bf16_off(monkeypatch, cap, native):
+    monkeypatch.setattr(P, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_bf16"}))
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    if cap is None:
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    else:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    p = P.choose_precision("auto")
+    assert (p.value == "bf16") is native
+    if cap and not native:
+        assert f"oneDNN capped at {cap.upper()}" in p.reason

@@ -11,6 +11,7 @@ The choice and its reason are recorded in the run config.
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -74,10 +75,33 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# oneDNN ISA caps (ONEDNN_MAX_CPU_ISA) below the first one with bf16 dot products.
+_ONEDNN_NO_BF16 = frozenset(
+    {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI"}
+)
+
+
+def onednn_isa_cap() -> str | None:
+    """The ISA oneDNN is capped at by ``ONEDNN_MAX_CPU_ISA`` (or ``DNNL_MAX_CPU_ISA``), if any."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
+    return cap.strip().upper() if cap else None
+
+
 def cpu_has_native_bf16() -> bool:
-    """True when the CPU executes bf16 dot products natively (AVX-512 bf16 or AMX)."""
-    flags = cpu_flags()
-    return bool({"avx512_bf16", "amx_bf16"} & flags)
+    """True when the CPU executes bf16 dot products natively (AVX-512 bf16 or AMX).
+
+    A oneDNN ISA cap below AVX512_CORE_BF16 (``ONEDNN_MAX_CPU_ISA=AVX2``, how an AVX2-only
+    machine is reproduced on a newer one) turns the native kernels off, so it counts as none.
+    """
+    if onednn_isa_cap() in _ONEDNN_NO_BF16:
+        return False
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+
+
+def _isa_text() -> str:
+    cap = onednn_isa_cap()
+    isa = torch.backends.cpu.get_cpu_capability()
+    return f"{isa}, oneDNN capped at {cap}" if cap else isa
 
 
 def choose_precision(requested: str = "auto", device: str | torch.device = "cpu") -> Precision:
@@ -93,7 +117,7 @@ def choose_precision(requested: str = "auto", device: str | torch.device = "cpu"
         return _cuda_precision(requested)
     if requested == "fp16":
         raise ValueError("precision='fp16' needs a CUDA device; on a CPU use bf16 or fp32")
-    isa = torch.backends.cpu.get_cpu_capability()
+    isa = _isa_text()
     if requested == "bf16":
         why = "requested" + (
             "" if cpu_has_native_bf16() else " (this CPU has no native bf16: slow)"
