@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cnnkit.data.augment import FILL_MODES, Augment, affine_matrices
+from cnnkit.data.augment import FILL_MODES, Augment, _affine_grid, affine_matrices
 
 
 def _scipy_reference(x: torch.Tensor, aug: Augment, seed: int) -> np.ndarray:
@@ -145,3 +145,16 @@ def test_property_matches_scipy(fill_mode, rotation, shift, shear, zoom, size, s
                   fill_mode=fill_mode, cval=99.0)  # fmt: skip
     got = aug(x, generator=torch.Generator().manual_seed(seed)).double().numpy()
     assert np.abs(got - _scipy_reference(x, aug, seed)).max() < 0.05
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    h=st.integers(1, 40),
+    w=st.integers(1, 40),
+    b=st.integers(1, 4),
+    seed=st.integers(0, 2**16),
+)
+def test_affine_grid_equals_torch_affine_grid(h, w, b, seed):
+    theta = torch.randn(b, 2, 3, generator=torch.Generator().manual_seed(seed))
+    expected = torch.nn.functional.affine_grid(theta, [b, 1, h, w], align_corners=False)
+    assert torch.allclose(_affine_grid(theta, h, w), expected, atol=1e-5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pytest
 
 from cnnkit.data.cache import DecodeSettings, cache_dir, cache_info, clear_cache, decode_files
 from cnnkit.data.decode import load_image
@@ -85,3 +86,30 @@ def test_cache_info_and_clear(tree):
     assert clear_cache() > 0
     assert cache_info()["entries"] == []
     assert decode_files(_paths(tree), SETTINGS, progress=False).decoded == 6
+
+
+def _failing_decode(monkeypatch, exc: Exception, victim: str) -> None:
+    real = DecodeSettings.decode
+
+    def decode(self, path):
+        if os.path.basename(path) == victim:
+            raise exc
+        return real(self, path)
+
+    monkeypatch.setattr(DecodeSettings, "decode", decode)
+
+
+def test_file_unreadable_at_decode_time_is_skipped_and_reported(tree, monkeypatch):
+    paths = _paths(tree)
+    victim = os.path.basename(paths[2])
+    _failing_decode(monkeypatch, PermissionError(13, "Permission denied"), victim)
+    out = decode_files(paths, SETTINGS, workers=1, progress=False)
+    assert len(out.images) == len(paths) - 1 and 2 not in out.kept
+    assert out.skipped == [(paths[2], "not-an-image", "cannot read the file (Permission denied)")]
+
+
+def test_a_bug_in_decoding_is_raised_not_recorded_as_a_bad_image(tree, monkeypatch):
+    paths = _paths(tree)
+    _failing_decode(monkeypatch, RuntimeError("bug"), os.path.basename(paths[0]))
+    with pytest.raises(RuntimeError, match="bug"):
+        decode_files(paths, SETTINGS, workers=1, progress=False)

@@ -290,8 +290,7 @@ def warp(
     """
     b, c, h, w = x.shape
     theta = _to_theta(a.to(x.device, torch.float64), h, w).to(x.dtype)
-    base = _base_grid(h, w, x.device, x.dtype)  # (1, H*W, 3): normalised (x, y, 1)
-    grid = torch.matmul(base, theta.transpose(1, 2)).view(b, h, w, 2)  # = affine_grid, cheaper
+    grid = _affine_grid(theta, h, w)
     if fill_mode == "constant":
         y = F.grid_sample(x - cval, grid, "bilinear", "zeros", align_corners=False)
         return y + cval
@@ -301,16 +300,32 @@ def warp(
     return F.grid_sample(x, grid, "bilinear", padding, align_corners=False)
 
 
-@functools.lru_cache(maxsize=16)
-def _base_grid(h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """Normalised pixel-centre coordinates ``(x, y, 1)`` (``align_corners=False``), cached.
+def _affine_grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """``F.affine_grid(theta, (B, C, h, w), align_corners=False)``, 4-7x faster on a CPU.
+
+    An affine grid has rank 2 along (row, column): ``grid[b, i, j] = y_i * t1 + (x_j * t0 + t2)``
+    with ``t_k = theta[b, :, k]``, so it is one batched ``(h, 2) @ (2, w * 2)`` product
+    instead of a ``(h * w, 3) @ (3, 2)`` product per image.
 
     Shape:
-        returns ``(1, H * W, 3)``.
+        theta: ``(B, 2, 3)``; returns ``(B, h, w, 2)``.
     """
-    eye = torch.eye(2, 3, dtype=dtype, device=device).unsqueeze(0)
-    xy = F.affine_grid(eye, [1, 1, h, w], align_corners=False).view(1, h * w, 2)
-    return torch.cat([xy, torch.ones_like(xy[..., :1])], dim=-1)
+    b = theta.shape[0]
+    xs, ys = (
+        _pixel_centres(w, theta.device, theta.dtype),
+        _pixel_centres(h, theta.device, theta.dtype),
+    )
+    rows = torch.stack([ys, torch.ones_like(ys)], 1).expand(b, h, 2)  # (B, h, 2): [y_i, 1]
+    cols = xs.view(1, w, 1) * theta[:, None, :, 0] + theta[:, None, :, 2]  # (B, w, 2)
+    y_coef = theta[:, None, :, 1].expand(b, w, 2)  # (B, w, 2)
+    right = torch.stack([y_coef.reshape(b, w * 2), cols.reshape(b, w * 2)], 1)  # (B, 2, w * 2)
+    return torch.bmm(rows, right).view(b, h, w, 2)
+
+
+@functools.lru_cache(maxsize=32)
+def _pixel_centres(n: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Normalised pixel-centre coordinates along one axis (``align_corners=False``)."""
+    return (torch.arange(n, dtype=torch.float64, device=device) * 2 + 1).div(n).sub(1).to(dtype)
 
 
 def _sample_wrapped(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:

@@ -159,8 +159,10 @@ def _decode_chunk(data_path: str, shape: tuple, jobs: list, settings: DecodeSett
             out[row] = settings.decode(path)
         except ImageDecodeError as e:
             failures.append((row, path, e.problem, e.detail))
-        except Exception as e:  # recorded as a finding (skipped file), not swallowed
-            failures.append((row, path, "not-an-image", f"{type(e).__name__}: {e}"))
+        except OSError as e:  # vanished or unreadable since the scan: skipped and reported
+            failures.append(
+                (row, path, "not-an-image", f"cannot read the file ({e.strerror or e})")
+            )
     out.flush()
     del out
     return failures
