@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -61,6 +62,44 @@ def test_two_ranks_match_one_process(tmp_path):
         torch.testing.assert_close(r0[k], v, rtol=1e-5, atol=1e-6)
         moved |= not torch.equal(v, _net().state_dict()[k])
     assert moved  # the step really changed the weights
+
+
+def _failing_worker(rank, rdzv, q):
+    from datetime import timedelta
+
+    dist.init_process_group(
+        "gloo", init_method=f"file://{rdzv}", rank=rank, world_size=2,
+        timeout=timedelta(seconds=120),
+    )  # fmt: skip
+    t0 = time.monotonic()
+    try:
+        if rank == 1:
+            time.sleep(0.5)
+            raise RuntimeError("rank 1 failed")
+        dist.all_reduce(torch.ones(3))  # never matched by rank 1
+        q.put((rank, "finished", time.monotonic() - t0))
+    except RuntimeError as e:
+        q.put((rank, str(e)[:40], time.monotonic() - t0))
+        shutdown(clean=False)
+
+
+def test_a_failing_rank_releases_the_others_at_once(tmp_path):
+    """A rank leaving on an error must not leave the others waiting for the timeout."""
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    procs = [
+        ctx.Process(target=_failing_worker, args=(r, str(tmp_path / "rdzv"), q)) for r in (0, 1)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(90)
+    results = {}
+    while not q.empty():
+        rank, what, seconds = q.get()
+        results[rank] = (what, seconds)
+    assert results[1][0] == "rank 1 failed"
+    assert results[0][0] != "finished" and results[0][1] < 30, results
 
 
 def test_launch_command_strips_devices():

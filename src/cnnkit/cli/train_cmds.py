@@ -128,8 +128,10 @@ def train(
     dev = distributed.init_from_env() if distributed.env_world_size() > 1 else None
     try:
         result = _train_or_resume(ctx, data, out, overwrite, resume, dev)
-    finally:
-        distributed.shutdown()
+    except BaseException:
+        distributed.shutdown(clean=False)
+        raise
+    distributed.shutdown()
     if distributed.env_world_size() > 1 and int(os.environ.get("RANK", "0")) != 0:
         return
     _finish(result, t0, no_report, as_json)

@@ -55,11 +55,18 @@ def init_from_env() -> torch.device:
     return torch.device("cpu")
 
 
-def shutdown() -> None:
-    """Leave the process group together: a rank that tears down gloo while another still
-    talks to it can abort the other ("terminate called without an active exception")."""
+def shutdown(clean: bool = True) -> None:
+    """Leave the process group.
+
+    After a clean run the ranks meet at a barrier first: a rank that tears down gloo while
+    another still talks to it can abort the other ("terminate called without an active
+    exception"). A rank leaving on an error skips the barrier (the others may be inside a
+    collective that will never match it, and would wait for the 30-minute timeout); its
+    closed connections make their pending collectives fail at once instead.
+    """
     if dist.is_available() and dist.is_initialized():
-        dist.barrier()
+        if clean:
+            dist.barrier()
         dist.destroy_process_group()
 
 
