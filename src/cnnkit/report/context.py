@@ -17,6 +17,7 @@ from typing import Any
 
 from cnnkit.report.html import png_data_uri
 from cnnkit.report.runfolder import RunFiles
+from cnnkit.runfiles import HISTORY_FIELDS
 
 _TRAIN_FLAGS = (
     "epochs",
@@ -236,17 +237,7 @@ def timing_section(run: RunFiles) -> dict[str, Any] | None:
 
 def history_rows(history: Sequence[Mapping[str, str]]) -> list[dict[str, Any]]:
     """``history.csv`` rows as numbers (None where blank), for the per-epoch table."""
-    keys = (
-        "epoch",
-        "loss",
-        "accuracy",
-        "val_loss",
-        "val_accuracy",
-        "lr",
-        "seconds",
-        "images_per_second",
-    )
-    return [{k: as_float(r.get(k)) for k in keys} for r in history]
+    return [{k: as_float(r.get(k)) for k in HISTORY_FIELDS} for r in history]
 
 
 def curves_summary(history: Sequence[Mapping[str, str]]) -> dict[str, Any] | None:

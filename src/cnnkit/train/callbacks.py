@@ -20,18 +20,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from cnnkit.runfiles import HISTORY_FIELDS
 from cnnkit.train.checkpoint import atomic_write_text, save_checkpoint
-
-HISTORY_FIELDS = (
-    "epoch",
-    "loss",
-    "accuracy",
-    "val_loss",
-    "val_accuracy",
-    "lr",
-    "seconds",
-    "images_per_second",
-)
 
 
 @dataclass
@@ -152,14 +142,17 @@ class CSVLogger(Callback):
         self.path = Path(path)
 
     def on_epoch_end(self, state: TrainState) -> None:
-        buf = io.StringIO()
-        w = csv.DictWriter(
-            buf, fieldnames=HISTORY_FIELDS, extrasaction="ignore", lineterminator="\n"
-        )
-        w.writeheader()
-        for row in state.history:
-            w.writerow({k: _fmt(row.get(k)) for k in HISTORY_FIELDS})
-        atomic_write_text(self.path, buf.getvalue())
+        write_history(self.path, state.history)
+
+
+def write_history(path: str | Path, history: list[dict[str, Any]]) -> None:
+    """``history.csv`` with the :data:`~cnnkit.runfiles.HISTORY_FIELDS` columns, atomically."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for row in history:
+        w.writerow({k: _fmt(row.get(k)) for k in HISTORY_FIELDS})
+    atomic_write_text(Path(path), buf.getvalue())
 
 
 def _fmt(v: Any) -> Any:

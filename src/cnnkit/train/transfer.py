@@ -22,9 +22,7 @@ has the same files as :func:`cnnkit.train.train_run`'s and loads with ``load_run
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import math
 import time
 from pathlib import Path
@@ -46,12 +44,8 @@ from cnnkit.models.transfer import (
     unfreeze_top,
 )
 from cnnkit.train import data_source
-from cnnkit.train.callbacks import (
-    HISTORY_FIELDS,
-    EarlyStopping,
-    ProgressBar,
-)
-from cnnkit.train.checkpoint import atomic_write_json, atomic_write_text, save_weights
+from cnnkit.train.callbacks import EarlyStopping, ProgressBar, write_history
+from cnnkit.train.checkpoint import atomic_write_json, save_weights
 from cnnkit.train.config import TrainConfig
 from cnnkit.train.loop import (
     Tensors,
@@ -409,7 +403,7 @@ def _finish(run: _Run, model, cfg: dict, history: list, transfer: dict, t0: floa
         pretrained=run.config.pretrained,
         weights=getattr(getattr(model, "pretrained_info", None), "to_dict", dict)(),
     )
-    _write_history(run.run_dir / "history.csv", history)
+    write_history(run.run_dir / "history.csv", history)
     save_weights(
         run.run_dir / "model.safetensors",
         model.state_dict(),
@@ -424,15 +418,6 @@ def _finish(run: _Run, model, cfg: dict, history: list, transfer: dict, t0: floa
     with open(run.run_dir / "summary.txt", "a", encoding="utf-8") as f:
         f.write(describe_text(transfer) + "\n")
     return RunResult(run.run_dir, metrics, history, seconds)
-
-
-def _write_history(path: Path, history: list[dict[str, float]]) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    for row in history:
-        w.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
-    atomic_write_text(path, buf.getvalue())
 
 
 def _evaluate(run: _Run, model) -> dict[str, Any]:
