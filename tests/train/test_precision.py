@@ -4,7 +4,14 @@ import torch
 from cnnkit.train import precision as P
 
 
-def test_auto_follows_cpu_flags(monkeypatch):
+@pytest.fixture
+def no_isa_cap(monkeypatch):
+    """The suite also runs with ONEDNN_MAX_CPU_ISA=AVX2 (an AVX2-only machine reproduced)."""
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+
+
+def test_auto_follows_cpu_flags(monkeypatch, no_isa_cap):
     monkeypatch.setattr(P, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_bf16"}))
     p = P.choose_precision("auto", "cpu")
     assert p.value == "bf16" and p.channels_last and "native bf16" in p.reason
@@ -31,12 +38,9 @@ def test_cpu_model_is_text():
     ("cap", "native"),
     [("AVX2", False), ("avx512_core", False), ("AVX512_CORE_BF16", True), (None, True)],
 )
-def test_onednn_isa_cap_turns_native_bf16_off(monkeypatch, cap, native):
+def test_onednn_isa_cap_turns_native_bf16_off(monkeypatch, no_isa_cap, cap, native):
     monkeypatch.setattr(P, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_bf16"}))
-    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
-    if cap is None:
-        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
-    else:
+    if cap is not None:
         monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
     p = P.choose_precision("auto")
     assert (p.value == "bf16") is native
