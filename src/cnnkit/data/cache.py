@@ -168,6 +168,14 @@ def _decode_chunk(data_path: str, shape: tuple, jobs: list, settings: DecodeSett
     return failures
 
 
+def _one_thread() -> None:
+    """Decode workers resize with torch: one thread each, the processes are the parallelism."""
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+    else:
+        os.environ["OMP_NUM_THREADS"] = "1"
+
+
 def _pool_context():
     methods = mp.get_all_start_methods()
     return mp.get_context("fork") if "fork" in methods else None
@@ -187,7 +195,9 @@ def _run_decode(data_path, shape, jobs, settings, workers, progress) -> list:
                 bar.update(len(chunk))
             return failures
         ctx = _pool_context()
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        with cf.ProcessPoolExecutor(
+            max_workers=workers, mp_context=ctx, initializer=_one_thread
+        ) as pool:
             futures = {
                 pool.submit(_decode_chunk, data_path, shape, c, settings): len(c) for c in chunks
             }

@@ -286,14 +286,35 @@ def crop_box(width: int, height: int, image_size: tuple[int, int]) -> tuple[int,
     return left, top, left + crop_w, top + crop_h
 
 
-def _resize(im: Image.Image, image_size, resample, crop_to_aspect_ratio: bool) -> Image.Image:
+def _resize(im: Image.Image, image_size, resample, crop_to_aspect_ratio: bool) -> np.ndarray:
+    """Resized ``(C, H, W)`` pixels (crop first with ``crop_to_aspect_ratio``)."""
     if image_size is None:
-        return im
+        return _to_chw(im)
     h, w = image_size
     box = crop_box(im.width, im.height, image_size) if crop_to_aspect_ratio else None
     if im.size == (w, h) and box in (None, (0, 0, w, h)):
-        return im
-    return im.resize((w, h), resample, box=box)
+        return _to_chw(im)
+    if resample == Image.Resampling.BILINEAR and box is None and im.mode in ("L", "RGB"):
+        return _bilinear_u8(im, (h, w))
+    return _to_chw(im.resize((w, h), resample, box=box))
+
+
+def _bilinear_u8(im: Image.Image, size: tuple[int, int]) -> np.ndarray:
+    """Pillow's antialiased bilinear resize, computed by torch's uint8 kernel.
+
+    Equal to ``im.resize(size, BILINEAR)`` to within one grey level (rounding) and 2-3x
+    faster on a CPU, which makes the decode cache's first pass about a quarter faster. Used for
+    L and RGB only: Pillow resizes RGBA with premultiplied alpha.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # read-only array: torch only reads it
+        hwc = torch.from_numpy(np.asarray(im, dtype=np.uint8).reshape(im.height, im.width, -1))
+    x = hwc.permute(2, 0, 1).unsqueeze(0)  # (1, C, H, W) in channels_last memory: the fast path
+    y = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+    return np.ascontiguousarray(y[0].numpy())
 
 
 def _to_chw(im: Image.Image) -> np.ndarray:
@@ -356,8 +377,7 @@ def load_image(
         if exif_orientation(im) != 1:
             im = ImageOps.exif_transpose(im)
         im = _convert(im, color_mode)
-        im = _resize(im, size, resample, crop_to_aspect_ratio)
-        return _to_chw(im)
+        return _resize(im, size, resample, crop_to_aspect_ratio)
     finally:
         im.close()
 
