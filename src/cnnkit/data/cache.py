@@ -33,7 +33,7 @@ import numpy as np
 from cnnkit.data.decode import check_color_mode, check_image_size, check_interpolation, load_image
 from cnnkit.errors import ImageDecodeError
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: bilinear resize by torch's uint8 kernel
 _CHUNK = 32
 _TAG = "CACHEDIR.TAG"
 _TAG_TEXT = "Signature: 8a477f597d28d172789f06886806bc55\n# cnnkit decode cache\n"
