@@ -25,7 +25,12 @@ def _pheno_col(value: str | None) -> str | None:
     return None if value is None else value.strip()
 
 
-def _train_config(epochs, batch_size, lr, weight_decay, patience, task):
+ENSEMBLE = typer.Option(
+    1, "--ensemble", help="Networks averaged per fit (seeds from --seed; N times the fit time)."
+)
+
+
+def _train_config(epochs, batch_size, lr, weight_decay, patience, task, ensemble):
     from cnnkit.genomics.trainer import SnpTrainConfig
 
     return SnpTrainConfig(
@@ -35,6 +40,7 @@ def _train_config(epochs, batch_size, lr, weight_decay, patience, task):
         weight_decay=weight_decay,
         patience=patience,
         task=task,
+        ensemble=ensemble,
     )
 
 
@@ -85,6 +91,7 @@ def cv_cmd(
     out: Path | None = typer.Option(None, "--out", help="Folder for cv.json and report.html."),
     device: str = typer.Option("cpu", "--device", help="Torch device of the networks."),
     jobs: int = typer.Option(1, "--jobs", help="Worker processes for the (fold, method) tasks."),
+    ensemble: int = ENSEMBLE,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Cross-validate the methods on identical folds; r, MSE, slope with SE."""
@@ -93,6 +100,7 @@ def cv_cmd(
     from cnnkit.genomics.report import write_cv_outputs
     from cnnkit.genomics.run import load_data
     from cnnkit.genomics.simulate import find_truth
+    from cnnkit.genomics.trainer import SnpTrainConfig
 
     cfg = CVConfig(
         methods=tuple(parse_methods(methods)),
@@ -105,7 +113,8 @@ def cv_cmd(
     )
     g, y, info = load_data(geno, pheno, _pheno_col(pheno_col))
     log(f"{g.n} samples x {g.p} SNPs, trait {info['trait']}")
-    result = cross_validate(g.matrix, y, cfg, simulation=find_truth(geno), log=log)
+    train = SnpTrainConfig(ensemble=ensemble)
+    result = cross_validate(g.matrix, y, cfg, train=train, simulation=find_truth(geno), log=log)
     result["trait"], result["data"] = info["trait"], info
     if out is not None:
         result["outputs"] = write_cv_outputs(result, out, info["trait"])
@@ -148,6 +157,7 @@ def train_cmd(
     patience: int = typer.Option(15, "--patience", help="Early-stopping patience (epochs)."),
     task: str = typer.Option("regression", "--task", help="regression|binary."),
     seed: int = typer.Option(0, "--seed"),
+    ensemble: int = ENSEMBLE,
     device: str = typer.Option("cpu", "--device"),
     overwrite: bool = typer.Option(False, "--overwrite"),
     as_json: bool = JSON_OPTION,
@@ -155,7 +165,7 @@ def train_cmd(
     """Train a SNP network on all samples and write a run folder."""
     from cnnkit.genomics.run import train_run
 
-    cfg = _train_config(epochs, batch_size, lr, weight_decay, patience, task)
+    cfg = _train_config(epochs, batch_size, lr, weight_decay, patience, task, ensemble)
     saved = train_run(
         geno,
         pheno,
@@ -176,6 +186,7 @@ def train_cmd(
         "epochs_run": saved["epochs_run"],
         "best_val_loss": saved["best_val_loss"],
         "trait": saved["data"]["trait"],
+        "ensemble": saved["train"]["ensemble"],
     }
     emit(
         result,

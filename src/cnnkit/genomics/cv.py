@@ -91,15 +91,16 @@ def daetwyler(n_train: int, h2: float, ne: float, genome_morgans: float) -> floa
     return math.sqrt(n_train * h2 / (n_train * h2 + me))
 
 
-def _run_task(x, y, tr, te, method, cfg, seed, train_cfg) -> dict:
-    """Fit one method on one fold's training rows; score it on the fold's test rows."""
+def _run_task(x, y, tr, te, method, cfg, seed, nets: dict) -> dict:
+    """Fit one method on one fold's training rows; score it on the fold's test rows.
+
+    ``nets``: ``train`` and ``model_kwargs`` of the networks (ignored by the baselines).
+    """
     if cfg.n_jobs > 1:
         torch.set_num_threads(1)  # the workers share the cores
     t0 = time.perf_counter()
     pre = SnpPreprocessor().fit(x[tr])
-    est = make_method(
-        method, seed=seed, means=pre.means, h2=cfg.h2, train=train_cfg, device=cfg.device
-    )
+    est = make_method(method, seed=seed, means=pre.means, h2=cfg.h2, device=cfg.device, **nets)
     pred = est.fit(pre.transform(x[tr]), y[tr]).predict(pre.transform(x[te]))
     return {
         "method": method,
@@ -110,7 +111,7 @@ def _run_task(x, y, tr, te, method, cfg, seed, train_cfg) -> dict:
     }
 
 
-def _run_all(x, y, config, train, log) -> list[tuple[int, int, np.ndarray, dict]]:
+def _run_all(x, y, config, nets, log) -> list[tuple[int, int, np.ndarray, dict]]:
     """Every (fold, method) task, in order; in parallel worker processes when n_jobs > 1."""
     tasks = []
     for r, k, tr, te in fold_indices(len(y), config.folds, config.repeats, config.seed):
@@ -120,13 +121,13 @@ def _run_all(x, y, config, train, log) -> list[tuple[int, int, np.ndarray, dict]
         from joblib import Parallel, delayed
 
         rows = Parallel(n_jobs=config.n_jobs)(
-            delayed(_run_task)(x, y, tr, te, m, config, seed, train)
+            delayed(_run_task)(x, y, tr, te, m, config, seed, nets)
             for _, _, tr, te, m, seed in tasks
         )
     else:
         rows = []
         for r, k, tr, te, m, seed in tasks:
-            rows.append(_run_task(x, y, tr, te, m, config, seed, train))
+            rows.append(_run_task(x, y, tr, te, m, config, seed, nets))
             log(
                 f"repeat {r + 1} fold {k + 1} {m}: r={rows[-1]['r']:.3f} "
                 f"({rows[-1]['seconds']:.1f}s)"
@@ -167,6 +168,7 @@ def cross_validate(
     config: CVConfig,
     *,
     train: SnpTrainConfig | None = None,
+    model_kwargs: dict | None = None,
     simulation: dict | None = None,
     log: Callable[[str], None] = lambda s: None,
     keep_predictions: bool = False,
@@ -177,7 +179,8 @@ def cross_validate(
         x: genotypes, dosages with ``NaN`` missing, shape ``(N, P)``.
         y: the trait, shape ``(N,)``.
         config: folds, repeats, seed, methods.
-        train: settings of the networks (``cnn``, ``mlp``).
+        train: settings of the networks (``cnn``, ``mlp``; ``ensemble`` included).
+        model_kwargs: builder options of the networks over their defaults (``dropout``, ...).
         simulation: the simulator's ``truth.json``: adds ``ceiling`` (``sqrt(h2)``, 0 for the
             null trait) and ``daetwyler`` (expected r with the phenotype of the additive part,
             ``sqrt(h2_add) * daetwyler(...)``, None without an additive part).
@@ -192,7 +195,8 @@ def cross_validate(
     """
     methods = list(config.methods)
     fold_rows, predictions = [], []
-    for r, k, te, row in _run_all(x, y, config, train, log):
+    nets = {"train": train, "model_kwargs": model_kwargs}
+    for r, k, te, row in _run_all(x, y, config, nets, log):
         pred = row.pop("pred")
         fold_rows.append({"repeat": r, "fold": k, **row})
         predictions.append(

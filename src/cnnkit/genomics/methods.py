@@ -30,8 +30,71 @@ CNN_DEFAULTS: dict[str, Any] = dict(
 MLP_DEFAULTS: dict[str, Any] = dict(widths=(64,), dropout=0.3, linear_skip=True)
 
 
+# Member ``e`` of an ensemble is seeded with ``seed + ENSEMBLE_SEED_STEP * e``.
+ENSEMBLE_SEED_STEP = 1000
+
+
+def member_seeds(seed: int, n: int) -> list[int]:
+    """Seeds of an ensemble's ``n`` networks; member 0 gets ``seed`` itself."""
+    return [seed + ENSEMBLE_SEED_STEP * e for e in range(n)]
+
+
+class SnpEnsemble(torch.nn.Module):
+    """Networks whose outputs are averaged.
+
+    Args:
+        members: networks mapping ``(B, L)`` to ``(B, 1)``.
+
+    Shape:
+        ``(B, L) -> (B, 1)``.
+    """
+
+    def __init__(self, members: list[torch.nn.Module]) -> None:
+        super().__init__()
+        self.members = torch.nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x) for m in self.members]).mean(0)  # (E, B, 1) -> (B, 1)
+
+
+def members_of(net: torch.nn.Module) -> list[torch.nn.Module]:
+    """The networks of an :class:`SnpEnsemble`, or ``[net]`` for a single network."""
+    return list(net.members) if isinstance(net, SnpEnsemble) else [net]
+
+
+@torch.no_grad()
+def average_prediction(net: torch.nn.Module, x: torch.Tensor, binary: bool) -> np.ndarray:
+    """The members' outputs (probabilities when ``binary``) averaged, shape ``(M,)``.
+
+    Shape:
+        ``x`` ``(M, L)`` on the networks' device.
+    """
+    outs = []
+    for member in members_of(net):
+        member.eval()
+        out = torch.cat([member(x[i : i + 1024]) for i in range(0, len(x), 1024)])[:, 0]
+        outs.append(torch.sigmoid(out) if binary else out)  # (M, 1) -> (M,)
+    return torch.stack(outs).mean(0).cpu().numpy().astype(np.float64)
+
+
+def _start_from_gblup(net: torch.nn.Module, gb: GBLUP) -> None:
+    """Set and freeze the skip path to GBLUP's marker effects; zero the last layer."""
+    skip = cast(torch.nn.Linear, net.get_submodule("skip"))
+    fc = cast(torch.nn.Linear, net.get_submodule("fc"))
+    with torch.no_grad():
+        skip.weight.copy_(torch.as_tensor(gb.beta, dtype=torch.float32)[None])
+        skip.bias.fill_(gb.intercept)
+        fc.weight.zero_()  # the deep path starts at 0: the net starts as GBLUP
+        fc.bias.zero_()
+    skip.requires_grad_(False)
+
+
 class NeuralRegressor:
     """A registered SNP network trained with :func:`fit_network` on standardised ``y``.
+
+    With ``train.ensemble = N > 1``, N networks (seeds :func:`member_seeds`) are trained on
+    the same targets, each with its own early stopping on the same inner split (seeded by
+    ``seed``), and their predictions are averaged; ``net`` is then an :class:`SnpEnsemble`.
 
     Args:
         model: registry name (``snp_cnn1d`` or ``snp_mlp``).
@@ -60,24 +123,22 @@ class NeuralRegressor:
         if self.train.task == "binary":
             self.model_kwargs["linear_skip"] = False
 
-    def build(self, length: int) -> torch.nn.Module:
-        """A fresh network for ``length`` loci (seeded)."""
-        torch.manual_seed(self.seed)
+    def _build_one(self, length: int, seed: int) -> torch.nn.Module:
+        torch.manual_seed(seed)
         return create_model(
             self.model_name, num_classes=1, input_size=(1, length), **self.model_kwargs
         )
 
+    def build(self, length: int) -> torch.nn.Module:
+        """A fresh network for ``length`` loci (seeded); an ensemble when ``ensemble > 1``."""
+        nets = [self._build_one(length, s) for s in member_seeds(self.seed, self.train.ensemble)]
+        return nets[0] if len(nets) == 1 else SnpEnsemble(nets)
+
     def _targets(self, x: np.ndarray, ys: np.ndarray) -> np.ndarray:
-        """Set and freeze the skip path to GBLUP; targets = in-sample fit + LOO residuals."""
+        """Skip paths set to GBLUP and frozen; targets = in-sample fit + LOO residuals."""
         gb = GBLUP(means=self.means).fit(x, ys)
-        skip = cast(torch.nn.Linear, self.net.get_submodule("skip"))
-        fc = cast(torch.nn.Linear, self.net.get_submodule("fc"))
-        with torch.no_grad():
-            skip.weight.copy_(torch.as_tensor(gb.beta, dtype=torch.float32)[None])
-            skip.bias.fill_(gb.intercept)
-            fc.weight.zero_()  # the deep path starts at 0: the net starts as GBLUP
-            fc.bias.zero_()
-        skip.requires_grad_(False)
+        for member in members_of(self.net):
+            _start_from_gblup(member, gb)
         self.gblup_h2 = gb.h2
         return gb.predict(x) + gb.loo_residuals
 
@@ -89,20 +150,19 @@ class NeuralRegressor:
         ys = (np.asarray(y, dtype=np.float64) - self.y_mean) / self.y_std
         self.net = self.build(x.shape[1])
         target = self._targets(x, ys) if self.model_kwargs.get("linear_skip") else ys
-        self.history = fit_network(
-            self.net, x, target, self.train, seed=self.seed, device=self.device
-        )
+        seeds = member_seeds(self.seed, self.train.ensemble)
+        self.histories = [
+            fit_network(m, x, target, self.train, seed=s, split_seed=self.seed, device=self.device)
+            for m, s in zip(members_of(self.net), seeds, strict=True)
+        ]
+        self.history = self.histories[0]
         return self
 
-    @torch.no_grad()
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Predictions (probabilities for a binary task), shape ``(M,)``."""
-        self.net.eval()
+        """Predictions (probabilities for a binary task), members averaged, shape ``(M,)``."""
         xt = torch.as_tensor(x, dtype=torch.float32, device=self.device)
-        out = torch.cat([self.net(xt[i : i + 1024]) for i in range(0, len(xt), 1024)])[:, 0]
-        if self.train.task == "binary":
-            return torch.sigmoid(out).cpu().numpy().astype(np.float64)
-        return out.cpu().numpy().astype(np.float64) * self.y_std + self.y_mean
+        out = average_prediction(self.net, xt, self.train.task == "binary")
+        return out if self.train.task == "binary" else out * self.y_std + self.y_mean
 
 
 def make_method(

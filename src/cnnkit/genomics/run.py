@@ -4,9 +4,10 @@ A run folder holds only JSON, CSV and safetensors (never pickle)::
 
     RUN/
       config.json                 settings, trait, data paths, SNP ids, y scaling, history summary
-      model.safetensors           the network's weights
+      model.safetensors           the network's weights (every member of an ensemble,
+                                  keys ``members.E.*``, when ``train.ensemble > 1``)
       preprocessor.safetensors    kept SNP indices and their training means
-      history.csv                 epoch,loss,val_loss
+      history.csv                 epoch,loss,val_loss (member 0 of an ensemble)
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from cnnkit.errors import RunFolderError
 from cnnkit.genomics.io import Genotypes, align, read_genotypes, read_phenotypes
-from cnnkit.genomics.methods import MODEL_OF, NeuralRegressor
+from cnnkit.genomics.methods import MODEL_OF, NeuralRegressor, average_prediction, member_seeds
 from cnnkit.genomics.preprocess import SnpPreprocessor
 from cnnkit.genomics.trainer import SnpTrainConfig
 
@@ -112,9 +113,23 @@ def train_run(
         "gblup_h2": getattr(est, "gblup_h2", None),
         "epochs_run": len(est.history),
         "best_val_loss": min([h["val_loss"] for h in est.history], default=None),
+        "members": _members(est),
     }
     (out / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     return config
+
+
+def _members(est: NeuralRegressor) -> list[dict]:
+    """Seed, epochs run and best inner-validation loss of every network of ``est``."""
+    seeds = member_seeds(est.seed, est.train.ensemble)
+    return [
+        {
+            "seed": s,
+            "epochs_run": len(h),
+            "best_val_loss": min([e["val_loss"] for e in h], default=None),
+        }
+        for s, h in zip(seeds, est.histories, strict=True)
+    ]
 
 
 def _jsonable(d: dict) -> dict:
@@ -130,7 +145,10 @@ def _write_history(path: Path, history: list[dict]) -> None:
 
 @dataclass
 class GenomicRun:
-    """A loaded run folder: the network (eval mode), its preprocessor and settings."""
+    """A loaded run folder: the network (eval mode), its preprocessor and settings.
+
+    ``net`` is an :class:`~cnnkit.genomics.methods.SnpEnsemble` when ``train.ensemble > 1``.
+    """
 
     path: Path
     config: dict
@@ -139,12 +157,10 @@ class GenomicRun:
 
     def predict_matrix(self, x: np.ndarray) -> np.ndarray:
         """Predictions for dosages ``x`` ``(M, P)`` in the training SNP order; shape ``(M,)``."""
-        z = torch.as_tensor(self.pre.transform(x))
-        with torch.no_grad():
-            out = self.net(z)[:, 0].double().numpy()  # (M, 1) -> (M,)
-        if self.config["train"]["task"] == "binary":
-            return 1.0 / (1.0 + np.exp(-out))
-        return out * self.config["y_std"] + self.config["y_mean"]
+        z = torch.as_tensor(self.pre.transform(x), dtype=torch.float32)
+        binary = self.config["train"]["task"] == "binary"
+        out = average_prediction(self.net, z, binary)  # members averaged
+        return out if binary else out * self.config["y_std"] + self.config["y_mean"]
 
 
 def load_run(path: str | Path) -> GenomicRun:

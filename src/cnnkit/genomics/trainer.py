@@ -27,6 +27,8 @@ class SnpTrainConfig:
         patience: epochs without a better inner-validation loss before stopping.
         val_fraction: share of the training rows held out for early stopping.
         task: ``"regression"`` (MSE) or ``"binary"`` (logistic loss on one logit).
+        ensemble: networks trained (seeds derived from the seed, one inner split) and
+            averaged; ``ensemble`` times the fit time.
     """
 
     epochs: int = 150
@@ -36,9 +38,10 @@ class SnpTrainConfig:
     patience: int = 15
     val_fraction: float = 0.15
     task: str = "regression"
+    ensemble: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "patience"):
+        for name in ("epochs", "batch_size", "patience", "ensemble"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive int. Received: {name}={v!r}")
@@ -94,6 +97,7 @@ def fit_network(
     config: SnpTrainConfig,
     *,
     seed: int,
+    split_seed: int | None = None,
     device: str | torch.device = "cpu",
 ) -> list[dict]:
     """Train ``model`` in place; keep the weights of the best inner-validation epoch.
@@ -104,7 +108,9 @@ def fit_network(
         x: inputs, shape ``(N, L)``; only training rows of the outer fold.
         y: targets, shape ``(N,)`` (standardised for regression, 0/1 for binary).
         config: the settings.
-        seed: seeds the inner split, the shuffling and dropout.
+        seed: seeds the shuffling and dropout, and the inner split unless ``split_seed``.
+        split_seed: seeds the inner split (default ``seed``); the members of an ensemble
+            share it.
         device: where to train.
 
     Returns:
@@ -112,7 +118,8 @@ def fit_network(
     """
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    tr, va = inner_split(len(x), config.val_fraction, seed)
+    split = seed if split_seed is None else split_seed
+    tr, va = inner_split(len(x), config.val_fraction, split)
     xt = torch.as_tensor(x, dtype=torch.float32, device=device)
     yt = torch.as_tensor(y, dtype=torch.float32, device=device)
     model.to(device)
