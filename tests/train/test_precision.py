@@ -46,3 +46,52 @@ def test_onednn_isa_cap_turns_native_bf16_off(monkeypatch, no_isa_cap, cap, nati
     assert (p.value == "bf16") is native
     if cap and not native:
         assert f"oneDNN capped at {cap.upper()}" in p.reason
+
+
+def test_in_doubt_auto_times_the_candidates(monkeypatch):
+    monkeypatch.setattr(P, "flags_decide", lambda: False)
+    seconds = {"fp32": 0.004, "bf16": 0.002}
+    p = P.choose_precision("auto", "cpu", probe=lambda c: seconds[c.value])
+    assert p.value == "bf16" and p.channels_last
+    assert "timed" in p.reason and "bf16 2.0 ms" in p.reason and "fp32 4.0 ms" in p.reason
+    seconds = {"fp32": 0.002, "bf16": 0.012}
+    assert P.choose_precision("auto", "cpu", probe=lambda c: seconds[c.value]).value == "fp32"
+    # Flags that decide are trusted without timing; so is an explicit request.
+    monkeypatch.setattr(P, "flags_decide", lambda: True)
+    assert "timed" not in P.choose_precision("auto", "cpu", probe=lambda c: 1 / 0).reason
+    assert P.choose_precision("fp32", "cpu", probe=lambda c: 1 / 0).value == "fp32"
+
+
+def test_step_timer_leaves_model_and_rng_untouched():
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Dropout(0.5), nn.Flatten(), nn.Linear(144, 2))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    sample = torch.randn(8, 1, 8, 8)
+    rng = torch.get_rng_state()
+    probe = P.step_timer(model, sample, steps=2)
+    for prec in (P.Precision("fp32", True, "cpu", ""), P.Precision("bf16", True, "cpu", "")):
+        assert probe(prec) > 0
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_choose_for_model_times_once_per_model_and_shape(monkeypatch):
+    from cnnkit.models import create_model
+
+    monkeypatch.setattr(P, "flags_decide", lambda: False)
+    calls = []
+    real = P.step_timer
+
+    def counting_timer(model, sample, steps=3):
+        probe = real(model, sample, steps=1)
+        return lambda prec: calls.append(prec.value) or probe(prec)
+
+    monkeypatch.setattr(P, "step_timer", counting_timer)
+    monkeypatch.setattr(P, "_PROBED", {})
+    model = create_model("lenet5")
+    first = P.choose_for_model("auto", "cpu", model, (4, 1, 28, 28))
+    again = P.choose_for_model("auto", "cpu", model, (4, 1, 28, 28))
+    assert first is again and calls == ["fp32", "bf16"] and "timed" in first.reason

@@ -36,3 +36,28 @@ def test_prepare_run_dir_rules(tmp_path):
         prepare_run_dir(run, overwrite=False)
     prepare_run_dir(run, overwrite=True)
     assert list(run.iterdir()) == []
+
+
+def test_precision_timed_where_flags_do_not_decide(tmp_path, monkeypatch):
+    """The run records the timed choice, and training uses that same choice."""
+    from cnnkit.train import precision as P
+    from cnnkit.train import run as run_module
+    from cnnkit.train import train_run
+
+    monkeypatch.setattr(P, "flags_decide", lambda: False)
+    monkeypatch.setattr(P, "_PROBED", {})
+    used = []
+    real_fit = run_module.fit
+
+    def spy_fit(*args, **kwargs):
+        result = real_fit(*args, **kwargs)
+        used.append(result.precision)
+        return result
+
+    monkeypatch.setattr(run_module, "fit", spy_fit)
+    config = TrainConfig(data="digits", model="lenet5", epochs=1, batch_size=16,
+                         max_steps_per_epoch=2, image_size=(28, 28))  # fmt: skip
+    run = train_run(config, tmp_path / "run", progress=False).run_dir
+    recorded = json.loads((run / "config.json").read_text())["precision"]
+    assert "timed" in recorded["reason"] and recorded["value"] in ("fp32", "bf16")
+    assert used[0].value == recorded["value"] and used[0].reason == recorded["reason"]

@@ -20,7 +20,7 @@ from cnnkit.errors import CnnkitError
 from cnnkit.train import distributed
 from cnnkit.train.callbacks import Callback, CallbackList, TrainState
 from cnnkit.train.config import TrainConfig
-from cnnkit.train.precision import Precision, choose_precision
+from cnnkit.train.precision import Precision, choose_for_model
 
 
 class TrainingDiverged(CnnkitError):
@@ -225,7 +225,7 @@ def fit(
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     tr = Tensors.from_any(train)
     va = Tensors.from_any(val) if val is not None and len(Tensors.from_any(val)) else None
-    prec = choose_precision(config.precision, dev)
+    prec = choose_for_model(config.precision, dev, model, _batch_shape(tr, config))
     model.to(dev)
     if prec.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -379,6 +379,11 @@ def _run_epoch(state, tr: Tensors, va, config: TrainConfig, step_fn, augment, cb
             state.scheduler.step()
     cbs.on_epoch_end(state)
     state.stop = distributed.broadcast_flag(state.stop)  # rank 0's callbacks decide
+
+
+def _batch_shape(tr: Tensors, config: TrainConfig) -> tuple[int, ...]:
+    """The shape of a training batch, for timing precision candidates."""
+    return (max(1, min(config.batch_size, len(tr))), *tr.images.shape[1:])
 
 
 def _usable(n: int, batch_size: int) -> int:

@@ -11,11 +11,16 @@ The choice and its reason are recorded in the run config.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import platform
+import statistics
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -104,8 +109,35 @@ def _isa_text() -> str:
     return f"{isa}, oneDNN capped at {cap}" if cap else isa
 
 
-def choose_precision(requested: str = "auto", device: str | torch.device = "cpu") -> Precision:
+def flags_decide() -> bool:
+    """Whether the CPU flags settle bf16 vs fp32: an x86 CPU whose flags could be read.
+
+    Elsewhere (ARM, where /proc/cpuinfo lists ``Features``; macOS; Windows) ``auto`` is in
+    doubt and, given a probe, times a few steps of each candidate instead.
+    """
+    return bool(cpu_flags()) and platform.machine().lower() in ("x86_64", "amd64", "i686")
+
+
+Probe = Callable[["Precision"], float]
+_PROBED: dict[Any, Precision] = {}
+
+
+def choose_precision(
+    requested: str = "auto",
+    device: str | torch.device = "cpu",
+    probe: Probe | None = None,
+    probe_key: Any = None,
+) -> Precision:
     """Resolve ``requested`` (``auto|fp32|bf16|fp16``) for ``device`` into a :class:`Precision`.
+
+    Args:
+        requested: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
+        device: where training runs.
+        probe: seconds per training step of the model under a candidate precision; used by
+            ``auto`` on a CPU whose flags do not decide (see :func:`flags_decide`). Without
+            it, such a CPU gets fp32 + channels_last.
+        probe_key: identifies the model and batch shape; a second call with the same key
+            returns the first call's timed choice instead of timing again.
 
     Raises:
         ValueError: fp16 requested on a CPU, or an unknown precision.
@@ -125,6 +157,8 @@ def choose_precision(requested: str = "auto", device: str | torch.device = "cpu"
         return Precision("bf16", True, "cpu", why)
     if requested == "fp32":
         return Precision("fp32", True, "cpu", f"requested; channels_last for oneDNN ({isa})")
+    if probe is not None and not flags_decide():
+        return _timed_choice(probe, probe_key)
     if cpu_has_native_bf16():
         return Precision(
             "bf16",
@@ -139,6 +173,90 @@ def choose_precision(requested: str = "auto", device: str | torch.device = "cpu"
         f"auto: CPU has no native bf16 ({isa}), where bf16 emulation is several times slower; "
         "fp32 + channels_last",
     )
+
+
+def _timed_choice(probe: Probe, key: Any) -> Precision:
+    """Time each CPU candidate with ``probe`` and keep the faster (memoised by ``key``)."""
+    if key is not None and key in _PROBED:
+        return _PROBED[key]
+    candidates = [Precision("fp32", True, "cpu", ""), Precision("bf16", True, "cpu", "")]
+    seconds = [probe(c) for c in candidates]
+    best = min(range(len(candidates)), key=seconds.__getitem__)
+    timing = ", ".join(
+        f"{c.value} {1000 * t:.1f} ms" for c, t in zip(candidates, seconds, strict=True)
+    )
+    isa = platform.machine() or "unknown CPU"
+    chosen = Precision(
+        candidates[best].value,
+        True,
+        "cpu",
+        f"auto: CPU flags do not decide ({isa}); timed training steps with channels_last: "
+        f"{timing} per step",
+    )
+    if key is not None:
+        _PROBED[key] = chosen
+    return chosen
+
+
+def step_timer(model: torch.nn.Module, sample: torch.Tensor, steps: int = 3) -> Probe:
+    """A probe for :func:`choose_precision`: median seconds of a forward + backward step.
+
+    It trains a copy of ``model`` on ``sample`` (a batch of the real shape) and leaves the
+    model, its gradients and the random number generators exactly as they were.
+
+    Shape:
+        sample: ``(B, C, H, W)`` float, as the model sees it.
+    """
+
+    def probe(prec: Precision) -> float:
+        m = copy.deepcopy(model).train()
+        x = sample.to(memory_format=torch.channels_last) if sample.ndim == 4 else sample
+        if prec.channels_last and sample.ndim == 4:
+            m = m.to(memory_format=torch.channels_last)
+        times = []
+        with torch.random.fork_rng(devices=[]):
+            for _ in range(steps + 1):  # the first step warms up oneDNN's kernel choice
+                t0 = time.perf_counter()
+                with prec.autocast():
+                    out = m(x)
+                out.float().square().mean().backward()
+                times.append(time.perf_counter() - t0)
+        return statistics.median(times[1:])
+
+    return probe
+
+
+def choose_for_model(
+    requested: str, device: str | torch.device, model: torch.nn.Module, batch_shape: tuple
+) -> Precision:
+    """:func:`choose_precision` that can time ``model`` on batches of ``batch_shape``.
+
+    The timing only happens for ``auto`` on a CPU whose flags do not decide, once per
+    model type and batch shape in a process.
+    """
+    dev = torch.device(device)
+    if requested != "auto" or dev.type != "cpu" or flags_decide():
+        return choose_precision(requested, dev)
+    sample = torch.randn(batch_shape, generator=torch.Generator().manual_seed(0))
+    card = getattr(getattr(model, "card", None), "name", None)
+    key = (type(model).__qualname__, card, tuple(batch_shape))
+    if key in _PROBED:
+        return _PROBED[key]
+    chosen = choose_precision(requested, dev, step_timer(model, sample))
+    _PROBED[key] = _agree_across_ranks(chosen)
+    return _PROBED[key]
+
+
+def _agree_across_ranks(chosen: Precision) -> Precision:
+    """In a process group every rank takes rank 0's timed choice (timings differ per rank)."""
+    from cnnkit.train import distributed
+
+    if distributed.rank_world()[1] == 1:
+        return chosen
+    if distributed.broadcast_flag(chosen.value == "bf16") == (chosen.value == "bf16"):
+        return chosen
+    value = "fp32" if chosen.value == "bf16" else "bf16"
+    return Precision(value, True, "cpu", chosen.reason + f"; {value} as timed on rank 0")
 
 
 def _cuda_precision(requested: str) -> Precision:

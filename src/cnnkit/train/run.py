@@ -251,10 +251,11 @@ def _fit_and_save(config, run_dir, data, train_idx, val_idx, ckpt, progress, dev
     arrays = data.arrays
     model = data_source.build_model(config, arrays)
     augment = data_source.build_augment(config)
-    from cnnkit.train.precision import choose_precision
+    from cnnkit.train.precision import choose_for_model
 
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    prec = choose_precision(config.precision, dev)
+    batch = (max(1, min(config.batch_size, len(train_idx))), *arrays.images.shape[1:])
+    prec = choose_for_model(config.precision, dev, model, batch)
     cfg = resolved_config(config, data, model, prec.to_dict())
     cfg["distributed"] = distributed.describe()
     main = distributed.is_main()
