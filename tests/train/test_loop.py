@@ -148,3 +148,21 @@ def test_class_weight_balanced_changes_loss():
 
     w = class_weights(torch.tensor([0, 0, 0, 1]), 3)
     assert torch.allclose(w, torch.tensor([4 / 9, 4 / 3, 0.0]))
+
+
+def test_threads_apply_during_fit_and_are_restored():
+    seen = []
+
+    class Threads(Callback):
+        def on_epoch_end(self, state):
+            seen.append(torch.get_num_threads())
+
+    before = torch.get_num_threads()
+    want = 2 if before == 1 else 1
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2))
+    x = torch.randint(0, 255, (8, 1, 4, 4), dtype=torch.uint8)
+    cfg = TrainConfig(data="toy", epochs=2, batch_size=4, precision="fp32", threads=want)
+    fit(model, (x, torch.arange(8) % 2), None, cfg, callbacks=[Threads()], device="cpu")
+    assert seen == [want, want] and torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads must be a positive int"):
+        TrainConfig(data="toy", threads=0)

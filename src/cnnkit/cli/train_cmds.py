@@ -88,6 +88,9 @@ def train(
     ),
     folds: int = typer.Option(1, "--folds", help="K > 1: stratified K-fold cross-validation."),
     devices: int = typer.Option(1, "--devices", help="Local processes for data-parallel training."),
+    threads: int | None = typer.Option(
+        None, "--threads", help="CPU threads (default: one per core; fewer on a busy machine)."
+    ),
     config: Path | None = typer.Option(
         None, "--config", help="YAML/JSON file of settings (flags override it)."
     ),

@@ -75,6 +75,9 @@ class TrainConfig:
         folds: ``K > 1`` runs stratified K-fold cross-validation.
         augment: ImageDataGenerator-style settings (``cnnkit.data.Augment`` fields).
         early_stopping: patience in epochs on validation loss (0 = off); restores the best.
+        threads: CPU threads for training (None: PyTorch's default, one per core). Fewer
+            than the cores helps when other programs keep some of them busy: a thread that
+            waits for a busy core stalls every step. Bit-identical resumes need the same count.
     """
 
     data: str
@@ -104,6 +107,7 @@ class TrainConfig:
     bn: str = "frozen"
     checkpoint_every: int = 1
     max_steps_per_epoch: int | None = None
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         if not str(self.data):
@@ -113,6 +117,10 @@ class TrainConfig:
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be a positive int. Received: {name}={v!r}")
         _positive("lr", self.lr, allow_none=True)
+        if self.threads is not None and (
+            not isinstance(self.threads, int) or isinstance(self.threads, bool) or self.threads < 1
+        ):
+            raise ValueError(f"threads must be a positive int. Received: threads={self.threads!r}")
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("precision", self.precision, PRECISIONS)

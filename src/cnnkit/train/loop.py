@@ -7,8 +7,10 @@ backward, step. No per-sample Python work, no worker processes.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -222,6 +224,23 @@ def fit(
     Raises:
         TrainingDiverged: the loss became NaN/Inf (the message names the step).
     """
+    with cpu_threads(config.threads):
+        return _fit(
+            model, train, val, config, callbacks, augment, device, resume_from, param_groups
+        )
+
+
+def _fit(
+    model: torch.nn.Module,
+    train: Any,
+    val: Any | None,
+    config: TrainConfig,
+    callbacks: list[Callback] | None,
+    augment: Any,
+    device: str | torch.device | None,
+    resume_from: dict[str, Any] | None,
+    param_groups: list[dict[str, Any]] | None,
+) -> FitResult:
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     tr = Tensors.from_any(train)
     va = Tensors.from_any(val) if val is not None and len(Tensors.from_any(val)) else None
@@ -379,6 +398,20 @@ def _run_epoch(state, tr: Tensors, va, config: TrainConfig, step_fn, augment, cb
             state.scheduler.step()
     cbs.on_epoch_end(state)
     state.stop = distributed.broadcast_flag(state.stop)  # rank 0's callbacks decide
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int | None) -> Iterator[None]:
+    """Run the body with ``n`` intra-op CPU threads (None: unchanged), then restore."""
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _batch_shape(tr: Tensors, config: TrainConfig) -> tuple[int, ...]:

@@ -33,7 +33,14 @@ from cnnkit.train.checkpoint import (
     save_weights,
 )
 from cnnkit.train.config import TrainConfig, changed_keys
-from cnnkit.train.loop import FitResult, Tensors, fit, model_normalizer, predict_proba
+from cnnkit.train.loop import (
+    FitResult,
+    Tensors,
+    cpu_threads,
+    fit,
+    model_normalizer,
+    predict_proba,
+)
 from cnnkit.train.metrics import classification_metrics
 from cnnkit.train.precision import cpu_model
 
@@ -255,7 +262,8 @@ def _fit_and_save(config, run_dir, data, train_idx, val_idx, ckpt, progress, dev
 
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     batch = (max(1, min(config.batch_size, len(train_idx))), *arrays.images.shape[1:])
-    prec = choose_for_model(config.precision, dev, model, batch)
+    with cpu_threads(config.threads):  # time candidates with the threads fit will use
+        prec = choose_for_model(config.precision, dev, model, batch)
     cfg = resolved_config(config, data, model, prec.to_dict())
     cfg["distributed"] = distributed.describe()
     main = distributed.is_main()
