@@ -10,15 +10,16 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import Any
 
 import click
 import typer
 
 # Recent Typer releases bundle their own copy of click, with their own exception classes;
 # catch both so a usage error is always one line, never a traceback.
-_ExitErrors: tuple[type, ...] = (click.exceptions.Exit, typer.Exit)
-_AbortErrors: tuple[type, ...] = (click.exceptions.Abort, typer.Abort)
-_UsageErrors: tuple[type, ...] = (click.ClickException,)
+_ExitErrors: tuple[Any, ...] = (click.exceptions.Exit, typer.Exit)
+_AbortErrors: tuple[Any, ...] = (click.exceptions.Abort, typer.Abort)
+_UsageErrors: tuple[Any, ...] = (click.ClickException,)
 try:
     from typer._click.exceptions import ClickException as _TyperClickException
 
