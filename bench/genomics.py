@@ -189,15 +189,13 @@ def write_markdown(results: dict, path: Path, command: str, machine: str) -> Non
 
 def _nets(args: argparse.Namespace) -> dict:
     """``train`` / ``model_kwargs`` overrides from ``--ensemble --dropout --weight-decay``."""
-    from cnnkit.genomics.trainer import SnpTrainConfig
-
     train = {
         k: v
         for k, v in (("ensemble", args.ensemble), ("weight_decay", args.weight_decay))
         if v is not None
     }
     model = {} if args.dropout is None else {"dropout": args.dropout}
-    return {"train": SnpTrainConfig(**train) if train else None, "model_kwargs": model or None}
+    return {"train": train or None, "model_kwargs": model or None}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,8 +3,12 @@
 Same folds (5-fold KFold, seed 0), preprocessing and per-fold seeds as
 ``cross_validate``; each variant overrides ``CNN_DEFAULTS`` (``model``) and/or
 ``SnpTrainConfig`` (``train``), may shift the seed (``seed_offset``) and may average the
-predictions of ``ensemble`` networks with seeds ``seed + 1000 * e``. One thread, one
-process: meant for the shared CPU box.
+predictions of ``ensemble`` networks with seeds ``seed + 1000 * e`` (each with its own inner
+split, unlike ``--ensemble`` of the package, whose members share one). The starting point
+is ``CNN_DEFAULTS`` (dropout 0.5 since the default became the mean of 3 networks) with
+``SnpTrainConfig``'s generic settings (weight decay 1e-3, one network): the variant ``{}``
+is therefore one network, not the package's default ``cnn``. One thread, one process:
+meant for the shared CPU box.
 
     python bench/genomics_variants.py build/genomics-data/local-epistasis.npz \\
         --variants '{"default": {}, "k6": {"model": {"kernel_size": 6}}}' --out le.jsonl

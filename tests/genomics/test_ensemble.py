@@ -11,7 +11,13 @@ from safetensors.torch import load_file
 
 from cnnkit.cli.main import main
 from cnnkit.genomics.baselines import GBLUP
-from cnnkit.genomics.methods import NeuralRegressor, SnpEnsemble, members_of
+from cnnkit.genomics.methods import (
+    NeuralRegressor,
+    SnpEnsemble,
+    make_method,
+    members_of,
+    train_config,
+)
 from cnnkit.genomics.preprocess import SnpPreprocessor
 from cnnkit.genomics.run import load_run, predict_run, train_run
 from cnnkit.genomics.trainer import SnpTrainConfig, fit_network
@@ -107,6 +113,19 @@ def test_members_share_one_inner_split_and_differ_in_seed(data, monkeypatch):
     assert {1007, 2007} <= set(seeds) and 7 in seeds
 
 
+def test_default_cnn_is_a_regularised_ensemble_of_three():
+    cnn, mlp = make_method("cnn"), make_method("mlp")
+    assert (cnn.train.ensemble, cnn.train.weight_decay) == (3, 1e-2)
+    assert cnn.model_kwargs["dropout"] == 0.5
+    assert (mlp.train.ensemble, mlp.train.weight_decay) == (1, 1e-3)
+    tweaked = train_config("snp_cnn1d", {"ensemble": 1, "epochs": 5})
+    assert (tweaked.ensemble, tweaked.epochs, tweaked.weight_decay) == (1, 5, 1e-2)
+    given = SnpTrainConfig(epochs=5)  # a complete config is taken as it is
+    assert train_config("snp_cnn1d", given) is given
+    with pytest.raises(ValueError, match=r"SnpTrainConfig fields.*Received: \['ensembles'\]"):
+        train_config("snp_cnn1d", {"ensembles": 2})
+
+
 def test_ensemble_must_be_a_positive_int():
     with pytest.raises(ValueError, match="ensemble must be a positive int. Received: ensemble=0"):
         SnpTrainConfig(ensemble=0)
@@ -150,6 +169,9 @@ def test_cli_ensemble_for_train_and_cv(tmp_path, capsys):
     args = ["genomics", "train", str(geno), str(pheno), "--out", str(run), "--ensemble", "2"]
     assert main([*args, *fast]) == 0
     assert json.loads(capsys.readouterr().out)["ensemble"] == 2
+    default = ["genomics", "train", str(geno), str(pheno), "--out", str(tmp_path / "r3")]
+    assert main([*default, *fast]) == 0
+    assert json.loads(capsys.readouterr().out)["ensemble"] == 3  # the cnn default
     assert len(json.loads((run / "config.json").read_text())["members"]) == 2
     assert main(["genomics", "predict", str(run), str(geno), "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 60

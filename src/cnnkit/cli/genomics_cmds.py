@@ -26,14 +26,16 @@ def _pheno_col(value: str | None) -> str | None:
 
 
 ENSEMBLE = typer.Option(
-    1, "--ensemble", help="Networks averaged per fit (seeds from --seed; N times the fit time)."
+    None,
+    "--ensemble",
+    help="Networks averaged per fit (seeds from --seed; N times the fit time). "
+    "Default: 3 for snp_cnn1d, 1 for snp_mlp.",
 )
 
 
-def _train_config(epochs, batch_size, lr, weight_decay, patience, task, ensemble):
-    from cnnkit.genomics.trainer import SnpTrainConfig
-
-    return SnpTrainConfig(
+def _train_overrides(epochs, batch_size, lr, weight_decay, patience, task, ensemble) -> dict:
+    """Training settings given on the command line; the rest are the model's defaults."""
+    given = dict(
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
@@ -42,6 +44,7 @@ def _train_config(epochs, batch_size, lr, weight_decay, patience, task, ensemble
         task=task,
         ensemble=ensemble,
     )
+    return {k: v for k, v in given.items() if v is not None}
 
 
 @genomics_app.command("simulate")
@@ -91,7 +94,7 @@ def cv_cmd(
     out: Path | None = typer.Option(None, "--out", help="Folder for cv.json and report.html."),
     device: str = typer.Option("cpu", "--device", help="Torch device of the networks."),
     jobs: int = typer.Option(1, "--jobs", help="Worker processes for the (fold, method) tasks."),
-    ensemble: int = ENSEMBLE,
+    ensemble: int | None = ENSEMBLE,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Cross-validate the methods on identical folds; r, MSE, slope with SE."""
@@ -100,7 +103,6 @@ def cv_cmd(
     from cnnkit.genomics.report import write_cv_outputs
     from cnnkit.genomics.run import load_data
     from cnnkit.genomics.simulate import find_truth
-    from cnnkit.genomics.trainer import SnpTrainConfig
 
     cfg = CVConfig(
         methods=tuple(parse_methods(methods)),
@@ -113,7 +115,7 @@ def cv_cmd(
     )
     g, y, info = load_data(geno, pheno, _pheno_col(pheno_col))
     log(f"{g.n} samples x {g.p} SNPs, trait {info['trait']}")
-    train = SnpTrainConfig(ensemble=ensemble)
+    train = None if ensemble is None else {"ensemble": ensemble}
     result = cross_validate(g.matrix, y, cfg, train=train, simulation=find_truth(geno), log=log)
     result["trait"], result["data"] = info["trait"], info
     if out is not None:
@@ -153,11 +155,13 @@ def train_cmd(
     epochs: int = typer.Option(150, "--epochs"),
     batch_size: int = typer.Option(64, "--batch-size"),
     lr: float = typer.Option(1e-3, "--lr"),
-    weight_decay: float = typer.Option(1e-3, "--weight-decay", help="L2 penalty."),
+    weight_decay: float | None = typer.Option(
+        None, "--weight-decay", help="L2 penalty. Default: 1e-2 for snp_cnn1d, 1e-3 for snp_mlp."
+    ),
     patience: int = typer.Option(15, "--patience", help="Early-stopping patience (epochs)."),
     task: str = typer.Option("regression", "--task", help="regression|binary."),
     seed: int = typer.Option(0, "--seed"),
-    ensemble: int = ENSEMBLE,
+    ensemble: int | None = ENSEMBLE,
     device: str = typer.Option("cpu", "--device"),
     overwrite: bool = typer.Option(False, "--overwrite"),
     as_json: bool = JSON_OPTION,
@@ -165,7 +169,7 @@ def train_cmd(
     """Train a SNP network on all samples and write a run folder."""
     from cnnkit.genomics.run import train_run
 
-    cfg = _train_config(epochs, batch_size, lr, weight_decay, patience, task, ensemble)
+    cfg = _train_overrides(epochs, batch_size, lr, weight_decay, patience, task, ensemble)
     saved = train_run(
         geno,
         pheno,

@@ -167,7 +167,7 @@ def cross_validate(
     y: np.ndarray,
     config: CVConfig,
     *,
-    train: SnpTrainConfig | None = None,
+    train: SnpTrainConfig | dict | None = None,
     model_kwargs: dict | None = None,
     simulation: dict | None = None,
     log: Callable[[str], None] = lambda s: None,
@@ -179,7 +179,8 @@ def cross_validate(
         x: genotypes, dosages with ``NaN`` missing, shape ``(N, P)``.
         y: the trait, shape ``(N,)``.
         config: folds, repeats, seed, methods.
-        train: settings of the networks (``cnn``, ``mlp``; ``ensemble`` included).
+        train: settings of the networks (``cnn``, ``mlp``; ``ensemble`` included), or a
+            dict of overrides of each network's defaults.
         model_kwargs: builder options of the networks over their defaults (``dropout``, ...).
         simulation: the simulator's ``truth.json``: adds ``ceiling`` (``sqrt(h2)``, 0 for the
             null trait) and ``daetwyler`` (expected r with the phenotype of the additive part,

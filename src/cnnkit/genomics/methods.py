@@ -25,9 +25,36 @@ MODEL_OF = {"cnn": "snp_cnn1d", "mlp": "snp_mlp"}
 
 # The default CNN (tuned on simulations, see bench/results/genomics.md).
 CNN_DEFAULTS: dict[str, Any] = dict(
-    filters=(16, 16), kernel_size=5, stride=1, pool=4, dropout=0.2, hidden=0, linear_skip=True
+    filters=(16, 16), kernel_size=5, stride=1, pool=4, dropout=0.5, hidden=0, linear_skip=True
 )
 MLP_DEFAULTS: dict[str, Any] = dict(widths=(64,), dropout=0.3, linear_skip=True)
+# Training settings of each network over SnpTrainConfig's: the CNN averages 3 networks
+# trained with a stronger L2 penalty (3x the fit time of one; bench/results/genomics.md).
+TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
+    "snp_cnn1d": dict(weight_decay=1e-2, ensemble=3),
+    "snp_mlp": {},
+}
+
+
+def train_config(model: str, train: SnpTrainConfig | dict | None = None) -> SnpTrainConfig:
+    """``train`` itself, or ``model``'s training defaults updated with the dict ``train``.
+
+    Args:
+        model: registry name (``snp_cnn1d`` or ``snp_mlp``).
+        train: a complete config, overrides of :class:`SnpTrainConfig` fields, or None.
+
+    Raises:
+        ValueError: an override that is no field of :class:`SnpTrainConfig`.
+    """
+    if isinstance(train, SnpTrainConfig):
+        return train
+    unknown = sorted(set(train or {}) - set(SnpTrainConfig.__dataclass_fields__))
+    if unknown:
+        raise ValueError(
+            f"train overrides must be SnpTrainConfig fields "
+            f"({', '.join(SnpTrainConfig.__dataclass_fields__)}). Received: {unknown}"
+        )
+    return SnpTrainConfig(**{**TRAIN_DEFAULTS.get(model, {}), **(train or {})})
 
 
 # Member ``e`` of an ensemble is seeded with ``seed + ENSEMBLE_SEED_STEP * e``.
@@ -99,7 +126,8 @@ class NeuralRegressor:
     Args:
         model: registry name (``snp_cnn1d`` or ``snp_mlp``).
         model_kwargs: builder options (filters, kernel_size, linear_skip, ...).
-        train: training settings.
+        train: training settings, or a dict of overrides of the model's defaults
+            (:func:`train_config`).
         seed: seeds initialisation, the inner split and shuffling.
         means: training-fold SNP means (for GBLUP's VanRaden scaling of the skip path).
         device: torch device.
@@ -109,7 +137,7 @@ class NeuralRegressor:
         self,
         model: str = "snp_cnn1d",
         model_kwargs: dict | None = None,
-        train: SnpTrainConfig | None = None,
+        train: SnpTrainConfig | dict | None = None,
         *,
         seed: int = 0,
         means: np.ndarray | None = None,
@@ -118,7 +146,7 @@ class NeuralRegressor:
         self.model_name = model
         defaults = CNN_DEFAULTS if model == "snp_cnn1d" else MLP_DEFAULTS
         self.model_kwargs = {**defaults, **(model_kwargs or {})}
-        self.train = train or SnpTrainConfig()
+        self.train = train_config(model, train)
         self.seed, self.means, self.device = seed, means, device
         if self.train.task == "binary":
             self.model_kwargs["linear_skip"] = False
@@ -171,7 +199,7 @@ def make_method(
     seed: int = 0,
     means: np.ndarray | None = None,
     h2: float | None = None,
-    train: SnpTrainConfig | None = None,
+    train: SnpTrainConfig | dict | None = None,
     model_kwargs: dict | None = None,
     device: str = "cpu",
 ):

@@ -65,7 +65,7 @@ def train_run(
     *,
     pheno_col=None,
     model: str = "cnn",
-    train: SnpTrainConfig | None = None,
+    train: SnpTrainConfig | dict | None = None,
     model_kwargs: dict | None = None,
     seed: int = 0,
     overwrite: bool = False,

@@ -19,6 +19,10 @@ from torch import nn
 class SnpTrainConfig:
     """Settings of :func:`fit_network`.
 
+    These are the generic defaults; the genomics methods start from their own
+    (``cnnkit.genomics.methods.TRAIN_DEFAULTS``: ``cnn`` uses weight decay 1e-2 and an
+    ensemble of 3) unless given a complete config.
+
     Attributes:
         epochs: most passes over the inner training rows.
         batch_size: rows per Adam step.
