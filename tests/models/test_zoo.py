@@ -228,12 +228,20 @@ def test_torchvision_models_match_torchvision_with_the_same_weights(name, size):
         assert torch.equal(ours(x), theirs(x))
 
 
-def test_basic_convnet_runs_relu_after_pool_but_keeps_its_layers():
-    model = create_model("basic_convnet_bn")
+@pytest.mark.parametrize(
+    ("name", "first", "shape"),
+    [
+        ("basic_convnet_bn", ["conv1", "bn1", "relu1", "pool1"], (2, 1, 28, 28)),
+        ("snp_cnn1d", ["conv1", "act1", "pool1"], (2, 1, 301)),  # ceil-mode pools, odd length
+    ],
+)
+def test_models_run_relu_after_pool_but_keep_their_layers(name, first, shape):
+    kw = {"input_size": shape[1:]} if name == "snp_cnn1d" else {}
+    model = create_model(name, **kw)
     names = [n for n, _ in model.features.named_children()]
-    assert names[:5] == ["conv1", "bn1", "relu1", "pool1", "conv2"]
+    assert names[: len(first)] == first
     written = nn.Sequential(*model.features.children())
-    x = torch.randn(2, 1, 28, 28)
+    x = torch.randn(*shape) * 3
     model.eval()
     with torch.no_grad():
         assert torch.equal(model.features(x), written(x))
