@@ -244,7 +244,7 @@ def _fit(
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     tr = Tensors.from_any(train)
     va = Tensors.from_any(val) if val is not None and len(Tensors.from_any(val)) else None
-    prec = choose_for_model(config.precision, dev, model, _batch_shape(tr, config))
+    prec = choose_for_model(config.precision, dev, model, batch_shape(tr, config))
     model.to(dev)
     if prec.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -414,7 +414,7 @@ def cpu_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _batch_shape(tr: Tensors, config: TrainConfig) -> tuple[int, ...]:
+def batch_shape(tr: Tensors, config: TrainConfig) -> tuple[int, ...]:
     """The shape of a training batch, for timing precision candidates."""
     return (max(1, min(config.batch_size, len(tr))), *tr.images.shape[1:])
 

@@ -126,7 +126,6 @@ def choose_precision(
     requested: str = "auto",
     device: str | torch.device = "cpu",
     probe: Probe | None = None,
-    probe_key: Any = None,
 ) -> Precision:
     """Resolve ``requested`` (``auto|fp32|bf16|fp16``) for ``device`` into a :class:`Precision`.
 
@@ -135,9 +134,7 @@ def choose_precision(
         device: where training runs.
         probe: seconds per training step of the model under a candidate precision; used by
             ``auto`` on a CPU whose flags do not decide (see :func:`flags_decide`). Without
-            it, such a CPU gets fp32 + channels_last.
-        probe_key: identifies the model and batch shape; a second call with the same key
-            returns the first call's timed choice instead of timing again.
+            it, such a CPU gets fp32 + channels_last (:func:`choose_for_model` builds one).
 
     Raises:
         ValueError: fp16 requested on a CPU, or an unknown precision.
@@ -158,7 +155,7 @@ def choose_precision(
     if requested == "fp32":
         return Precision("fp32", True, "cpu", f"requested; channels_last for oneDNN ({isa})")
     if probe is not None and not flags_decide():
-        return _timed_choice(probe, probe_key)
+        return _timed_choice(probe)
     if cpu_has_native_bf16():
         return Precision(
             "bf16",
@@ -175,10 +172,8 @@ def choose_precision(
     )
 
 
-def _timed_choice(probe: Probe, key: Any) -> Precision:
-    """Time each CPU candidate with ``probe`` and keep the faster (memoised by ``key``)."""
-    if key is not None and key in _PROBED:
-        return _PROBED[key]
+def _timed_choice(probe: Probe) -> Precision:
+    """Time each CPU candidate with ``probe`` and keep the faster."""
     candidates = [Precision("fp32", True, "cpu", ""), Precision("bf16", True, "cpu", "")]
     seconds = [probe(c) for c in candidates]
     best = min(range(len(candidates)), key=seconds.__getitem__)
@@ -186,16 +181,13 @@ def _timed_choice(probe: Probe, key: Any) -> Precision:
         f"{c.value} {1000 * t:.1f} ms" for c, t in zip(candidates, seconds, strict=True)
     )
     isa = platform.machine() or "unknown CPU"
-    chosen = Precision(
+    return Precision(
         candidates[best].value,
         True,
         "cpu",
         f"auto: CPU flags do not decide ({isa}); timed training steps with channels_last: "
         f"{timing} per step",
     )
-    if key is not None:
-        _PROBED[key] = chosen
-    return chosen
 
 
 def step_timer(model: torch.nn.Module, sample: torch.Tensor, steps: int = 3) -> Probe:
@@ -209,10 +201,9 @@ def step_timer(model: torch.nn.Module, sample: torch.Tensor, steps: int = 3) -> 
     """
 
     def probe(prec: Precision) -> float:
-        m = copy.deepcopy(model).train()
-        x = sample.to(memory_format=torch.channels_last) if sample.ndim == 4 else sample
+        m, x = copy.deepcopy(model).train(), sample
         if prec.channels_last and sample.ndim == 4:
-            m = m.to(memory_format=torch.channels_last)
+            m, x = m.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
         times = []
         with torch.random.fork_rng(devices=[]):
             for _ in range(steps + 1):  # the first step warms up oneDNN's kernel choice
@@ -237,11 +228,11 @@ def choose_for_model(
     dev = torch.device(device)
     if requested != "auto" or dev.type != "cpu" or flags_decide():
         return choose_precision(requested, dev)
-    sample = torch.randn(batch_shape, generator=torch.Generator().manual_seed(0))
     card = getattr(getattr(model, "card", None), "name", None)
     key = (type(model).__qualname__, card, tuple(batch_shape))
     if key in _PROBED:
         return _PROBED[key]
+    sample = torch.randn(batch_shape, generator=torch.Generator().manual_seed(0))
     chosen = choose_precision(requested, dev, step_timer(model, sample))
     _PROBED[key] = _agree_across_ranks(chosen)
     return _PROBED[key]

@@ -36,6 +36,7 @@ from cnnkit.train.config import TrainConfig, changed_keys
 from cnnkit.train.loop import (
     FitResult,
     Tensors,
+    batch_shape,
     cpu_threads,
     fit,
     model_normalizer,
@@ -261,16 +262,15 @@ def _fit_and_save(config, run_dir, data, train_idx, val_idx, ckpt, progress, dev
     from cnnkit.train.precision import choose_for_model
 
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    batch = (max(1, min(config.batch_size, len(train_idx))), *arrays.images.shape[1:])
+    tr = Tensors.from_any(arrays.subset(train_idx))
     with cpu_threads(config.threads):  # time candidates with the threads fit will use
-        prec = choose_for_model(config.precision, dev, model, batch)
+        prec = choose_for_model(config.precision, dev, model, batch_shape(tr, config))
     cfg = resolved_config(config, data, model, prec.to_dict())
     cfg["distributed"] = distributed.describe()
     main = distributed.is_main()
     if main:
         atomic_write_json(run_dir / "config.json", cfg)
         _write_augment_preview(run_dir, arrays, train_idx, augment, config.seed)
-    tr = Tensors.from_any(arrays.subset(train_idx))
     va = Tensors.from_any(arrays.subset(val_idx)) if len(val_idx) else None
     meta = {"model": config.model, "seed": config.seed}
     cbs = _callbacks(run_dir, config, meta, progress) if main else []
