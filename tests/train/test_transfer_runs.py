@@ -20,14 +20,6 @@ RUN_FILES = {"config.json", "split.csv", "model.safetensors", "history.csv", "me
              "predictions.csv", "summary.txt"}  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
     """Three classes of 8 tiny RGB images, told apart by brightness."""
