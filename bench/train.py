@@ -7,8 +7,11 @@ Compares, on the same tensors and the same machine:
   DataLoader(TensorDataset) loop    the tutorial pipeline
   Keras/TensorFlow model.fit        ../shared/peers/train_keras.py (when TF is installed)
 
-Each figure is the median img/s over >= 3 clean windows (other processes < 0.15 cores),
-measured with the peers' own noise-aware helpers. Writes bench/results/train.md.
+Each pipeline runs in its own process (cnnkit's fit raises glibc's malloc thresholds for
+the whole process, which must not reach the baselines; one extra row shows a plain loop
+with the same setting), the windows interleaved round by round. Each figure is the median
+img/s over >= 3 clean windows (other processes < 0.15 cores), measured with the peers' own
+noise-aware helpers. Writes bench/results/train.md.
 
 Run:  .venv/bin/python bench/train.py [--window-images 20480] [--no-keras]
 """
@@ -16,8 +19,10 @@ Run:  .venv/bin/python bench/train.py [--window-images 20480] [--no-keras]
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import statistics
+import subprocess
 import sys
 
 import torch
@@ -130,13 +135,93 @@ def cnnkit_window(x: torch.Tensor, y: torch.Tensor, n: int, precision: str = "au
     return window, info
 
 
-def interleaved(fns: dict, rounds: int) -> dict:
+PIPELINES = {  # key: (row label, how to build its window function)
+    "cnnkit_auto": ("cnnkit fit (auto: {precision})", lambda x, y, n: cnnkit_window(x, y, n)),
+    "cnnkit_fp32": (
+        "cnnkit fit (forced {precision})",
+        lambda x, y, n: cnnkit_window(x, y, n, "fp32"),
+    ),
+    "cnnkit_bf16": (
+        "cnnkit fit (forced {precision})",
+        lambda x, y, n: cnnkit_window(x, y, n, "bf16"),
+    ),
+    "plain": ("plain PyTorch fp32 eager", lambda x, y, n: (plain_window(x, y, n, False), {})),
+    "plain_cl": (
+        "plain PyTorch fp32 + channels_last",
+        lambda x, y, n: (plain_window(x, y, n, True), {}),
+    ),
+    "plain_cl_malloc": (
+        "plain PyTorch fp32 + channels_last + cnnkit's malloc thresholds",
+        lambda x, y, n: (_with_malloc_tuning(plain_window)(x, y, n, True), {}),
+    ),
+    "dataloader": (
+        "DataLoader(TensorDataset) loop",
+        lambda x, y, n: (dataloader_window(x, y, n), {}),
+    ),
+}
+
+
+def _with_malloc_tuning(fn):
+    def wrapped(*a, **k):
+        from cnnkit.allocator import keep_freed_memory
+
+        if keep_freed_memory() is None:
+            raise RuntimeError("malloc tuning not available here (not glibc?)")
+        return fn(*a, **k)
+
+    return wrapped
+
+
+def worker(key: str, n: int) -> None:
+    """One pipeline in its own process: the malloc setting cnnkit's fit makes (process-wide)
+    must not reach the baselines. Protocol on stdout: lines starting with ``@@``."""
+    x, y = load_fmnist()
+    window, info = PIPELINES[key][1](x, y, n)
+    label = PIPELINES[key][0].format(**info) if info else PIPELINES[key][0]
+    print("@@ready " + json.dumps({"label": label}), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "go":
+            break
+        wins = timed_windows(window, n_clean=1, max_windows=3, label=label)[1]
+        print("@@windows " + json.dumps(wins), flush=True)
+
+
+class _Worker:
+    def __init__(self, key: str, n: int) -> None:
+        cmd = [sys.executable, __file__, "--worker", key, "--window-images", str(n)]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.label = self._read("@@ready ")["label"]
+
+    def _read(self, prefix: str):
+        for line in self.proc.stdout:  # type: ignore[union-attr]
+            if line.startswith(prefix):
+                return json.loads(line[len(prefix) :])
+            print(line, end="", flush=True)  # the worker's window lines
+        raise RuntimeError(f"benchmark worker exited (code {self.proc.wait()})")
+
+    def windows(self) -> list[dict]:
+        self.proc.stdin.write("go\n")  # type: ignore[union-attr]
+        self.proc.stdin.flush()  # type: ignore[union-attr]
+        return self._read("@@windows ")
+
+    def close(self) -> None:
+        self.proc.stdin.close()  # type: ignore[union-attr]
+        self.proc.wait()
+
+
+def interleaved(keys: list[str], n: int, rounds: int) -> dict:
     """Round-robin windows over the pipelines (one clean window each per round), so a slow
-    drift of the machine (frequency, memory) cannot favour whichever pipeline ran first."""
-    wins: dict = {k: [] for k in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            wins[name] += timed_windows(fn, n_clean=1, max_windows=3, label=name)[1]
+    drift of the machine (frequency, memory) cannot favour whichever pipeline ran first.
+    Each pipeline lives in its own process, started (and warmed up) one at a time."""
+    workers = [_Worker(k, n) for k in keys]
+    wins: dict = {w.label: [] for w in workers}
+    try:
+        for _ in range(rounds):
+            for w in workers:
+                wins[w.label] += w.windows()
+    finally:
+        for w in workers:
+            w.close()
     out = {}
     for name, ws in wins.items():
         clean = [w["rate"] for w in ws if w["clean"]] or [w["rate"] for w in ws]
@@ -165,28 +250,23 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--keras-repeats", type=int, default=3, help="Keras runs (median reported)")
     ap.add_argument("--name", default="train", help="results file bench/results/NAME.md")
+    ap.add_argument("--pipelines", default=",".join(PIPELINES), help="comma-separated subset")
+    ap.add_argument("--worker", choices=sorted(PIPELINES), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.worker:
+        worker(args.worker, args.window_images)
+        return
     m = machine()
     print(machine_line(m), flush=True)
-    x, y = load_fmnist()
-    n = args.window_images
-    ck_window, info = cnnkit_window(x, y, n)
-    fns = {"cnnkit fit (auto: " + info["precision"] + ")": ck_window}
-    # The candidates auto chooses between, so the table shows the choice was the fast one.
-    for prec in ("fp32", "bf16"):
-        win, inf = cnnkit_window(x, y, n, prec)
-        fns[f"cnnkit fit (forced {inf['precision']})"] = win
-    fns["plain PyTorch fp32 eager"] = plain_window(x, y, n, False)
-    fns["plain PyTorch fp32 + channels_last"] = plain_window(x, y, n, True)
-    fns["DataLoader(TensorDataset) loop"] = dataloader_window(x, y, n)
-    rows = interleaved(fns, args.rounds)
+    keys = [k for k in PIPELINES if k in args.pipelines.split(",")]
+    rows = interleaved(keys, args.window_images, args.rounds)
     keras_note = "skipped (--no-keras)"
     if not args.no_keras:
         rate, runs, keras_note = keras_rate(args.keras_repeats)
         if rate is not None:
             rows["Keras/TF model.fit (peers/train_keras.py)"] = (rate, runs)
             keras_note += "; runs (img/s): " + ", ".join(f"{r:,.0f}" for r in runs)
-    base = rows["plain PyTorch fp32 eager"][0]
+    base = rows.get("plain PyTorch fp32 eager", next(iter(rows.values())))[0]
     lines = [
         "# Training throughput: basic_convnet, Fashion-MNIST 28x28, batch 128",
         "",

@@ -61,6 +61,7 @@ _ENV_LABELS = {
     "threads": "Threads",
     "platform": "Platform",
     "cpu_capability": "CPU capability",
+    "allocator": "Memory allocator",
 }
 _MAX_SKIPPED_SHOWN = 50
 

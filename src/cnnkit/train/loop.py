@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cnnkit.allocator import keep_freed_memory
 from cnnkit.errors import CnnkitError
 from cnnkit.train import distributed
 from cnnkit.train.callbacks import Callback, CallbackList, TrainState
@@ -224,6 +225,7 @@ def fit(
     Raises:
         TrainingDiverged: the loss became NaN/Inf (the message names the step).
     """
+    keep_freed_memory()  # no page faults per step for the step's large temporaries
     with cpu_threads(config.threads):
         return _fit(
             model, train, val, config, callbacks, augment, device, resume_from, param_groups
