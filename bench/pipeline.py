@@ -12,7 +12,9 @@ same augmentation as the Keras peer script (horizontal flip, rotation up to 36 d
 * Keras ``image_dataset_from_directory`` + augmentation layers (``pipe_keras.py``), only when the
   peers' TensorFlow venv exists.
 
-Medians over ``--repeats`` windows; results go to ``bench/results/pipeline.md`` (+ ``.json``).
+cnnkit and torchvision run in separate processes (cnnkit raises glibc's malloc thresholds for
+its whole process, which must not reach the peer). Medians over ``--repeats`` windows; results
+go to ``bench/results/pipeline.md`` (+ ``.json``; ``--name`` for another file).
 Run: ``.venv/bin/python bench/pipeline.py [--jpegs DIR] [--repeats 3]``
 """
 
@@ -109,6 +111,39 @@ def torchvision_loader(jpegs: str, workers: int):
     return torch.utils.data.DataLoader(data, batch_size=BATCH, shuffle=True, num_workers=workers)
 
 
+def measure(group: str, jpegs: str, repeats: int) -> dict[str, list[dict]]:
+    """The windows of one group of pipelines (run in a process of its own)."""
+    res: dict[str, list[dict]] = {}
+    if group == "cnnkit":
+        print("cnnkit first epoch (cold cache)", flush=True)
+        res["cnnkit_cold"] = [cnnkit_cold(jpegs) for _ in range(repeats)]
+        print("cnnkit steady epoch", flush=True)
+        res["cnnkit_steady"] = cnnkit_steady(jpegs, repeats)
+        return res
+    for w in (0, 2):
+        print(f"torchvision ImageFolder + v2, DataLoader {w} workers", flush=True)
+        loader = torchvision_loader(jpegs, w)
+        res[f"torchvision_{w}"] = [
+            _window(lambda loader=loader: _epoch(loader)) for _ in range(repeats)
+        ]
+    return res
+
+
+def _in_subprocess(args: argparse.Namespace, group: str) -> dict[str, list[dict]]:
+    """Run :func:`measure` for ``group`` in a fresh interpreter; its windows come back as JSON."""
+    import json
+
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        out = f.name
+    cmd = [sys.executable, __file__, "--jpegs", args.jpegs, "--repeats", str(args.repeats),
+           "--group", group, "--group-out", out]  # fmt: skip
+    try:
+        subprocess.run(cmd, check=True)
+        return json.loads(Path(out).read_text())
+    finally:
+        os.unlink(out)
+
+
 def keras_peer() -> dict | None:
     py = peers_python()
     if py is None:
@@ -160,7 +195,15 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--from-json", help="re-render the report from a saved pipeline.json")
+    parser.add_argument("--name", default="pipeline", help="results file bench/results/NAME.md")
+    parser.add_argument("--group", choices=("cnnkit", "torchvision"), help=argparse.SUPPRESS)
+    parser.add_argument("--group-out", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.group:
+        import json
+
+        Path(args.group_out).write_text(json.dumps(measure(args.group, args.jpegs, args.repeats)))
+        return
     if args.from_json:
         import json
 
@@ -174,17 +217,8 @@ def main() -> None:
         )
     m = machine()
     print(machine_line(m), flush=True)
-    res: dict[str, list[dict]] = {}
-    print("cnnkit first epoch (cold cache)", flush=True)
-    res["cnnkit_cold"] = [cnnkit_cold(args.jpegs) for _ in range(args.repeats)]
-    print("cnnkit steady epoch", flush=True)
-    res["cnnkit_steady"] = cnnkit_steady(args.jpegs, args.repeats)
-    for w in (0, 2):
-        print(f"torchvision ImageFolder + v2, DataLoader {w} workers", flush=True)
-        loader = torchvision_loader(args.jpegs, w)
-        res[f"torchvision_{w}"] = [
-            _window(lambda loader=loader: _epoch(loader)) for _ in range(args.repeats)
-        ]
+    res = _in_subprocess(args, "cnnkit")  # cnnkit's process-wide malloc setting stays there
+    res.update(_in_subprocess(args, "torchvision"))
     keras = keras_peer()
     write_report(args, m, res, keras)
 
@@ -211,9 +245,10 @@ def write_report(args, m: dict, res: dict[str, list[dict]], keras: dict | None) 
     model, flags = _lscpu()
     others = [w["other_cores"] for v in res.values() for w in v if w["other_cores"] is not None]
     loads = [w["load1"] for v in res.values() for w in v]
+    flag = "" if args.name == "pipeline" else f" --name {args.name}"
     md = f"""# Input pipeline throughput (bench/pipeline.py)
 
-Command: `.venv/bin/python bench/pipeline.py --jpegs {args.jpegs} --repeats {args.repeats}`
+Command: `.venv/bin/python bench/pipeline.py --jpegs {args.jpegs} --repeats {args.repeats}{flag}`
 Data: 3,000 real-photo JPEGs (~500x375) from `../shared/peers/make_jpegs.py`; 180x180, batch 32,
 float32 0..255 batches, augmentation = horizontal flip + rotation up to 36 degrees + zoom 0.2.
 Machine: {machine_line(m)}
@@ -237,11 +272,14 @@ run from `.peers-venv` (TensorFlow) when that venv exists; it waits for a quiet 
 each window and uses all windows when none is clean. cnnkit's first epoch decodes with
 2 processes (JPEG `draft`, then torch's uint8 antialiased bilinear resize) and only then runs
 the augmented epoch; the two phases do not overlap (on 2 cores both are CPU-bound, so there is
-little to gain). The steady epoch is bounded by the bilinear warp itself (`grid_sample`, about
-25 ms per batch of 32 at 180x180 on one core here), not by Python or data movement.
+little to gain). cnnkit and torchvision run in separate processes: cnnkit keeps freed memory
+for reuse (glibc malloc thresholds, `cnnkit/allocator.py`), which must not speed up the peer.
+The steady epoch is bounded by the bilinear warp itself (`grid_sample`: about 16-20 ms per
+batch of 32 at 180x180 on the 2 cores of the AVX2-only EPYC, 1.6 ms for the rest of the
+batch), not by Python or data movement.
 """
     path = write_result(
-        "pipeline", md, {"machine": m, "windows": res, "medians": med, "keras": keras}
+        args.name, md, {"machine": m, "windows": res, "medians": med, "keras": keras}
     )
     print(md)
     print(f"wrote {path}")

@@ -110,3 +110,16 @@ def test_to_cuda_pinned_when_present():
         pytest.skip("no CUDA device on this machine (the device check runs it)")
     x, y = next(iter(from_arrays(IMAGES, LABELS, batch_size=4).prefetch(2).to("cuda")))
     assert x.is_cuda and y.is_cuda and torch.equal(x.cpu(), torch.from_numpy(IMAGES[:4]).float())
+
+
+def test_iterating_keeps_freed_memory_for_reuse(monkeypatch):
+    import platform
+
+    from cnnkit import allocator
+
+    monkeypatch.setattr(allocator, "_state", {})
+    ds = from_arrays(np.zeros((4, 1, 2, 2), np.uint8), np.zeros(4, np.int64), batch_size=2)
+    assert "done" not in allocator._state
+    assert len(list(ds)) == 2
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert (allocator._state["done"] is not None) == glibc

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from cnnkit.allocator import keep_freed_memory
+
 LABEL_MODES = ("int", "categorical", "binary", None)
 
 
@@ -53,6 +55,7 @@ class Dataset:
         return Dataset(iterate, length, self.class_names, self.file_paths, kept)
 
     def __iter__(self) -> Iterator[Any]:
+        keep_freed_memory()  # each batch's large tensors reuse memory instead of faulting
         epoch = self._epoch
         self._epoch += 1
         return self._iterate(epoch)
