@@ -114,6 +114,9 @@ def torchvision_loader(jpegs: str, workers: int):
 def measure(group: str, jpegs: str, repeats: int) -> dict[str, list[dict]]:
     """The windows of one group of pipelines (run in a process of its own)."""
     res: dict[str, list[dict]] = {}
+    if group == "cnnkit-untuned":  # what keeping freed memory is worth
+        print("cnnkit steady epoch, CNNKIT_MALLOC_TUNING=0", flush=True)
+        return {"cnnkit_steady_untuned": cnnkit_steady(jpegs, repeats)}
     if group == "cnnkit":
         print("cnnkit first epoch (cold cache)", flush=True)
         res["cnnkit_cold"] = [cnnkit_cold(jpegs) for _ in range(repeats)]
@@ -129,7 +132,7 @@ def measure(group: str, jpegs: str, repeats: int) -> dict[str, list[dict]]:
     return res
 
 
-def _in_subprocess(args: argparse.Namespace, group: str) -> dict[str, list[dict]]:
+def _in_subprocess(args: argparse.Namespace, group: str, env: dict | None = None) -> dict:
     """Run :func:`measure` for ``group`` in a fresh interpreter; its windows come back as JSON."""
     import json
 
@@ -138,7 +141,7 @@ def _in_subprocess(args: argparse.Namespace, group: str) -> dict[str, list[dict]
     cmd = [sys.executable, __file__, "--jpegs", args.jpegs, "--repeats", str(args.repeats),
            "--group", group, "--group-out", out]  # fmt: skip
     try:
-        subprocess.run(cmd, check=True)
+        subprocess.run(cmd, check=True, env={**os.environ, **(env or {})})
         return json.loads(Path(out).read_text())
     finally:
         os.unlink(out)
@@ -196,7 +199,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--from-json", help="re-render the report from a saved pipeline.json")
     parser.add_argument("--name", default="pipeline", help="results file bench/results/NAME.md")
-    parser.add_argument("--group", choices=("cnnkit", "torchvision"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--group", choices=("cnnkit", "cnnkit-untuned", "torchvision"), help=argparse.SUPPRESS
+    )
     parser.add_argument("--group-out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.group:
@@ -218,6 +223,7 @@ def main() -> None:
     m = machine()
     print(machine_line(m), flush=True)
     res = _in_subprocess(args, "cnnkit")  # cnnkit's process-wide malloc setting stays there
+    res.update(_in_subprocess(args, "cnnkit-untuned", {"CNNKIT_MALLOC_TUNING": "0"}))
     res.update(_in_subprocess(args, "torchvision"))
     keras = keras_peer()
     write_report(args, m, res, keras)
@@ -232,10 +238,11 @@ def write_report(args, m: dict, res: dict[str, list[dict]], keras: dict | None) 
     names = {
         "cnnkit_cold": "cnnkit first epoch (cold cache: decode + epoch)",
         "cnnkit_steady": "cnnkit steady epoch",
+        "cnnkit_steady_untuned": "cnnkit steady epoch, malloc tuning off (CNNKIT_MALLOC_TUNING=0)",
         "torchvision_0": "torchvision ImageFolder + v2, 0 workers",
         "torchvision_2": "torchvision ImageFolder + v2, 2 workers",
     }
-    rows = [(label, med[k], fmt(res[k])) for k, label in names.items()] + [
+    rows = [(label, med[k], fmt(res[k])) for k, label in names.items() if k in med] + [
         ("Keras image_dataset_from_directory + layers, first epoch",
          keras["first"] if keras else None, "one epoch" if keras else "TensorFlow not installed"),
         ("Keras image_dataset_from_directory + layers, steady", keras["steady"] if keras else None,

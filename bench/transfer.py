@@ -1,5 +1,10 @@
 """Transfer learning without internet: pretrain, save like real weights, transfer with few labels.
 
+Tasks (``--task``): ``fashion-split`` (below), ``fashion-to-mnist`` (clothes -> digits) and
+``shapes-split``: pretrain on generated shapes of five kinds (circle, square, triangle, cross,
+ellipse; RGB) and transfer to four other kinds (ring, diamond, star, hexagon) drawn the same
+way: the same domain, new classes, as an ImageNet backbone reused on a new image task.
+
 1. Pretrain a resnet18 (1x64x64 by default) on five Fashion-MNIST classes (T-shirt/top,
    Trouser, Pullover, Sandal, Bag): all 30,000 training images, with augmentation, for a
    few epochs (broad and long, as an ImageNet backbone is trained; a weak source model
@@ -29,7 +34,10 @@ import shlex
 import shutil
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,10 +47,96 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, machine_line, write_result  # noqa: E402
 
 SOURCE, TARGET = (0, 1, 2, 5, 8), (3, 4, 6, 7, 9)
-TASKS = {  # name: (source classes of Fashion-MNIST, target dataset:split, target classes, flip)
-    "fashion-split": (SOURCE, "fashion-mnist:test", TARGET, True),
-    "fashion-to-mnist": (tuple(range(10)), "mnist-5k:test", tuple(range(10)), False),
-}
+SHAPES_SOURCE = ("circle", "square", "triangle", "cross", "ellipse")
+SHAPES_TARGET = ("ring", "diamond", "star", "hexagon")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A source task to pretrain on and a related target task with other classes.
+
+    ``source(per_class, val_per_class, size)`` -> (train, val) arrays labelled 0..K-1;
+    ``target(per_class, size)`` -> a pool with ``per_class`` images of each target class.
+    """
+
+    source_words: str
+    target_words: str
+    channels: int
+    flip: bool  # a horizontal flip keeps the label
+    source_classes: tuple
+    source: Callable[..., tuple[Any, Any]]
+    target: Callable[..., Any]
+
+
+def _subset(arrays, classes, per_class: int, rng: np.random.Generator, size: int, channels: int):
+    """``per_class`` images of each of ``classes``, relabelled 0..K-1, conformed to ``size``."""
+    from cnnkit.data import ImageArrays
+    from cnnkit.train.data_source import conform_images
+
+    rows = _class_rows(arrays, classes, per_class, rng)
+    remap = np.full(int(arrays.labels.max()) + 1, -1, dtype=np.int64)
+    remap[list(classes)] = np.arange(len(classes))
+    names = [arrays.class_names[c] for c in classes]
+    images = conform_images(arrays.images[rows], channels, (size, size))
+    return ImageArrays(images, remap[arrays.labels[rows]], names, [], [])
+
+
+def _fashion_source(classes):
+    def source(per_class: int, val_per_class: int, size: int):
+        from cnnkit.data import load_dataset
+
+        rng = np.random.default_rng(0)
+        train, test = load_dataset("fashion-mnist"), load_dataset("fashion-mnist", split="test")
+        return (_subset(train, classes, per_class, rng, size, 1),
+                _subset(test, classes, val_per_class, rng, size, 1))  # fmt: skip
+
+    return source
+
+
+def _named_target(spec: str, classes):
+    def target(per_class: int, size: int):
+        from cnnkit.data import load_dataset
+
+        name, _, split = spec.partition(":")
+        return _subset(load_dataset(name, split=split), classes, per_class,
+                       np.random.default_rng(1), size, 1)  # fmt: skip
+
+    return target
+
+
+def _shapes_source(per_class: int, val_per_class: int, size: int):
+    from cnnkit.data.shapes import make_shapes
+
+    k = len(SHAPES_SOURCE)
+    make = lambda n, seed: make_shapes(n, (size, size), seed, classes=list(SHAPES_SOURCE))  # noqa: E731
+    return make(per_class * k, 100), make(val_per_class * k, 101)
+
+
+def _shapes_target(per_class: int, size: int):
+    from cnnkit.data.shapes import make_shapes
+
+    n = per_class * len(SHAPES_TARGET)
+    return make_shapes(n, (size, size), 200, split="target", classes=list(SHAPES_TARGET))
+
+
+TASKS = {
+    "fashion-split": Task(
+        "Fashion-MNIST classes [0, 1, 2, 5, 8] (train split)",
+        "`fashion-mnist:test` classes [3, 4, 6, 7, 9]",
+        1, True, SOURCE, _fashion_source(SOURCE), _named_target("fashion-mnist:test", TARGET),
+    ),
+    "fashion-to-mnist": Task(
+        "Fashion-MNIST, all 10 classes (train split)", "`mnist-5k:test` digits 0-9",
+        1, False, tuple(range(10)), _fashion_source(tuple(range(10))),
+        _named_target("mnist-5k:test", tuple(range(10))),
+    ),
+    "shapes-split": Task(
+        f"generated `shapes` of kinds {list(SHAPES_SOURCE)} (cnnkit.data.shapes, seed 100)",
+        f"generated `shapes` of the other kinds {list(SHAPES_TARGET)} (seed 200), "
+        "same rendering, never seen in pretraining",
+        3, True, SHAPES_SOURCE, _shapes_source, _shapes_target,
+    ),
+}  # fmt: skip
 AUGMENT = {"rotation_range": 10.0, "width_shift_range": 0.1, "height_shift_range": 0.1,
            "zoom_range": 0.1}  # fmt: skip
 
@@ -97,7 +191,7 @@ def _class_rows(arrays, classes, per_class: int, rng: np.random.Generator) -> np
 
 def _pretrain_settings(a: argparse.Namespace) -> dict:
     """Everything the source model depends on; the cache is reused only when it matches."""
-    return {"task": a.task, "source": list(TASKS[a.task][0]), "size": a.size,
+    return {"task": a.task, "source": list(TASKS[a.task].source_classes), "size": a.size,
             "per_class": a.pretrain_per_class, "epochs": a.pretrain_epochs, "batch_size": 128,
             "precision": a.pretrain_precision, "augment": augment(True), "optimizer": "adam",
             "schedule": "onecycle", "seed": 0, "val_per_class": 200}  # fmt: skip
@@ -128,25 +222,17 @@ def pretrain(a: argparse.Namespace) -> tuple[Path, Path, dict]:
 
 
 def _train_source(a: argparse.Namespace, settings: dict) -> tuple[torch.nn.Module, dict]:
-    from cnnkit.data import load_dataset
     from cnnkit.models import create_model
     from cnnkit.train import TrainConfig, fit
-    from cnnkit.train.data_source import build_augment, conform_images
+    from cnnkit.train.data_source import build_augment
 
-    train, test = load_dataset("fashion-mnist"), load_dataset("fashion-mnist", split="test")
-    rng = np.random.default_rng(settings["seed"])
-    source = settings["source"]
-    rows = _class_rows(train, source, settings["per_class"], rng)
-    val = _class_rows(test, source, settings["val_per_class"], rng)
-    size = (a.size, a.size)
-    remap = np.full(10, -1, dtype=np.int64)
-    remap[list(source)] = np.arange(len(source))  # source classes -> 0..K-1
-    tr = (conform_images(train.images[rows], 1, size), remap[train.labels[rows]])
-    va = (conform_images(test.images[val], 1, size), remap[test.labels[val]])
+    task = TASKS[a.task]
+    tr, va = task.source(settings["per_class"], settings["val_per_class"], a.size)
     torch.manual_seed(settings["seed"])
-    model = create_model("resnet18", num_classes=len(source), input_size=(1, *size))
+    model = create_model("resnet18", num_classes=len(settings["source"]),
+                         input_size=(task.channels, a.size, a.size))  # fmt: skip
     cfg = TrainConfig(
-        data="fashion-mnist", model="resnet18", epochs=settings["epochs"],
+        data=a.task, model="resnet18", epochs=settings["epochs"],
         batch_size=settings["batch_size"], precision=settings["precision"],
         augment=settings["augment"], seed=settings["seed"],
     )  # fmt: skip
@@ -154,46 +240,47 @@ def _train_source(a: argparse.Namespace, settings: dict) -> tuple[torch.nn.Modul
     res = fit(model, tr, va, cfg, augment=build_augment(cfg), device=a.device)
     return model, {
         "source_val_accuracy": res.history[-1]["val_accuracy"],
-        "source_val_images": len(val),
+        "source_val_images": len(va.labels),
         "pretrain_seconds": time.perf_counter() - t0,
-        "pretrain_images": len(rows),
+        "pretrain_images": len(tr.labels),
     }
 
 
-def check_same_weights(pth: Path, st: Path, size: int) -> bool:
+def check_same_weights(pth: Path, st: Path, size: int, channels: int) -> bool:
     """Both files load through create_model(pretrained=...) to the same base."""
     from cnnkit.models import create_model
 
-    a = create_model("resnet18", num_classes=5, input_size=(1, size, size), pretrained=str(pth))
-    b = create_model("resnet18", num_classes=5, input_size=(1, size, size), pretrained=str(st))
+    shape = (channels, size, size)
+    a = create_model("resnet18", num_classes=5, input_size=shape, pretrained=str(pth))
+    b = create_model("resnet18", num_classes=5, input_size=shape, pretrained=str(st))
     sa, sb = a.state_dict(), b.state_dict()
     return all(torch.equal(sa[k], sb[k]) for k in sa if not k.startswith("fc."))
 
 
 def export_target(a: argparse.Namespace) -> tuple[list[Path], Path]:
-    """PNG folders from the test split: one labelled set per seed and one shared test set.
+    """PNG folders from the target pool: one labelled set per seed and one shared test set.
 
     Each seed's folder holds ``per_class + val_per_class`` images per class (its own draw);
     the test folder holds ``test_per_class`` other images per class.
     """
     from PIL import Image
 
-    from cnnkit.data import load_dataset
-
-    _, spec, classes, _ = TASKS[a.task]
-    name, _, split = spec.partition(":")
-    test = load_dataset(name, split=split)
-    rng = np.random.default_rng(1)
-    pools = {c: rng.permutation(np.flatnonzero(test.labels == c)) for c in classes}
     n = a.per_class + a.val_per_class
+    pool = TASKS[a.task].target(a.test_per_class + 10 * n, a.size)
+    rng = np.random.default_rng(1)
+    classes = range(len(pool.class_names))
+    pools = {c: rng.permutation(np.flatnonzero(pool.labels == c)) for c in classes}
 
     def write(root: Path, rows_by_class: dict) -> Path:
         shutil.rmtree(root, ignore_errors=True)  # no images left from other settings
         for c, rows in rows_by_class.items():
-            d = root / f"{c}-{test.class_names[c]}".replace("/", "-").replace(" ", "_")
+            d = root / f"{c}-{pool.class_names[c]}".replace("/", "-").replace(" ", "_")
             d.mkdir(parents=True, exist_ok=True)
             for r in rows:
-                Image.fromarray(test.images[r, 0]).save(d / f"{r:05d}.png")
+                img = pool.images[r]  # (C, H, W) uint8
+                Image.fromarray(img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0)).save(
+                    d / f"{r:05d}.png"
+                )
         return root
 
     test_dir = write(a.work / "target-test", {c: p[: a.test_per_class] for c, p in pools.items()})
@@ -209,8 +296,12 @@ def load_test(a: argparse.Namespace, test_dir: Path):
     """The test folder decoded exactly as a run decodes its data (cnnkit.data.load_folder)."""
     from cnnkit.data import load_folder
 
-    return load_folder(test_dir, image_size=(a.size, a.size), color_mode="grayscale",
+    return load_folder(test_dir, image_size=(a.size, a.size), color_mode=_color_mode(a),
                        progress=False)  # fmt: skip
+
+
+def _color_mode(a: argparse.Namespace) -> str:
+    return "grayscale" if TASKS[a.task].channels == 1 else "rgb"
 
 
 def run_one(a, method: str, seed: int, data: Path, weights: Path, test) -> dict:
@@ -219,11 +310,11 @@ def run_one(a, method: str, seed: int, data: Path, weights: Path, test) -> dict:
 
     n = a.per_class + a.val_per_class
     cfg = TrainConfig(
-        data=str(data), model="resnet18", image_size=(a.size, a.size), color_mode="grayscale",
+        data=str(data), model="resnet18", image_size=(a.size, a.size), color_mode=_color_mode(a),
         epochs=a.features_epochs if method == "features" else a.epochs, batch_size=32,
         validation_split=a.val_per_class / n, seed=seed,
         precision="fp32", checkpoint_every=a.epochs,
-        augment={} if method == "features" else augment(TASKS[a.task][3]),
+        augment={} if method == "features" else augment(TASKS[a.task].flip),
         pretrained=None if method == "scratch" else str(weights),
         strategy=None if method == "scratch" else method, unfreeze=a.unfreeze,
     )  # fmt: skip
@@ -262,13 +353,13 @@ def _pretrain_line(a, pre: dict, same: bool) -> str:
     st = pre["settings"]
     when = "loaded from the cache in --work, trained earlier in" if pre["cached"] else "trained in"
     return (
-        f"Source: resnet18 (1x{a.size}x{a.size}, random init) pretrained on Fashion-MNIST "
-        f"classes {st['source']} (train split), {pre['pretrain_images']} images "
-        f"({st['per_class']} per class at most; 6000 is all of them), {st['epochs']} epochs, "
+        f"Source: resnet18 ({TASKS[a.task].channels}x{a.size}x{a.size}, random init) pretrained "
+        f"on {TASKS[a.task].source_words}, {pre['pretrain_images']} images "
+        f"({st['per_class']} per class at most), {st['epochs']} epochs, "
         f"batch {st['batch_size']}, Adam 1e-3 one-cycle, precision `{st['precision']}`, "
         f"augmentation {st['augment']}; {when} {pre['pretrain_seconds']:.0f} s; source "
         f"validation accuracy {pre['source_val_accuracy']:.3f} ({pre['source_val_images']} "
-        "test-split images of the source classes). Saved as `.pth` (torchvision-style state "
+        "held-out images of the source classes). Saved as `.pth` (torchvision-style state "
         "dict) and `.safetensors`; both load identically through "
         f"`create_model(pretrained=FILE)`: {same}."
     )
@@ -276,7 +367,7 @@ def _pretrain_line(a, pre: dict, same: bool) -> str:
 
 def _target_line(a) -> str:
     return (
-        f"Target: `{TASKS[a.task][1]}` classes {list(TASKS[a.task][2])}, "
+        f"Target: {TASKS[a.task].target_words}, "
         f"**{a.per_class} labelled images per class** (drawn per seed) plus "
         f"{a.val_per_class} per class for the in-run validation; accuracy on a fixed held-out "
         f"test set of {a.test_per_class} per class, read back with `load_run` (the run folder "
@@ -284,7 +375,7 @@ def _target_line(a) -> str:
         f"{a.epochs} epochs ({a.features_epochs} for the head on cached features), batch 32, "
         "Adam one-cycle (scratch 1e-3; a new head 1e-2, cnnkit's transfer default; finetune's "
         "second phase base 1e-4, head 1e-3), fp32; augmentation "
-        f"{augment(TASKS[a.task][3])} for scratch, frozen and finetune (none for features); "
+        f"{augment(TASKS[a.task].flip)} for scratch, frozen and finetune (none for features); "
         f"finetune = {max(1, a.epochs // 2)} head epochs + {a.epochs - max(1, a.epochs // 2)} "
         f"epochs with the top {a.unfreeze} block groups unfrozen, BatchNorm frozen."
     )
@@ -372,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     pth, st, pre = pretrain(a)
     print(f"pretrained: {pre}", flush=True)
-    same = check_same_weights(pth, st, a.size)
+    same = check_same_weights(pth, st, a.size, TASKS[a.task].channels)
     seed_dirs, test_dir = export_target(a)
     test = load_test(a, test_dir)
     rows = []
