@@ -75,6 +75,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=6, help="cnnkit's one-cycle budget")
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--no-keras", action="store_true")
+    ap.add_argument("--name", default="tta", help="results file bench/results/NAME.md")
     args = ap.parse_args()
     m = machine()
     print(machine_line(m), flush=True)
@@ -86,7 +87,8 @@ def main() -> None:
         f"Machine: {machine_line(m)}. Date: {m['date']}.",
         "",
         f"Command: `.venv/bin/python bench/tta.py --seeds {' '.join(map(str, args.seeds))}"
-        f" --epochs {args.epochs} --lr {args.lr}{' --no-keras' if args.no_keras else ''}`",
+        f" --epochs {args.epochs} --lr {args.lr}{' --no-keras' if args.no_keras else ''}"
+        f"{'' if args.name == 'tta' else ' --name ' + args.name}`",
         "",
         "| trainer | median wall s | runs (s, epochs, reached) |",
         "|---|---:|---|",
@@ -107,7 +109,7 @@ def main() -> None:
         lines += ["", f"cnnkit / Keras time ratio: {ck / keras:.2f} (goal <= 0.6)"]
     text = "\n".join(lines) + "\n"
     print(text)
-    write_result("tta", text, {"machine": m, "cnnkit": runs, "keras_median_s": keras})
+    write_result(args.name, text, {"machine": m, "cnnkit": runs, "keras_median_s": keras})
 
 
 if __name__ == "__main__":
