@@ -152,7 +152,7 @@ PIPELINES = {  # key: (row label, how to build its window function)
     ),
     "plain_cl_malloc": (
         "plain PyTorch fp32 + channels_last + cnnkit's malloc thresholds",
-        lambda x, y, n: (_with_malloc_tuning(plain_window)(x, y, n, True), {}),
+        lambda x, y, n: (plain_malloc_window(x, y, n), {}),
     ),
     "dataloader": (
         "DataLoader(TensorDataset) loop",
@@ -161,15 +161,13 @@ PIPELINES = {  # key: (row label, how to build its window function)
 }
 
 
-def _with_malloc_tuning(fn):
-    def wrapped(*a, **k):
-        from cnnkit.allocator import keep_freed_memory
+def plain_malloc_window(x: torch.Tensor, y: torch.Tensor, n: int):
+    """The channels_last plain loop after the malloc setting cnnkit's fit makes."""
+    from cnnkit.allocator import keep_freed_memory
 
-        if keep_freed_memory() is None:
-            raise RuntimeError("malloc tuning not available here (not glibc?)")
-        return fn(*a, **k)
-
-    return wrapped
+    if keep_freed_memory() is None:
+        raise RuntimeError("malloc tuning not available here (not glibc?)")
+    return plain_window(x, y, n, True)
 
 
 def worker(key: str, n: int) -> None:

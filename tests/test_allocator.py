@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
 import subprocess
 import sys
 
@@ -29,10 +28,7 @@ for _ in range(20): step()
 print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / 20)
 """
 
-glibc = pytest.mark.skipif(
-    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
-    reason="the setting exists only in glibc's malloc",
-)
+glibc = pytest.mark.skipif(not allocator.is_glibc(), reason="the setting exists only in glibc")
 
 
 def _faults_per_step(tuning: str) -> tuple[str, float]:
@@ -53,14 +49,15 @@ def test_tuned_steps_take_far_fewer_page_faults():
 
 
 @glibc
-def test_once_per_process_and_recorded(monkeypatch):
-    monkeypatch.setattr(allocator, "_state", {})
+def test_once_per_process_and_recorded():
+    allocator.keep_freed_memory.cache_clear()
     first = allocator.keep_freed_memory()
     assert first is not None and "32 MiB" in first
     assert allocator.keep_freed_memory() == first
 
 
 def test_switched_off_by_the_environment(monkeypatch):
-    monkeypatch.setattr(allocator, "_state", {})
+    allocator.keep_freed_memory.cache_clear()
     monkeypatch.setenv("CNNKIT_MALLOC_TUNING", "0")
     assert allocator.keep_freed_memory() is None
+    allocator.keep_freed_memory.cache_clear()  # later tests see the default again

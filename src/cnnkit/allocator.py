@@ -5,8 +5,8 @@ its mmap threshold, heap trimming above its trim threshold). A training step all
 frees the same large activations and gradients every time, so each step faults them in
 again, page by page: on a 2-core AMD EPYC (AVX2 only) basic_convnet at batch 128 took
 5,000-8,000 minor page faults per step, and about none with the thresholds raised, while
-training 1.3-1.5x faster (same process, same batches). PyTorch's own CUDA allocator and
-TensorFlow's CPU allocator keep memory for the same reason.
+training 1.3-1.5x faster (the same steps, each setting in a process of its own). PyTorch's
+own CUDA allocator and TensorFlow's CPU allocator keep memory for the same reason.
 
 :func:`keep_freed_memory` raises both thresholds once per process (``mallopt``, glibc only):
 blocks up to 32 MiB come from the heap and up to 1 GiB of freed heap stays with the process.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import platform
 
@@ -26,25 +27,24 @@ M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 32 << 20  # glibc's own upper limit for this setting on 64-bit
 TRIM_THRESHOLD = 1 << 30
 
-_state: dict[str, str | None] = {}
+
+def is_glibc() -> bool:
+    """Whether this process runs on glibc (Linux), the only libc the setting exists in."""
+    return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
 
+@functools.cache
 def keep_freed_memory() -> str | None:
-    """Raise glibc's mmap and trim thresholds once per process.
+    """Raise glibc's mmap and trim thresholds, once per process (later calls return the
+    first call's answer).
 
     Returns:
         A one-line description of the setting in force (recorded in a run's environment),
         or None where it does not apply (not glibc, or ``CNNKIT_MALLOC_TUNING=0``).
     """
-    if "done" not in _state:
-        _state["done"] = _apply()
-    return _state["done"]
-
-
-def _apply() -> str | None:
     if os.environ.get("CNNKIT_MALLOC_TUNING", "1").strip().lower() in ("0", "false", "no", "off"):
         return None
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if not is_glibc():
         return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

@@ -112,14 +112,12 @@ def test_to_cuda_pinned_when_present():
     assert x.is_cuda and y.is_cuda and torch.equal(x.cpu(), torch.from_numpy(IMAGES[:4]).float())
 
 
-def test_iterating_keeps_freed_memory_for_reuse(monkeypatch):
-    import platform
-
+def test_iterating_keeps_freed_memory_for_reuse():
     from cnnkit import allocator
 
-    monkeypatch.setattr(allocator, "_state", {})
+    allocator.keep_freed_memory.cache_clear()
     ds = from_arrays(np.zeros((4, 1, 2, 2), np.uint8), np.zeros(4, np.int64), batch_size=2)
-    assert "done" not in allocator._state
+    assert allocator.keep_freed_memory.cache_info().currsize == 0
     assert len(list(ds)) == 2
-    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
-    assert (allocator._state["done"] is not None) == glibc
+    assert allocator.keep_freed_memory.cache_info().currsize == 1
+    assert (allocator.keep_freed_memory() is not None) == allocator.is_glibc()
