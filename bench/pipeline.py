@@ -36,6 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Noise, machine, machine_line, peers_python, wait_quiet, write_result  # noqa: E402
 
 SIZE, BATCH = (180, 180), 32
+VARIANTS = {  # group -> (result key, environment that switches a speed choice off, label)
+    "cnnkit-untuned": ("cnnkit_steady_untuned", "CNNKIT_MALLOC_TUNING=0", "malloc tuning off"),
+    "cnnkit-grid-sample": ("cnnkit_steady_grid_sample", "CNNKIT_NATIVE=0", "grid_sample warp"),
+}
 KERAS_REFERENCE = "about 540 img/s steady (../shared/peers/README.md, same machine type)"
 
 
@@ -114,9 +118,10 @@ def torchvision_loader(jpegs: str, workers: int):
 def measure(group: str, jpegs: str, repeats: int) -> dict[str, list[dict]]:
     """The windows of one group of pipelines (run in a process of its own)."""
     res: dict[str, list[dict]] = {}
-    if group == "cnnkit-untuned":  # what keeping freed memory is worth
-        print("cnnkit steady epoch, CNNKIT_MALLOC_TUNING=0", flush=True)
-        return {"cnnkit_steady_untuned": cnnkit_steady(jpegs, repeats)}
+    if group in VARIANTS:  # what one of cnnkit's speed choices is worth, switched off
+        key, env, _ = VARIANTS[group]
+        print(f"cnnkit steady epoch, {env}", flush=True)
+        return {key: cnnkit_steady(jpegs, repeats)}
     if group == "cnnkit":
         print("cnnkit first epoch (cold cache)", flush=True)
         res["cnnkit_cold"] = [cnnkit_cold(jpegs) for _ in range(repeats)]
@@ -200,7 +205,7 @@ def main() -> None:
     parser.add_argument("--from-json", help="re-render the report from a saved pipeline.json")
     parser.add_argument("--name", default="pipeline", help="results file bench/results/NAME.md")
     parser.add_argument(
-        "--group", choices=("cnnkit", "cnnkit-untuned", "torchvision"), help=argparse.SUPPRESS
+        "--group", choices=("cnnkit", *VARIANTS, "torchvision"), help=argparse.SUPPRESS
     )
     parser.add_argument("--group-out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -220,10 +225,14 @@ def main() -> None:
             f"{args.jpegs} missing: apt-get install -y mate-backgrounds && "
             "python ../shared/peers/make_jpegs.py"
         )
-    m = machine()
+    from cnnkit.data import native
+
+    m = machine() | {"warp": native.describe()}
     print(machine_line(m), flush=True)
     res = _in_subprocess(args, "cnnkit")  # cnnkit's process-wide malloc setting stays there
-    res.update(_in_subprocess(args, "cnnkit-untuned", {"CNNKIT_MALLOC_TUNING": "0"}))
+    for group, (_, env, _) in VARIANTS.items():
+        name, value = env.split("=")
+        res.update(_in_subprocess(args, group, {name: value}))
     res.update(_in_subprocess(args, "torchvision"))
     keras = keras_peer()
     write_report(args, m, res, keras)
@@ -238,7 +247,7 @@ def write_report(args, m: dict, res: dict[str, list[dict]], keras: dict | None) 
     names = {
         "cnnkit_cold": "cnnkit first epoch (cold cache: decode + epoch)",
         "cnnkit_steady": "cnnkit steady epoch",
-        "cnnkit_steady_untuned": "cnnkit steady epoch, malloc tuning off (CNNKIT_MALLOC_TUNING=0)",
+        **{key: f"cnnkit steady epoch, {label} ({env})" for key, env, label in VARIANTS.values()},
         "torchvision_0": "torchvision ImageFolder + v2, 0 workers",
         "torchvision_2": "torchvision ImageFolder + v2, 2 workers",
     }
@@ -253,6 +262,7 @@ def write_report(args, m: dict, res: dict[str, list[dict]], keras: dict | None) 
     others = [w["other_cores"] for v in res.values() for w in v if w["other_cores"] is not None]
     loads = [w["load1"] for v in res.values() for w in v]
     flag = "" if args.name == "pipeline" else f" --name {args.name}"
+    warp = m.get("warp", "not recorded")
     md = f"""# Input pipeline throughput (bench/pipeline.py)
 
 Command: `.venv/bin/python bench/pipeline.py --jpegs {args.jpegs} --repeats {args.repeats}{flag}`
@@ -281,9 +291,9 @@ each window and uses all windows when none is clean. cnnkit's first epoch decode
 the augmented epoch; the two phases do not overlap (on 2 cores both are CPU-bound, so there is
 little to gain). cnnkit and torchvision run in separate processes: cnnkit keeps freed memory
 for reuse (glibc malloc thresholds, `cnnkit/allocator.py`), which must not speed up the peer.
-The steady epoch is bounded by the bilinear warp itself (`grid_sample`: about 16-20 ms per
-batch of 32 at 180x180 on the 2 cores of the AVX2-only EPYC, 1.6 ms for the rest of the
-batch), not by Python or data movement.
+The steady epoch is bounded by the bilinear warp itself, not by Python or data movement
+(about 1 ms per batch of 32 without augmentation). cnnkit's warp here: {warp}; the
+`CNNKIT_NATIVE=0` row is the same pipeline through `grid_sample`.
 """
     path = write_result(
         args.name, md, {"machine": m, "windows": res, "medians": med, "keras": keras}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -60,3 +61,14 @@ def broken_tree(tree: Path) -> Path:
     (tree / "dogs" / "text.png").write_text("hello, I am not a picture")
     save(tree / "dogs" / "png_named.jpg", solid(12, 16, (9, 9, 9)), fmt="PNG")
     return tree
+
+
+@pytest.fixture
+def native_warp() -> None:
+    """Fail on CI (which has a C compiler) and skip elsewhere when the native warp is missing."""
+    from cnnkit.data import native
+
+    if native.kernel() is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must build the native warp: {native.describe()}")
+        pytest.skip(f"no native warp here: {native.describe()}")

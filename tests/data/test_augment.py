@@ -6,10 +6,21 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 import torch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cnnkit.data import native
 from cnnkit.data.augment import FILL_MODES, Augment, _affine_grid, affine_matrices
+
+
+@pytest.fixture(params=["native", "grid_sample"])
+def kernel(request, monkeypatch):
+    """Run a test through the compiled warp and through the grid_sample fallback."""
+    if request.param == "grid_sample":
+        monkeypatch.setattr(native, "usable", lambda x: False)
+    else:
+        request.getfixturevalue("native_warp")
+    return request.param
 
 
 def _scipy_reference(x: torch.Tensor, aug: Augment, seed: int) -> np.ndarray:
@@ -28,7 +39,7 @@ def _scipy_reference(x: torch.Tensor, aug: Augment, seed: int) -> np.ndarray:
 
 @pytest.mark.parametrize("fill_mode", list(FILL_MODES))
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_matches_scipy_affine_transform_per_image(fill_mode, seed):
+def test_matches_scipy_affine_transform_per_image(fill_mode, seed, kernel):
     rng = np.random.default_rng(seed)
     h, w = rng.integers(7, 20, size=2)
     x = torch.from_numpy(rng.uniform(0, 255, (5, 2, h, w))).float()
@@ -128,7 +139,9 @@ def test_runs_on_gpu_when_present():
     assert y.device.type == "cuda" and y.shape == x.shape
 
 
-@settings(max_examples=25, deadline=None)
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     fill_mode=st.sampled_from(list(FILL_MODES)),
     rotation=st.floats(0, 180),
@@ -138,7 +151,7 @@ def test_runs_on_gpu_when_present():
     size=st.tuples(st.integers(3, 16), st.integers(3, 16)),
     seed=st.integers(0, 2**31 - 1),
 )
-def test_property_matches_scipy(fill_mode, rotation, shift, shear, zoom, size, seed):
+def test_property_matches_scipy(fill_mode, rotation, shift, shear, zoom, size, seed, kernel):
     x = torch.from_numpy(np.random.default_rng(seed).uniform(0, 255, (2, 1, *size))).float()
     aug = Augment(rotation_range=rotation, width_shift_range=shift, height_shift_range=shift,
                   shear_range=shear, zoom_range=zoom, horizontal_flip=True, vertical_flip=True,

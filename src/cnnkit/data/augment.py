@@ -4,7 +4,9 @@
 ``torch.Generator``, folds rotation, shift, shear, zoom and flips into ONE affine matrix per
 image (Keras' order: ``rotation @ shift @ shear @ zoom`` about the image centre, then the
 flips), and warps the whole batch with a single ``affine_grid`` + ``grid_sample`` on whatever
-device the batch is on. Bilinear sampling matches ``scipy.ndimage.affine_transform(order=1)``
+device the batch is on (float32 CPU batches through cnnkit's compiled kernel,
+:mod:`cnnkit.data.native`, about 3x faster than ``grid_sample``). Bilinear sampling matches
+``scipy.ndimage.affine_transform(order=1)``
 and the four fill modes match scipy's exactly:
 
 =============  =====================  ===================================================
@@ -32,6 +34,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from cnnkit.data import native
 
 FILL_MODES: dict[str, str] = {
     "nearest": "nearest",
@@ -279,6 +283,10 @@ def warp(
 ) -> torch.Tensor:
     """Warp each image by its output-to-input map, bilinear, with scipy-exact fill modes.
 
+    float32 CPU images go through cnnkit's compiled kernel (:mod:`cnnkit.data.native`) when it
+    could be built here; everything else (GPU, other dtypes, autograd, no compiler) through
+    ``affine_grid`` + ``grid_sample``.
+
     Args:
         x: float images.
         a: pixel ``(row, col, 1)`` maps from :func:`affine_matrices`.
@@ -288,6 +296,8 @@ def warp(
     Shape:
         x: ``(B, C, H, W)``; a: ``(B, 3, 3)``; returns ``(B, C, H, W)``.
     """
+    if native.usable(x):
+        return native.warp(x, a, fill_mode, cval)
     b, c, h, w = x.shape
     theta = _to_theta(a.to(x.device, torch.float64), h, w).to(x.dtype)
     grid = _affine_grid(theta, h, w)

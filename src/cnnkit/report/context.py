@@ -62,6 +62,7 @@ _ENV_LABELS = {
     "platform": "Platform",
     "cpu_capability": "CPU capability",
     "allocator": "Memory allocator",
+    "warp": "Augmentation warp",
 }
 _MAX_SKIPPED_SHOWN = 50
 

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from cnnkit import __version__
 from cnnkit.allocator import keep_freed_memory
+from cnnkit.data import native
 from cnnkit.errors import RunFolderError
 from cnnkit.train import data_source, distributed
 from cnnkit.train.callbacks import Checkpoint, CSVLogger, EarlyStopping, ProgressBar
@@ -95,6 +96,7 @@ def environment() -> dict[str, Any]:
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         "allocator": keep_freed_memory() or "system default",
+        "warp": native.describe(),
     }
 
 

@@ -1,0 +1,102 @@
+"""The compiled warp: built, cached, exact against scipy, and a clean fallback without it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+import torch
+
+from cnnkit.data import native
+from cnnkit.data.augment import FILL_MODES, Augment, affine_matrices, warp
+
+
+@pytest.fixture
+def fresh(monkeypatch, tmp_path):
+    """An empty cache dir and no loaded kernel; the real state comes back afterwards."""
+    monkeypatch.setenv("CNNKIT_CACHE_DIR", str(tmp_path))
+    native.kernel.cache_clear()
+    native._why_not.clear()
+    yield tmp_path
+    monkeypatch.undo()
+    native.kernel.cache_clear()
+    native._why_not.clear()
+
+
+def _scipy(x: torch.Tensor, a: torch.Tensor, fill_mode: str, cval: float) -> np.ndarray:
+    out = np.empty(x.shape)
+    for i in range(x.shape[0]):
+        for ch in range(x.shape[1]):
+            out[i, ch] = ndi.affine_transform(
+                x[i, ch].double().numpy(), a[i, :2, :2].numpy(), a[i, :2, 2].numpy(), order=1,
+                mode=FILL_MODES[fill_mode], cval=cval,
+            )  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize("fill_mode", list(FILL_MODES))
+@pytest.mark.parametrize("channels", [1, 3, 5])
+def test_native_matches_scipy_far_outside_the_image(fill_mode, channels, native_warp):
+    rng = np.random.default_rng(channels)
+    x = torch.from_numpy(rng.uniform(0, 255, (4, channels, 9, 13))).float()
+    aug = Augment(rotation_range=90, width_shift_range=40, height_shift_range=30,  # pixels
+                  shear_range=20, zoom_range=(0.3, 3.0), horizontal_flip=True)  # fmt: skip
+    a = affine_matrices(aug.sample_params(4, 9, 13, torch.Generator().manual_seed(1)), 9, 13)
+    got = native.warp(x.transpose(2, 3).contiguous().transpose(2, 3), a, fill_mode, 17.0)
+    assert np.abs(got.double().numpy() - _scipy(x, a, fill_mode, 17.0)).max() < 1e-3
+
+
+def test_augment_uses_the_native_kernel_for_float32_cpu(monkeypatch, native_warp):
+    calls = []
+    real = native.warp
+    monkeypatch.setattr(native, "warp", lambda *a: calls.append(1) or real(*a))
+    Augment(rotation_range=30)(torch.rand(2, 3, 8, 8) * 255)
+    assert len(calls) == 1
+    a = torch.eye(3, dtype=torch.float64).repeat(2, 1, 1)
+    warp(torch.rand(2, 3, 8, 8, dtype=torch.float64), a)  # float64: grid_sample
+    warp(torch.rand(2, 3, 8, 8, requires_grad=True), a)  # autograd: grid_sample
+    assert len(calls) == 1
+    assert native.describe().startswith("cnnkit native C")
+
+
+def test_build_is_cached_and_a_damaged_build_is_rebuilt(fresh):
+    if native.compiler() is None:  # CI fails in the native_warp tests instead
+        pytest.skip("no C compiler on this machine")
+    path = native.library_path(native.compiler())
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a shared library")
+    assert native.kernel() is not None
+    assert path.stat().st_size > 1000
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left over
+
+
+def test_without_a_compiler_warp_falls_back_to_grid_sample(fresh, monkeypatch):
+    monkeypatch.setenv("CC", str(fresh / "no-such-cc"))
+    assert native.kernel() is None
+    assert "no C compiler" in native.describe()
+    x = torch.rand(2, 3, 9, 9) * 255
+    a = affine_matrices(Augment(rotation_range=40).sample_params(2, 9, 9), 9, 9)
+    assert np.abs(warp(x, a, "reflect").double().numpy() - _scipy(x, a, "reflect", 0)).max() < 0.02
+    with pytest.raises(RuntimeError, match="no C compiler"):
+        native.warp(x, a, "reflect", 0.0)
+
+
+def test_a_failing_compiler_is_reported(fresh, monkeypatch):
+    fake = fresh / "cc"
+    fake.write_text("#!/bin/sh\necho 'cc: error: broken toolchain' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("CC", str(fake))
+    assert native.kernel() is None
+    assert "broken toolchain" in native.describe()
+
+
+def test_off_switch(fresh, monkeypatch):
+    monkeypatch.setenv("CNNKIT_NATIVE", "0")
+    assert native.kernel() is None
+    assert native.describe() == "torch grid_sample: off (CNNKIT_NATIVE=0)"
+
+
+def test_every_run_records_which_warp_it_used():
+    from cnnkit.train.run import environment
+
+    assert environment()["warp"] == native.describe()
