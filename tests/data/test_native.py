@@ -100,3 +100,24 @@ def test_every_run_records_which_warp_it_used():
     from cnnkit.train.run import environment
 
     assert environment()["warp"] == native.describe()
+
+
+def _warp_in_child(queue) -> None:
+    torch.set_num_threads(2)
+    a = torch.eye(3, dtype=torch.float64).repeat(4, 1, 1)
+    queue.put(float(native.warp(torch.ones(4, 3, 8, 8), a, "nearest", 0.0).sum()))
+
+
+def test_a_forked_worker_warps_with_its_own_threads(native_warp):
+    import multiprocessing as mp
+
+    torch.set_num_threads(2)
+    a = torch.eye(3, dtype=torch.float64).repeat(4, 1, 1)
+    native.warp(torch.ones(4, 3, 8, 8), a, "nearest", 0.0)  # the parent's pool exists now
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_warp_in_child, args=(queue,))
+    child.start()
+    child.join(timeout=60)
+    assert child.exitcode == 0, "the forked child hung or failed"
+    assert queue.get(timeout=5) == 4 * 3 * 8 * 8

@@ -119,7 +119,8 @@ def describe() -> str:
 
 
 @functools.cache
-def _pool(threads: int) -> ThreadPoolExecutor:
+def _pool(threads: int, pid: int) -> ThreadPoolExecutor:
+    """Worker threads, per process: a forked child (a DataLoader worker) gets its own."""
     return ThreadPoolExecutor(threads, thread_name_prefix="cnnkit-warp")
 
 
@@ -155,7 +156,7 @@ def warp(x: torch.Tensor, a: torch.Tensor, fill_mode: str, cval: float) -> torch
     threads = max(1, min(torch.get_num_threads(), b))
     cuts = [b * k // threads for k in range(threads + 1)]
     spans = list(zip(cuts[:-1], cuts[1:], strict=True))
-    codes = [run(spans[0])] if threads == 1 else list(_pool(threads).map(run, spans))
+    codes = [run(spans[0])] if threads == 1 else list(_pool(threads, os.getpid()).map(run, spans))
     if any(codes):
         raise RuntimeError("the native warp ran out of memory")
     return y
