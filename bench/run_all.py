@@ -9,6 +9,7 @@ SCRIPTS = [
     "train.py",
     "tta.py",
     "pipeline.py",
+    "warp.py",
     "accuracy.py",
     "ddp.py",
     "transfer.py",

@@ -1,0 +1,114 @@
+"""The bilinear warp alone: cnnkit's compiled kernel vs ``affine_grid`` + ``grid_sample``.
+
+Batch of 32 float32 RGB images at 180x180 (the pipeline bench's size), the pipeline bench's
+augmentation (rotation up to 36 degrees, zoom 0.2, horizontal flip, ``fill_mode="reflect"``),
+on 1 thread and on every thread. Both warps run interleaved in one process, ``--rounds``
+rounds of ``--calls`` calls each; the table gives each one's fastest round (this VM's speed
+drifts between rounds, so only side-by-side minima compare). Also the largest difference of
+each from ``scipy.ndimage.affine_transform(order=1)`` on two images.
+Run: ``.venv/bin/python bench/warp.py [--rounds 8] [--calls 10]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine, machine_line, write_result  # noqa: E402
+
+from cnnkit.data import Augment, native  # noqa: E402
+from cnnkit.data.augment import affine_matrices, warp  # noqa: E402
+
+B, C, H, W = 32, 3, 180, 180
+
+
+def _grid_sample(x, a):
+    real = native.usable
+    native.usable = lambda x: False  # the fallback path of augment.warp
+    try:
+        return warp(x, a, "reflect")
+    finally:
+        native.usable = real
+
+
+def _scipy_error(fn, x, a) -> float:
+    import scipy.ndimage as ndi
+
+    y = fn(x, a).double().numpy()
+    err = 0.0
+    for i in range(2):
+        for ch in range(C):
+            img, mat = x[i, ch].double().numpy(), a[i].numpy()
+            ref = ndi.affine_transform(img, mat[:2, :2], mat[:2, 2], order=1, mode="reflect")
+            err = max(err, float(np.abs(ref - y[i, ch]).max()))
+    return err
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--calls", type=int, default=10)
+    args = parser.parse_args()
+    if native.kernel() is None:
+        sys.exit(f"the native warp is not available here: {native.describe()}")
+    m = machine()
+    x = torch.rand(B, C, H, W, generator=torch.Generator().manual_seed(0)) * 255
+    aug = Augment(rotation_range=36, zoom_range=0.2, horizontal_flip=True, fill_mode="reflect")
+    a = affine_matrices(aug.sample_params(B, H, W, torch.Generator().manual_seed(1)), H, W)
+    warps = {"cnnkit native": lambda x, a: native.warp(x, a, "reflect", 0.0),
+             "grid_sample": _grid_sample}  # fmt: skip
+    all_threads = torch.get_num_threads()
+    best = {(k, t): float("inf") for k in warps for t in (1, all_threads)}
+    for _ in range(args.rounds):
+        for name, fn in warps.items():
+            for threads in (1, all_threads):
+                torch.set_num_threads(threads)
+                t = time.perf_counter()
+                for _ in range(args.calls):
+                    fn(x, a)
+                ms = (time.perf_counter() - t) / args.calls * 1e3
+                best[name, threads] = min(best[name, threads], ms)
+    torch.set_num_threads(all_threads)
+    rows = []
+    for threads in (1, all_threads):
+        n, g = best["cnnkit native", threads], best["grid_sample", threads]
+        rows.append(f"| {threads} | {n:.2f} | {g:.2f} | {g / n:.2f}x |")
+    errors = {k: _scipy_error(fn, x, a) for k, fn in warps.items()}
+    md = f"""# Bilinear warp alone (bench/warp.py)
+
+Command: `.venv/bin/python bench/warp.py --rounds {args.rounds} --calls {args.calls}`
+Batch: {B} float32 RGB images, {H}x{W}; rotation up to 36 degrees, zoom 0.2, horizontal flip,
+`fill_mode="reflect"`. Fastest of {args.rounds} interleaved rounds, ms per batch.
+Machine: {machine_line(m)}
+Native build: {native.describe()}
+Date: {m["date"]}
+
+| threads | cnnkit native (ms) | grid_sample (ms) | native speed-up |
+|---:|---:|---:|---:|
+{chr(10).join(rows)}
+
+Largest difference from `scipy.ndimage.affine_transform(order=1, mode="reflect")` on two
+images (values 0..255): native {errors["cnnkit native"]:.1e}, grid_sample
+{errors["grid_sample"]:.1e}.
+"""
+    path = write_result(
+        "warp",
+        md,
+        {
+            "machine": m,
+            "best_ms": {f"{k}|{t}": v for (k, t), v in best.items()},
+            "scipy_error": errors,
+        },
+    )
+    print(md)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
