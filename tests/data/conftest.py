@@ -63,6 +63,27 @@ def broken_tree(tree: Path) -> Path:
     return tree
 
 
+def scipy_warp(x, mats, fill_mode: str, cval: float = 0.0) -> np.ndarray:
+    """The oracle: ``scipy.ndimage.affine_transform(order=1)`` per image and channel, float64.
+
+    Shape:
+        x: ``(B, C, H, W)`` tensor; mats: ``(B, 3, 3)`` output-to-input maps (tensor or array).
+    """
+    import scipy.ndimage as ndi
+
+    from cnnkit.data.augment import FILL_MODES
+
+    mats = np.asarray(mats)
+    out = np.empty(x.shape)
+    for i in range(x.shape[0]):
+        for ch in range(x.shape[1]):
+            out[i, ch] = ndi.affine_transform(
+                x[i, ch].double().numpy(), mats[i, :2, :2], mats[i, :2, 2], order=1,
+                mode=FILL_MODES[fill_mode], cval=cval,
+            )  # fmt: skip
+    return out
+
+
 @pytest.fixture
 def native_warp() -> None:
     """Fail on CI (which has a C compiler) and skip elsewhere when the native warp is missing."""

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import scipy.ndimage as ndi
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cnnkit.data import native
 from cnnkit.data.augment import FILL_MODES, Augment, _affine_grid, affine_matrices
+from conftest import scipy_warp
 
 
 @pytest.fixture(params=["native", "grid_sample"])
@@ -24,17 +24,9 @@ def kernel(request, monkeypatch):
 
 
 def _scipy_reference(x: torch.Tensor, aug: Augment, seed: int) -> np.ndarray:
-    b, c, h, w = x.shape
+    b, _, h, w = x.shape
     params = aug.sample_params(b, h, w, torch.Generator().manual_seed(seed))
-    mats = affine_matrices(params, h, w).numpy()
-    out = np.empty(x.shape)
-    for i in range(b):
-        for ch in range(c):
-            out[i, ch] = ndi.affine_transform(
-                x[i, ch].double().numpy(), mats[i, :2, :2], mats[i, :2, 2], order=1,
-                mode=FILL_MODES[aug.fill_mode], cval=aug.cval,
-            )  # fmt: skip
-    return out
+    return scipy_warp(x, affine_matrices(params, h, w), aug.fill_mode, aug.cval)
 
 
 @pytest.mark.parametrize("fill_mode", list(FILL_MODES))

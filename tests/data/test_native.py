@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import scipy.ndimage as ndi
 import torch
 
 from cnnkit.data import native
 from cnnkit.data.augment import FILL_MODES, Augment, affine_matrices, warp
+from conftest import scipy_warp
 
 
 @pytest.fixture
@@ -23,17 +23,6 @@ def fresh(monkeypatch, tmp_path):
     native._why_not.clear()
 
 
-def _scipy(x: torch.Tensor, a: torch.Tensor, fill_mode: str, cval: float) -> np.ndarray:
-    out = np.empty(x.shape)
-    for i in range(x.shape[0]):
-        for ch in range(x.shape[1]):
-            out[i, ch] = ndi.affine_transform(
-                x[i, ch].double().numpy(), a[i, :2, :2].numpy(), a[i, :2, 2].numpy(), order=1,
-                mode=FILL_MODES[fill_mode], cval=cval,
-            )  # fmt: skip
-    return out
-
-
 @pytest.mark.parametrize("fill_mode", list(FILL_MODES))
 @pytest.mark.parametrize("channels", [1, 3, 5])
 def test_native_matches_scipy_far_outside_the_image(fill_mode, channels, native_warp):
@@ -43,7 +32,7 @@ def test_native_matches_scipy_far_outside_the_image(fill_mode, channels, native_
                   shear_range=20, zoom_range=(0.3, 3.0), horizontal_flip=True)  # fmt: skip
     a = affine_matrices(aug.sample_params(4, 9, 13, torch.Generator().manual_seed(1)), 9, 13)
     got = native.warp(x.transpose(2, 3).contiguous().transpose(2, 3), a, fill_mode, 17.0)
-    assert np.abs(got.double().numpy() - _scipy(x, a, fill_mode, 17.0)).max() < 1e-3
+    assert np.abs(got.double().numpy() - scipy_warp(x, a, fill_mode, 17.0)).max() < 1e-3
 
 
 def test_augment_uses_the_native_kernel_for_float32_cpu(monkeypatch, native_warp):
@@ -76,7 +65,8 @@ def test_without_a_compiler_warp_falls_back_to_grid_sample(fresh, monkeypatch):
     assert "no C compiler" in native.describe()
     x = torch.rand(2, 3, 9, 9) * 255
     a = affine_matrices(Augment(rotation_range=40).sample_params(2, 9, 9), 9, 9)
-    assert np.abs(warp(x, a, "reflect").double().numpy() - _scipy(x, a, "reflect", 0)).max() < 0.02
+    got = warp(x, a, "reflect").double().numpy()
+    assert np.abs(got - scipy_warp(x, a, "reflect")).max() < 0.02
     with pytest.raises(RuntimeError, match="no C compiler"):
         native.warp(x, a, "reflect", 0.0)
 
