@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from cnnkit.allocator import keep_freed_memory
+
 __version__ = "0.1.0"
+
+# Before any thread allocates: glibc fixes its arena limit when a second thread first needs
+# an arena, and a prefetch thread in an arena of its own page-faults its batches in again.
+keep_freed_memory()
 
 if TYPE_CHECKING:  # pragma: no cover
     from cnnkit.serve.predictor import predict as predict

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -51,7 +53,7 @@ def test_augment_uses_the_native_kernel_for_float32_cpu(monkeypatch, native_warp
 def test_build_is_cached_and_a_damaged_build_is_rebuilt(fresh):
     if native.compiler() is None:  # CI fails in the native_warp tests instead
         pytest.skip("no C compiler on this machine")
-    path = native.library_path(native.compiler())
+    path = native.library_path(native.compiler(), native.build_flags()[0])
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not a shared library")
     assert native.kernel() is not None
@@ -80,6 +82,45 @@ def test_a_failing_compiler_is_reported(fresh, monkeypatch):
     assert "broken toolchain" in native.describe()
 
 
+def test_torchs_openmp_threads_do_the_split(native_warp):
+    if not native.torch_uses_gomp():
+        pytest.skip("torch does not run on GNU OpenMP here")
+    maps = Path("/proc/self/maps").read_text().splitlines()
+    gomp = {line.split()[-1] for line in maps if line.endswith("/libgomp.so.1")}
+    assert len(gomp) == 1, f"two GNU OpenMP runtimes loaded: {gomp}"  # torch's own, shared
+    assert native.describe().endswith("OpenMP)")
+    x = torch.rand(5, 3, 11, 7) * 255
+    a = affine_matrices(Augment(rotation_range=50).sample_params(5, 11, 7), 11, 7)
+    torch.set_num_threads(2)
+    assert torch.equal(native.warp(x, a, "wrap", 0.0), _one_thread(x, a, "wrap"))
+
+
+def _one_thread(x, a, fill_mode):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return native.warp(x, a, fill_mode, 0.0)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_a_compiler_without_openmp_builds_without_it(fresh, monkeypatch):
+    cc = native.compiler()
+    if cc is None or not native.torch_uses_gomp():
+        pytest.skip("needs a C compiler and torch on GNU OpenMP")
+    fake = fresh / "cc"
+    refuse = 'case "$*" in *-fopenmp*) echo "unsupported option -fopenmp" >&2; exit 1;; esac'
+    fake.write_text(f'#!/bin/sh\n{refuse}\nexec "{cc}" "$@"\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("CC", str(fake))
+    assert native.describe() == "cnnkit native C (-O3 -march=native)"
+    x = torch.rand(6, 3, 9, 9) * 255
+    a = affine_matrices(Augment(rotation_range=40).sample_params(6, 9, 9), 9, 9)
+    torch.set_num_threads(2)  # split over cnnkit's thread pool instead
+    got = native.warp(x, a, "reflect", 0.0)
+    assert np.abs(got.double().numpy() - scipy_warp(x, a, "reflect")).max() < 1e-3
+
+
 def test_off_switch(fresh, monkeypatch):
     monkeypatch.setenv("CNNKIT_NATIVE", "0")
     assert native.kernel() is None
@@ -92,21 +133,22 @@ def test_every_run_records_which_warp_it_used():
     assert environment()["warp"] == native.describe()
 
 
-def _warp_in_child(queue) -> None:
-    torch.set_num_threads(2)
+def _warp_in_child(queue, threads) -> None:
+    torch.set_num_threads(threads)
     a = torch.eye(3, dtype=torch.float64).repeat(4, 1, 1)
     queue.put(float(native.warp(torch.ones(4, 3, 8, 8), a, "nearest", 0.0).sum()))
 
 
-def test_a_forked_worker_warps_with_its_own_threads(native_warp):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_forked_worker_warps_with_its_own_threads(threads, native_warp):
     import multiprocessing as mp
 
     torch.set_num_threads(2)
     a = torch.eye(3, dtype=torch.float64).repeat(4, 1, 1)
-    native.warp(torch.ones(4, 3, 8, 8), a, "nearest", 0.0)  # the parent's pool exists now
+    native.warp(torch.ones(4, 3, 8, 8), a, "nearest", 0.0)  # the parent's threads exist now
     ctx = mp.get_context("fork")
     queue = ctx.Queue()
-    child = ctx.Process(target=_warp_in_child, args=(queue,))
+    child = ctx.Process(target=_warp_in_child, args=(queue, threads))
     child.start()
     child.join(timeout=60)
     assert child.exitcode == 0, "the forked child hung or failed"

@@ -84,18 +84,36 @@ static void warp_image(const float *s4, float *dst, const double *a, int c, int 
 /* Warp images [b0, b1) of x (B, C, H, W) into y by the row-major 3x3 maps m (B, 3, 3,
  * output (row, col, 1) -> input (row, col)). Returns 0, or -1 when out of memory. */
 int cnnkit_warp_f32(const float *x, float *y, const double *m, long b0, long b1, long c,
-                    long h, long w, int mode, float cval) {
+                    long h, long w, int mode, float cval, int threads) {
     long plane = h * w;
-    float *s4 = malloc(plane * 4 * sizeof(float));
-    if (!s4) return -1;
+    int failed = 0;
     v4 cv = {cval, cval, cval, cval};
-    for (long b = b0; b < b1; b++)
-        for (long k0 = 0; k0 < c; k0 += 4) {
-            int ck = c - k0 < 4 ? (int)(c - k0) : 4;
-            long off = (b * c + k0) * plane;
-            interleave(x + off, s4, ck, plane);
-            warp_image(s4, y + off, m + 9 * b, ck, (int)h, (int)w, mode, cv);
-        }
-    free(s4);
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads) if (threads > 1) reduction(| : failed)
+#endif
+    {
+        float *s4 = malloc(plane * 4 * sizeof(float));
+        if (!s4) failed = 1;
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+        for (long b = b0; b < b1; b++)
+            for (long k0 = 0; s4 && k0 < c; k0 += 4) {
+                int ck = c - k0 < 4 ? (int)(c - k0) : 4;
+                long off = (b * c + k0) * plane;
+                interleave(x + off, s4, ck, plane);
+                warp_image(s4, y + off, m + 9 * b, ck, (int)h, (int)w, mode, cv);
+            }
+        free(s4);
+    }
+    return failed ? -1 : 0;
+}
+
+/* 1 when built with OpenMP (the caller passes its thread count), else 0 (the caller splits). */
+int cnnkit_warp_openmp(void) {
+#ifdef _OPENMP
+    return 1;
+#else
     return 0;
+#endif
 }
