@@ -110,13 +110,18 @@ def run_peer(script: str, *args: str, env: dict | None = None, timeout: int = 18
     return out.stdout
 
 
-def command_line() -> str:
-    """This benchmark's command as typed, with any ISA-capping environment in front."""
-    env = " ".join(
+def isa_env() -> str:
+    """The ISA-capping environment in force (``"NAME=value ..."``), to put before a command."""
+    return " ".join(
         f"{k}={os.environ[k]}"
         for k in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
         if k in os.environ
     )
+
+
+def command_line() -> str:
+    """This benchmark's command as typed, with any ISA-capping environment in front."""
+    env = isa_env()
     cmd = " ".join([".venv/bin/python", *sys.argv])
     return f"{env} {cmd}" if env else cmd
 

@@ -33,7 +33,15 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Noise, machine, machine_line, peers_python, wait_quiet, write_result  # noqa: E402
+from _common import (  # noqa: E402
+    Noise,
+    isa_env,
+    machine,
+    machine_line,
+    peers_python,
+    wait_quiet,
+    write_result,
+)
 
 SIZE, BATCH = (180, 180), 32
 MIN_WINDOW_S = 4.0  # a window times whole epochs until this long, for every pipeline
@@ -238,7 +246,7 @@ def main() -> None:
         )
     from cnnkit.data import native
 
-    m = machine() | {"warp": native.describe()}
+    m = machine() | {"warp": native.describe(), "isa_env": isa_env()}
     print(machine_line(m), flush=True)
     res = _in_subprocess(args, "cnnkit")  # cnnkit's process-wide malloc setting stays there
     for group, (_, env, _) in VARIANTS.items():
@@ -273,16 +281,25 @@ def write_report(args, m: dict, res: dict[str, list[dict]], keras: dict | None) 
     others = [w["other_cores"] for v in res.values() for w in v if w["other_cores"] is not None]
     loads = [w["load1"] for v in res.values() for w in v]
     flag = "" if args.name == "pipeline" else f" --name {args.name}"
+    env = m.get("isa_env") or ""
+    cmd = f"{env + ' ' if env else ''}.venv/bin/python bench/pipeline.py --jpegs {args.jpegs}"
+    cmd += f" --repeats {args.repeats}{flag}"
+    emulated = (
+        f"\nISA capped ({env}) for torch, oneDNN and cnnkit's kernel alike: an emulation of an "
+        "older CPU; the memory system and clock are still this machine's."
+        if env
+        else ""
+    )
     warp = m.get("warp", "not recorded")
     md = f"""# Input pipeline throughput (bench/pipeline.py)
 
-Command: `.venv/bin/python bench/pipeline.py --jpegs {args.jpegs} --repeats {args.repeats}{flag}`
+Command: `{cmd}`
 Data: 3,000 real-photo JPEGs (~500x375) from `../shared/peers/make_jpegs.py`; 180x180, batch 32,
 float32 0..255 batches, augmentation = horizontal flip + rotation up to 36 degrees + zoom 0.2.
 Machine: {machine_line(m)}
 CPU (lscpu): {model}
 Flags: {flags}
-Date: {m["date"]}
+Date: {m["date"]}{emulated}
 
 {_table(rows, best)}
 

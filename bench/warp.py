@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, machine_line, write_result  # noqa: E402
+from _common import command_line, machine, machine_line, write_result  # noqa: E402
 
 from cnnkit.data import Augment, native  # noqa: E402
 from cnnkit.data.augment import affine_matrices, warp  # noqa: E402
@@ -54,6 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--calls", type=int, default=10)
+    parser.add_argument("--name", default="warp", help="results file bench/results/NAME.md")
     args = parser.parse_args()
     if native.kernel() is None:
         sys.exit(f"the native warp is not available here: {native.describe()}")
@@ -82,7 +83,7 @@ def main() -> None:
     errors = {k: _scipy_error(fn, x, a) for k, fn in warps.items()}
     md = f"""# Bilinear warp alone (bench/warp.py)
 
-Command: `.venv/bin/python bench/warp.py --rounds {args.rounds} --calls {args.calls}`
+Command: `{command_line()}`
 Batch: {B} float32 RGB images, {H}x{W}; rotation up to 36 degrees, zoom 0.2, horizontal flip,
 `fill_mode="reflect"`. Fastest of {args.rounds} interleaved rounds, ms per batch.
 Machine: {machine_line(m)}
@@ -98,7 +99,7 @@ images (values 0..255): native {errors["cnnkit native"]:.1e}, grid_sample
 {errors["grid_sample"]:.1e}.
 """
     path = write_result(
-        "warp",
+        args.name,
         md,
         {
             "machine": m,

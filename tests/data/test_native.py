@@ -121,6 +121,18 @@ def test_a_compiler_without_openmp_builds_without_it(fresh, monkeypatch):
     assert np.abs(got.double().numpy() - scipy_warp(x, a, "reflect")).max() < 1e-3
 
 
+def test_torchs_isa_cap_caps_the_kernel_too(fresh, monkeypatch):
+    if native.compiler() is None:
+        pytest.skip("no C compiler on this machine")
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    assert all("-mno-avx512f" in flags for flags in native.build_flags())
+    assert "-march=native -mno-avx512f" in native.describe()
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "default")
+    assert all("-mno-avx" in flags for flags in native.build_flags())
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY")
+    assert not any("-mno" in f for flags in native.build_flags() for f in flags)
+
+
 def test_off_switch(fresh, monkeypatch):
     monkeypatch.setenv("CNNKIT_NATIVE", "0")
     assert native.kernel() is None

@@ -41,6 +41,8 @@ import torch
 SOURCE = Path(__file__).with_name("warp.c")
 FLAGS = ("-O3", "-march=native", "-shared", "-fPIC")
 OPENMP = "-fopenmp"
+ISA_CAPS = {"avx2": ("-mno-avx512f",), "default": ("-mno-avx",)}
+"""``ATEN_CPU_CAPABILITY`` -> the flags that hold cnnkit's kernel to the same cap as torch's."""
 MODES = {"nearest": 0, "reflect": 1, "wrap": 2, "constant": 3}
 """``fill_mode`` -> the kernel's mode number."""
 
@@ -82,8 +84,16 @@ def torch_uses_gomp() -> bool:
 def build_flags() -> list[tuple[str, ...]]:
     """The compiler flags to try, in order: OpenMP first where torch runs on GNU OpenMP
     (``CNNKIT_OPENMP=0``: never, the batch is split over a thread pool)."""
+    base = (*FLAGS, *isa_cap())
     gomp = torch_uses_gomp() and os.environ.get("CNNKIT_OPENMP", "1") != "0"
-    return [(*FLAGS, OPENMP), FLAGS] if gomp else [FLAGS]
+    return [(*base, OPENMP), base] if gomp else [base]
+
+
+def isa_cap() -> tuple[str, ...]:
+    """Flags that keep the kernel within torch's ISA cap (``ATEN_CPU_CAPABILITY=avx2``: no
+    AVX-512), so a capped process, or an AVX2-only machine emulated on a newer one, is capped
+    everywhere."""
+    return ISA_CAPS.get(os.environ.get("ATEN_CPU_CAPABILITY", "").strip().lower(), ())
 
 
 def library_path(cc: str, flags: tuple[str, ...] = FLAGS) -> Path:
@@ -159,7 +169,7 @@ def describe() -> str:
     lib = kernel()
     if lib is not None:
         threads = ", OpenMP" if lib.cnnkit_warp_openmp() else ""
-        return f"cnnkit native C ({' '.join(FLAGS[:2])}{threads})"
+        return f"cnnkit native C ({' '.join([*FLAGS[:2], *isa_cap()])}{threads})"
     return f"torch grid_sample: {_why_not[-1] if _why_not else 'native kernel unavailable'}"
 
 
