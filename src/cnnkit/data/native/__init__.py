@@ -127,6 +127,7 @@ def _load(path: Path) -> ctypes.CDLL:
     lib = ctypes.CDLL(str(path))
     fn = lib.cnnkit_warp_f32
     fn.restype = ctypes.c_int
+    # x, y, maps; b0, b1, c, h, w; mode, cval, threads
     fn.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_long] * 5 + [ctypes.c_int, ctypes.c_float]
     fn.argtypes += [ctypes.c_int]
     lib.cnnkit_warp_openmp.restype = ctypes.c_int

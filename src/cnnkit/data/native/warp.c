@@ -82,7 +82,9 @@ static void warp_image(const float *s4, float *dst, const double *a, int c, int 
 }
 
 /* Warp images [b0, b1) of x (B, C, H, W) into y by the row-major 3x3 maps m (B, 3, 3,
- * output (row, col, 1) -> input (row, col)). Returns 0, or -1 when out of memory. */
+ * output (row, col, 1) -> input (row, col)), the images split over `threads` OpenMP threads
+ * when built with -fopenmp (the caller's, torch's, runtime). Returns 0, or -1 when out of
+ * memory. */
 int cnnkit_warp_f32(const float *x, float *y, const double *m, long b0, long b1, long c,
                     long h, long w, int mode, float cval, int threads) {
     long plane = h * w;
