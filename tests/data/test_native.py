@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -85,14 +83,27 @@ def test_a_failing_compiler_is_reported(fresh, monkeypatch):
 def test_torchs_openmp_threads_do_the_split(native_warp):
     if not native.torch_uses_gomp():
         pytest.skip("torch does not run on GNU OpenMP here")
-    maps = Path("/proc/self/maps").read_text().splitlines()
-    gomp = {line.split()[-1] for line in maps if line.endswith("/libgomp.so.1")}
+    gomp = native.gomp_runtimes()
     assert len(gomp) == 1, f"two GNU OpenMP runtimes loaded: {gomp}"  # torch's own, shared
     assert native.describe().endswith("OpenMP)")
     x = torch.rand(5, 3, 11, 7) * 255
     a = affine_matrices(Augment(rotation_range=50).sample_params(5, 11, 7), 11, 7)
     torch.set_num_threads(2)
     assert torch.equal(native.warp(x, a, "wrap", 0.0), _one_thread(x, a, "wrap"))
+
+
+@pytest.mark.parametrize(
+    ("mapped", "counted"),
+    [
+        ("/venv/site-packages/torch/lib/libgomp.so.1", True),  # torch's wheel
+        ("/opt/conda/lib/libgomp.so.1.0.0", True),  # the soname's real file
+        ("/venv/site-packages/scikit_learn.libs/libgomp-e985bcbb.so.1.0.0", False),  # private
+        ("/usr/lib/libgomp.so.1.0.0.bak", False),
+    ],
+)
+def test_which_mapped_files_count_as_gnu_openmp(mapped, counted):
+    line = f"7f2a00000000-7f2a00020000 r-xp 00000000 08:01 1234  {mapped}"
+    assert bool(native._GOMP.search(line)) is counted
 
 
 def _one_thread(x, a, fill_mode):

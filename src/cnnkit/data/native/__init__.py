@@ -30,6 +30,7 @@ import functools
 import hashlib
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
@@ -43,6 +44,7 @@ FLAGS = ("-O3", "-march=native", "-shared", "-fPIC")
 OPENMP = "-fopenmp"
 ISA_CAPS = {"avx2": ("-mno-avx512f",), "default": ("-mno-avx",)}
 """``ATEN_CPU_CAPABILITY`` -> the flags that hold cnnkit's kernel to the same cap as torch's."""
+_GOMP = re.compile(r"/\S*/libgomp\.so\.1(\.\d+)*$")
 MODES = {"nearest": 0, "reflect": 1, "wrap": 2, "constant": 3}
 """``fill_mode`` -> the kernel's mode number."""
 
@@ -73,12 +75,22 @@ def _cpu_flags() -> str:
     return platform.processor() or platform.machine()
 
 
+def gomp_runtimes() -> set[str]:
+    """The GNU OpenMP runtimes (soname ``libgomp.so.1``) mapped into this process.
+
+    torch's Linux wheels bring one; a library built with ``-fopenmp`` binds to it. Privately
+    renamed copies (scikit-learn's ``libgomp-<hash>.so.1.0.0``) are not counted.
+    """
+    try:
+        lines = Path("/proc/self/maps").read_text().splitlines()
+    except OSError:
+        return set()
+    return {m.group(0) for line in lines if (m := _GOMP.search(line))}
+
+
 def torch_uses_gomp() -> bool:
     """Whether this process has GNU OpenMP loaded (torch's Linux wheels bring ``libgomp``)."""
-    try:
-        return "libgomp" in Path("/proc/self/maps").read_text()
-    except OSError:
-        return False
+    return bool(gomp_runtimes())
 
 
 def build_flags() -> list[tuple[str, ...]]:
