@@ -79,6 +79,24 @@ def test_parallel_decode_matches_serial(tmp_path):
     assert leftovers == []
 
 
+def test_pixels_are_on_disk_before_the_index_names_them(tree, monkeypatch):
+    from cnnkit.data import cache
+
+    events = []
+    real_sync, real_entry = cache._sync, cache._write_entry
+    monkeypatch.setattr(cache, "_sync", lambda p: events.append(("sync", p.name)) or real_sync(p))
+
+    def entry(*args):
+        events.append(("index", args[5]))  # data_name
+        real_entry(*args)
+
+    monkeypatch.setattr(cache, "_write_entry", entry)
+    out = decode_files(_paths(tree), SETTINGS, workers=2, progress=False)
+    assert [e[0] for e in events] == ["sync", "index"]
+    assert events[0][1].endswith(".u8.tmp")
+    assert events[1][1] == os.path.basename(out.images.filename)
+
+
 def test_cache_info_and_clear(tree):
     decode_files(_paths(tree), SETTINGS, progress=False)
     info = cache_info()

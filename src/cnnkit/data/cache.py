@@ -7,8 +7,10 @@ and one decoding setting (image size, colour mode, interpolation, crop flag, tru
 inside it every file is keyed on its path, size and modification time, so a changed, added or
 removed file re-decodes only itself (rows that are still good are copied over, which is far
 cheaper than decoding). Files that fail to decode are remembered too, so they are not retried
-until they change. Writes are atomic (temporary file + rename); readers that still map an old
-array keep a valid view.
+until they change. Writes are atomic (temporary file + rename), and the pixel file is synced
+to disk once, before the index names it (workers write through the shared page cache without
+syncing each chunk: a sync per chunk of 32 made the cold decode of 3,000 JPEGs ~20% slower);
+readers that still map an old array keep a valid view.
 
 Layout: ``<cache_dir>/decode/<key>/index.json`` + ``pixels-<token>.u8`` (``N*C*H*W`` bytes).
 """
@@ -120,6 +122,15 @@ def _atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _sync(path: Path) -> None:
+    """Write ``path``'s dirty pages to disk, those written through memory maps included."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _entry_dir(paths: Sequence[str], settings: DecodeSettings) -> Path:
     root = os.path.commonpath([os.path.dirname(p) for p in paths]) if paths else ""
     key = {"root": root, "settings": settings.__dict__, "version": CACHE_VERSION}
@@ -163,8 +174,7 @@ def _decode_chunk(data_path: str, shape: tuple, jobs: list, settings: DecodeSett
             failures.append(
                 (row, path, "not-an-image", f"cannot read the file ({e.strerror or e})")
             )
-    out.flush()
-    del out
+    del out  # the rows are in the shared page cache; _rebuild syncs the file once
     return failures
 
 
@@ -251,7 +261,6 @@ def _compact(tmp: Path, shape: tuple, failed: set[int]) -> tuple[Path, tuple]:
     if keep:
         dst = np.memmap(out_path, np.uint8, "w+", shape=new_shape)
         _copy_rows(dst, list(range(len(keep))), src, keep)
-        dst.flush()
         del dst
     else:
         out_path.touch()
@@ -299,7 +308,6 @@ def _rebuild(entry, paths, plan, old_data, old_name, settings, workers, progress
         out = np.memmap(tmp, np.uint8, "w+", shape=shape)
         reuse = [i for i in order if plan[i][0] == "row"]
         _copy_rows(out, [rows[i] for i in reuse], old_data, [plan[i][1] for i in reuse])
-        out.flush()
         del out
     else:
         tmp.touch()
@@ -314,6 +322,7 @@ def _rebuild(entry, paths, plan, old_data, old_name, settings, workers, progress
     good = [i for i in order if i not in failures]
     rows = {i: r for r, i in enumerate(good)}
     data_name = f"pixels-{token}.u8"
+    _sync(tmp)  # on disk before the index names it
     os.replace(tmp, entry / data_name)
     _write_entry(entry, paths, plan, rows, failures, data_name, shape, settings)
     if old_name and old_name != data_name:
