@@ -8,7 +8,8 @@ same augmentation as the Keras peer script (horizontal flip, rotation up to 36 d
 * cnnkit first epoch (cold decode cache: parallel decode into the memmap + one augmented epoch)
   and a steady epoch (``image_dataset_from_directory(...).map(Augment).prefetch(2)``);
 * torchvision ``ImageFolder`` + ``transforms.v2`` on Pillow images (Resize, RandomHorizontalFlip,
-  RandomAffine, then to a float tensor) through ``DataLoader`` with 0 and 2 workers;
+  RandomAffine, then to a float tensor) through ``DataLoader`` with 0 and 2 workers, and 2
+  persistent workers (no worker start-up per epoch);
 * Keras ``image_dataset_from_directory`` + augmentation layers (``pipe_keras.py``), only when the
   peers' TensorFlow venv exists.
 
@@ -50,6 +51,11 @@ VARIANTS = {  # group -> (result key, environment that switches a speed choice o
     "cnnkit-pool": ("cnnkit_steady_pool", "CNNKIT_OPENMP=0", "warp on a thread pool"),
     "cnnkit-grid-sample": ("cnnkit_steady_grid_sample", "CNNKIT_NATIVE=0", "grid_sample warp"),
 }
+TORCHVISION = [  # result key, DataLoader workers, persistent_workers
+    ("torchvision_0", 0, False),
+    ("torchvision_2", 2, False),
+    ("torchvision_2p", 2, True),
+]
 KERAS_REFERENCE = "about 540 img/s steady (../shared/peers/README.md, same machine type)"
 
 
@@ -117,7 +123,7 @@ def cnnkit_steady(jpegs: str, repeats: int) -> list[dict]:
         shutil.rmtree(cache, ignore_errors=True)
 
 
-def torchvision_loader(jpegs: str, workers: int):
+def torchvision_loader(jpegs: str, workers: int, persistent: bool = False):
     from torchvision import datasets
     from torchvision.transforms import v2
 
@@ -131,7 +137,9 @@ def torchvision_loader(jpegs: str, workers: int):
         v2.ToDtype(torch.float32),
     ])  # fmt: skip
     data = datasets.ImageFolder(jpegs, transform=tf)
-    return torch.utils.data.DataLoader(data, batch_size=BATCH, shuffle=True, num_workers=workers)
+    return torch.utils.data.DataLoader(
+        data, batch_size=BATCH, shuffle=True, num_workers=workers, persistent_workers=persistent
+    )
 
 
 def measure(group: str, jpegs: str, repeats: int) -> dict[str, list[dict]]:
@@ -147,12 +155,10 @@ def measure(group: str, jpegs: str, repeats: int) -> dict[str, list[dict]]:
         print("cnnkit steady epoch", flush=True)
         res["cnnkit_steady"] = cnnkit_steady(jpegs, repeats)
         return res
-    for w in (0, 2):
-        print(f"torchvision ImageFolder + v2, DataLoader {w} workers", flush=True)
-        loader = torchvision_loader(jpegs, w)
-        res[f"torchvision_{w}"] = [
-            _window(lambda loader=loader: _epochs(loader)) for _ in range(repeats)
-        ]
+    for key, w, persistent in TORCHVISION:
+        print(f"torchvision ImageFolder + v2, DataLoader {w} workers {persistent=}", flush=True)
+        loader = torchvision_loader(jpegs, w, persistent)
+        res[key] = [_window(lambda loader=loader: _epochs(loader)) for _ in range(repeats)]
     return res
 
 
@@ -259,9 +265,9 @@ def main() -> None:
 
 def write_report(args, m: dict, res: dict[str, list[dict]], keras: dict | None) -> None:
     med = {k: statistics.median(w["rate"] for w in v) for k, v in res.items()}
-    peers = [med["torchvision_0"], med["torchvision_2"]] + ([keras["steady"]] if keras else [])
-    best = max(peers)
-    first_peers = [med["torchvision_0"], med["torchvision_2"]] + ([keras["first"]] if keras else [])
+    tv = [med[key] for key, *_ in TORCHVISION if key in med]
+    best = max(tv + ([keras["steady"]] if keras else []))
+    first_peers = tv + ([keras["first"]] if keras else [])
     fmt = lambda ws: ", ".join(f"{w['rate']:.0f}" for w in ws)  # noqa: E731
     names = {
         "cnnkit_cold": "cnnkit first epoch (cold cache: decode + epoch)",
@@ -269,6 +275,7 @@ def write_report(args, m: dict, res: dict[str, list[dict]], keras: dict | None) 
         **{key: f"cnnkit steady epoch, {label} ({env})" for key, env, label in VARIANTS.values()},
         "torchvision_0": "torchvision ImageFolder + v2, 0 workers",
         "torchvision_2": "torchvision ImageFolder + v2, 2 workers",
+        "torchvision_2p": "torchvision ImageFolder + v2, 2 workers, persistent_workers=True",
     }
     rows = [(label, med[k], fmt(res[k])) for k, label in names.items() if k in med] + [
         ("Keras image_dataset_from_directory + layers, first epoch",
