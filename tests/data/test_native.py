@@ -71,6 +71,20 @@ def test_without_a_compiler_warp_falls_back_to_grid_sample(fresh, monkeypatch):
         native.warp(x, a, "reflect", 0.0)
 
 
+def test_an_unwritable_cache_dir_falls_back_with_the_reason(fresh, monkeypatch):
+    if native.compiler() is None:
+        pytest.skip("no C compiler on this machine")
+    blocker = fresh / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("CNNKIT_CACHE_DIR", str(blocker / "cache"))
+    assert native.kernel() is None
+    assert native.describe().startswith("torch grid_sample: build failed (")
+    assert "a-file" in native.describe()
+    x = torch.rand(2, 3, 9, 9) * 255
+    a = affine_matrices(Augment(rotation_range=40).sample_params(2, 9, 9), 9, 9)
+    assert warp(x, a, "reflect").shape == x.shape  # grid_sample instead
+
+
 def test_a_failing_compiler_is_reported(fresh, monkeypatch):
     fake = fresh / "cc"
     fake.write_text("#!/bin/sh\necho 'cc: error: broken toolchain' >&2\nexit 1\n")
