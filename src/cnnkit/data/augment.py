@@ -5,9 +5,8 @@
 image (Keras' order: ``rotation @ shift @ shear @ zoom`` about the image centre, then the
 flips), and warps the whole batch with a single ``affine_grid`` + ``grid_sample`` on whatever
 device the batch is on (float32 CPU batches through cnnkit's compiled kernel,
-:mod:`cnnkit.data.native`, 2.2-2.7x faster than ``grid_sample``). Bilinear sampling matches
-``scipy.ndimage.affine_transform(order=1)``
-and the four fill modes match scipy's exactly:
+:mod:`cnnkit.data.native`, 2.2-2.8x faster than ``grid_sample`` for RGB). Bilinear sampling
+matches ``scipy.ndimage.affine_transform(order=1)`` and the four fill modes match scipy's exactly:
 
 =============  =====================  ===================================================
 ``fill_mode``  scipy.ndimage mode     how

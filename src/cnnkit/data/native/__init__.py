@@ -2,9 +2,10 @@
 
 The steady epoch of an augmented image pipeline is the affine warp. ``warp.c`` samples every
 channel of a corner with one 16-byte load (the image is interleaved to 4 floats per pixel
-first) and is 2.2-2.7x faster than ``torch.nn.functional.grid_sample`` at 180x180 on the
-2-core AVX-512 EPYCs, Zen 4 and Zen 5 (bench/warp.py; bench/pipeline.py measures the whole
-pipeline), and closer to ``scipy.ndimage``: it works in float64 coordinates.
+first) and is 2.2-2.8x faster than ``torch.nn.functional.grid_sample`` for RGB at 180x180 on
+the 2-core AVX-512 EPYCs, Zen 4 and Zen 5 (1.0-1.4x for one channel; bench/warp.py;
+bench/pipeline.py measures the whole pipeline), and closer to ``scipy.ndimage``: it works in
+float64 coordinates.
 
 It is compiled with the system C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``) as
 ``-O3 -march=native`` into ``<cache dir>/native/``, keyed on the source, the compiler and the
