@@ -11,8 +11,9 @@ own CUDA allocator and TensorFlow's CPU allocator keep memory for the same reaso
 A thread other than the main one (the pipeline's prefetch thread) gets an arena of its own,
 made of 64 MiB heaps that glibc unmaps as soon as one is empty, whatever the thresholds: a
 prefetch thread producing 12 MB batches faulted ~575 pages per batch in again (~1,150
-untuned). With one arena for the process it takes none, and the 2-core Zen 5 EPYC pipeline
-of bench/pipeline.py ran at 8,300 instead of 4,800-7,900 img/s (interleaved epochs).
+untuned; tests/test_allocator.py). With one arena for the process it takes none: the steady
+epoch of bench/pipeline.py ran at 8,541 img/s, 6,129 with ``CNNKIT_MALLOC_TUNING=0`` (2-core
+Zen 5 EPYC, 2026-12-02).
 
 :func:`keep_freed_memory` raises both thresholds and limits glibc to one arena, once per
 process (``mallopt``, glibc only): blocks up to 32 MiB come from the heap and up to 1 GiB of

@@ -14,10 +14,11 @@ CPU's flags, written atomically, and loaded with :mod:`ctypes`.
 Threads: where torch runs on GNU OpenMP (Linux wheels load ``libgomp.so.1``), the kernel is
 built with ``-fopenmp`` and so links to *torch's* ``libgomp``: it splits the batch over torch's
 own OpenMP threads. A separate thread pool would compete with those threads, which keep
-spinning for a while after every torch op (on the 2-core Zen 5 EPYC the warp right after a
-torch op took 5.6 ms per batch through a pool, 2.8 ms through OpenMP). GNU OpenMP does not
-survive ``fork``, so a forked child (a DataLoader worker) splits over a thread pool of its
-own instead, as does a build without OpenMP (``CNNKIT_OPENMP=0``, or a compiler without it).
+spinning for a while after every torch op (the steady epoch of bench/pipeline.py on the 2-core
+Zen 5 EPYC: 8,541 img/s through OpenMP, 4,948 through a pool, ``CNNKIT_OPENMP=0``). GNU
+OpenMP does not survive ``fork``, so a forked child (a DataLoader worker) splits over a thread
+pool of its own instead, as does a build without OpenMP (``CNNKIT_OPENMP=0``, or a compiler
+without it).
 
 With no compiler, a failed build or ``CNNKIT_NATIVE=0``, :func:`kernel` is None and cnnkit
 warps with ``grid_sample``; :func:`describe` says which path is in use and why (recorded in
