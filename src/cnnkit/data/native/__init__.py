@@ -51,14 +51,7 @@ MODES = {"nearest": 0, "reflect": 1, "wrap": 2, "constant": 3}
 """``fill_mode`` -> the kernel's mode number."""
 
 _why_not: list[str] = []  # the reason the kernel is unavailable, once known
-_forked = [False]  # set in a forked child: its inherited OpenMP threads are gone
-
-
-def _after_fork() -> None:
-    _forked[0] = True
-
-
-os.register_at_fork(after_in_child=_after_fork)
+_HOME_PID = os.getpid()  # another pid here is a forked child: its OpenMP threads are gone
 
 
 def compiler() -> str | None:
@@ -225,7 +218,7 @@ def warp(x: torch.Tensor, a: torch.Tensor, fill_mode: str, cval: float) -> torch
         )  # fmt: skip
 
     threads = max(1, min(torch.get_num_threads(), b))
-    if threads == 1 or (lib.cnnkit_warp_openmp() and not _forked[0]):
+    if threads == 1 or (lib.cnnkit_warp_openmp() and os.getpid() == _HOME_PID):
         codes = [run((0, b), threads)]
     else:
         codes = list(_pool(threads, os.getpid()).map(run, _spans(b, threads)))
