@@ -10,6 +10,7 @@ SCRIPTS = [
     "tta.py",
     "pipeline.py",
     "warp.py",
+    "prefetch.py",
     "accuracy.py",
     "ddp.py",
     "transfer.py",

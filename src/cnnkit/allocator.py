@@ -9,9 +9,9 @@ training 1.3-1.5x faster (the same steps, each setting in a process of its own).
 own CUDA allocator and TensorFlow's CPU allocator keep memory for the same reason.
 
 A thread other than the main one (the pipeline's prefetch thread) gets an arena of its own,
-made of 64 MiB heaps that glibc unmaps as soon as one is empty, whatever the thresholds: a
-prefetch thread producing 12 MB batches faulted ~575 pages per batch in again (~1,150
-untuned; tests/test_allocator.py). With one arena for the process it takes none: the steady
+made of 64 MiB heaps that glibc unmaps as soon as one is empty, whatever the thresholds. With
+one arena for the process a prefetch thread producing 12 MB batches faults 24 pages per batch
+in again, 593 with ``CNNKIT_MALLOC_TUNING=0`` (bench/prefetch.py), and the steady
 epoch of bench/pipeline.py ran at 8,541 img/s, 6,129 with ``CNNKIT_MALLOC_TUNING=0`` (2-core
 Zen 5 EPYC, 2026-12-02).
 
