@@ -10,22 +10,13 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Any
 
-import click
 import typer
+from typer.exceptions import TyperException
 
-# Recent Typer releases bundle their own copy of click, with their own exception classes;
-# catch both so a usage error is always one line, never a traceback.
-_ExitErrors: tuple[Any, ...] = (click.exceptions.Exit, typer.Exit)
-_AbortErrors: tuple[Any, ...] = (click.exceptions.Abort, typer.Abort)
-_UsageErrors: tuple[Any, ...] = (click.ClickException,)
-try:
-    from typer._click.exceptions import ClickException as _TyperClickException
-
-    _UsageErrors += (_TyperClickException,)
-except ImportError:  # pragma: no cover - older Typer uses click itself
-    pass
+# Typer (>= 0.29) carries its own copy of click: only Typer's public names are used here, so
+# the CLI needs no click install (a base install that imported click failed on a fresh venv).
+# Usage errors (bad option, missing argument) are TyperExceptions with show() and exit_code.
 
 app = typer.Typer(
     name="cnnkit",
@@ -96,15 +87,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rv = app(args=args, prog_name="cnnkit", standalone_mode=False)
         return int(rv) if isinstance(rv, int) else 0
-    except _ExitErrors as e:
+    except typer.Exit as e:
         return e.exit_code
-    except _AbortErrors:
+    except typer.Abort:
         sys.stderr.write("aborted\n")
         return 130
-    except _UsageErrors as e:
+    except TyperException as e:
         if debug:
             raise
-        e.show()
+        e.show()  # type: ignore[attr-defined]  # ClickException, a TyperException
         return e.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")

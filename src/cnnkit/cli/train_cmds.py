@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
 
 from cnnkit.cli._common import ARGV, JSON_OPTION, emit, log
@@ -16,12 +15,12 @@ from cnnkit.cli.data_cmds import AUGMENT_FLAGS
 _AUG_FIELDS = tuple(AUGMENT_FLAGS)
 
 
-def _given(ctx: click.Context, name: str) -> bool:
+def _given(ctx: typer.Context, name: str) -> bool:
     src = ctx.get_parameter_source(name)
     return src is not None and src.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
-def _given_values(ctx: click.Context, params: dict[str, Any]) -> dict[str, Any]:
+def _given_values(ctx: typer.Context, params: dict[str, Any]) -> dict[str, Any]:
     """Config-file values first, then every flag the user typed (flags map 1:1 to fields)."""
     from cnnkit.train import load_config_file
 
@@ -44,7 +43,7 @@ def _given_values(ctx: click.Context, params: dict[str, Any]) -> dict[str, Any]:
 _NOT_CONFIG = ("config", "overwrite", "resume", "out", "as_json", "no_report")
 
 
-def _build_config(ctx: click.Context, params: dict[str, Any]) -> Any:
+def _build_config(ctx: typer.Context, params: dict[str, Any]) -> Any:
     from cnnkit.train import TrainConfig
 
     values = _given_values(ctx, params)
