@@ -214,8 +214,8 @@ def _short_flags(line: str) -> str:
 
 
 def run_bench(args: argparse.Namespace) -> dict:
+    from cnnkit.runs import load_run
     from cnnkit.serve.export import export_onnx, reference_images
-    from cnnkit.train import load_run
 
     run = args.run
     if not (run / "model.onnx").is_file():
@@ -265,8 +265,8 @@ def _image_bytes(run: Path) -> bytes:
 
     from PIL import Image
 
+    from cnnkit.runs import load_run
     from cnnkit.serve.export import reference_images
-    from cnnkit.train import load_run
 
     with open(run / "split.csv", newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):

@@ -70,14 +70,14 @@ class Task:
 
 def _subset(arrays, classes, per_class: int, rng: np.random.Generator, size: int, channels: int):
     """``per_class`` images of each of ``classes``, relabelled 0..K-1, conformed to ``size``."""
-    from cnnkit.data import ImageArrays
-    from cnnkit.train.data_source import conform_images
+    from cnnkit.data import ImageArrays, conform_images
 
     rows = _class_rows(arrays, classes, per_class, rng)
     remap = np.full(int(arrays.labels.max()) + 1, -1, dtype=np.int64)
     remap[list(classes)] = np.arange(len(classes))
     names = [arrays.class_names[c] for c in classes]
-    images = conform_images(arrays.images[rows], channels, (size, size))
+    mode = {1: "grayscale", 3: "rgb"}[channels]
+    images = conform_images(arrays.images[rows], (size, size), mode)
     return ImageArrays(images, remap[arrays.labels[rows]], names, [], [])
 
 
@@ -305,7 +305,8 @@ def _color_mode(a: argparse.Namespace) -> str:
 
 
 def run_one(a, method: str, seed: int, data: Path, weights: Path, test) -> dict:
-    from cnnkit.train import TrainConfig, load_run, train_run
+    from cnnkit.runs import load_run
+    from cnnkit.train import TrainConfig, train_run
     from cnnkit.train.transfer import train_transfer_run
 
     n = a.per_class + a.val_per_class

@@ -20,3 +20,15 @@ def test_every_package_stage_has_a_test_folder():
     ]
     missing = [s for s in stages if not (TESTS / s).is_dir()]
     assert missing == []
+
+
+def test_serving_does_not_load_the_trainer():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, cnnkit.serve.predictor, cnnkit.serve.export, cnnkit.serve.app;"
+        "print(sorted(m for m in sys.modules if m.startswith('cnnkit.train')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -16,6 +16,8 @@ from torch import nn
 from cnnkit.cli import explain_cmds
 from cnnkit.cli.main import main
 from cnnkit.models import create_model
+from cnnkit.runs import source
+from cnnkit.runs.source import Source
 
 CLASSES = ["circle", "square", "triangle"]
 
@@ -86,7 +88,7 @@ class Brightness(nn.Module):
 
 def test_explain_peak_is_in_the_input_images_own_pixels(image, tmp_path, capsys, monkeypatch):
     def fake_source(source, pretrained):
-        return explain_cmds._Source(
+        return Source(
             model=Brightness(),
             preprocess=lambda a: torch.as_tensor(np.array(a, dtype=np.float32))[None] / 255,
             image_size=(40, 20),  # (H, W): rows map 1:1, model column x -> 3x + 1
@@ -97,7 +99,7 @@ def test_explain_peak_is_in_the_input_images_own_pixels(image, tmp_path, capsys,
             interpolation="nearest",
         )
 
-    monkeypatch.setattr(explain_cmds, "_resolve_source", fake_source)
+    monkeypatch.setattr("cnnkit.runs.source.resolve_source", fake_source)
     out = tmp_path / "o.png"
     argv = ["explain", "x", str(image), "--out", str(out), "--class", "bright", "--layer", "act"]
     assert main([*argv, "--json"]) == 0
@@ -170,7 +172,7 @@ def test_imagenet_names_for_torchvision_weights():
         num_classes=1000,
         pretrained_info=SimpleNamespace(kind="torchvision", fresh_head=False),
     )
-    names = explain_cmds._weight_categories(model, "resnet18", "IMAGENET1K_V1")
+    names = source._weight_categories(model, "resnet18", "IMAGENET1K_V1")
     assert names is not None and names[0] == "tench" and len(names) == 1000
     model.pretrained_info.fresh_head = True  # a new head: its classes are not ImageNet's
-    assert explain_cmds._weight_categories(model, "resnet18", "IMAGENET1K_V1") is None
+    assert source._weight_categories(model, "resnet18", "IMAGENET1K_V1") is None

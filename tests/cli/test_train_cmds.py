@@ -106,7 +106,7 @@ def test_evaluate_json_matches_metrics_file(trained, capsys):
 
 
 def test_evaluate_with_tta(trained, capsys, monkeypatch):
-    from cnnkit.train.runio import LoadedRun
+    from cnnkit.runs import LoadedRun
 
     _, run = trained
     seen = []
@@ -172,7 +172,7 @@ def test_existing_run_refused_without_overwrite(trained, capsys):
     data, run = trained
     rc = main(["train", str(data), "--out", str(run), "--epochs", "1"])
     err = capsys.readouterr().err
-    assert rc == 2 and "already exists" in err and "--overwrite" in err
+    assert rc == 2 and "already holds a run" in err and "--overwrite" in err
     assert len(err.strip().splitlines()) == 1
 
 

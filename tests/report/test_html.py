@@ -18,7 +18,6 @@ from cnnkit.report.html import (
     num,
     pct,
     png_data_uri,
-    write_text_atomic,
 )
 
 
@@ -72,11 +71,3 @@ def test_html_helpers_do_not_import_matplotlib():
     code = "import sys, cnnkit.report.html; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
-
-
-def test_write_text_atomic_replaces_whole_files(tmp_path):
-    path = tmp_path / "report.html"
-    path.write_text("old")
-    write_text_atomic(path, "new ✓")
-    assert path.read_text(encoding="utf-8") == "new ✓"
-    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]  # no temp file left

@@ -14,7 +14,6 @@ from cnnkit.report.plots import (
     TILE_SIZE,
     confusion_png,
     curves_png,
-    load_image_file,
     top_losses_png,
 )
 
@@ -167,15 +166,3 @@ def test_top_losses_png_rejects_bad_input():
         top_losses_png(_predictions(2), n=0)
     with pytest.raises(ValueError, match="loss"):
         top_losses_png([{"path": "a.png", "label": "a", "predicted": "b", "probability": 0.5}])
-
-
-def test_load_image_file_reads_files_and_gives_none_otherwise(tmp_path):
-    Image.new("RGB", (400, 200), (10, 20, 30)).save(tmp_path / "big.png")
-    Image.new("L", (28, 28), 7).save(tmp_path / "gray.png")
-    (tmp_path / "bad.png").write_bytes(b"not an image")
-    big = load_image_file(str(tmp_path / "big.png"))
-    assert big is not None and big.shape == (80, 160, 3)  # thumbnail, 160 px a side at most
-    gray = load_image_file("gray.png", base_dirs=[tmp_path])  # relative to a base folder
-    assert gray is not None and gray.shape == (28, 28) and gray.max() == 7
-    assert load_image_file(str(tmp_path / "bad.png")) is None
-    assert load_image_file("mnist-5k:train:12", base_dirs=[tmp_path]) is None

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from mutations import fuzz_settings, mutated
 from rb_helpers import record
 
-from cnnkit.train import LoadedRun, load_run
+from cnnkit.runs import LoadedRun, load_run
 
 pytestmark = pytest.mark.fuzz
 COUNT = {"examples": 0, "loaded": 0}

@@ -15,7 +15,7 @@ from rb_helpers import child_env, record
 from safetensors.torch import load_file, save_file
 
 from cnnkit.errors import RunFolderError
-from cnnkit.train import load_run
+from cnnkit.runs import load_run
 from cnnkit.train.checkpoint import load_checkpoint, save_checkpoint
 
 
@@ -31,7 +31,7 @@ def _no_tensors(monkeypatch):
     def forbidden(*a, **k):
         raise AssertionError("tensors were built before the weights were refused")
 
-    monkeypatch.setattr("cnnkit.train.runio.load_weights", forbidden)
+    monkeypatch.setattr("cnnkit.runs.loaded.load_weights", forbidden)
 
 
 def _weights(run):

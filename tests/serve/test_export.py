@@ -9,9 +9,9 @@ import onnx
 import pytest
 import torch
 
+from cnnkit.runs import load_run
 from cnnkit.serve.export import ExportMismatchError, export_onnx, reference_images
 from cnnkit.serve.onnx_backend import OnnxSession
-from cnnkit.train import load_run
 
 
 def test_export_predictions_match_torch_on_real_images(onnx_run, serve_data):

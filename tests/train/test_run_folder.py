@@ -5,12 +5,12 @@ import pytest
 from cnnkit.errors import RunFolderError
 from cnnkit.train import TrainConfig, resume_run
 from cnnkit.train.kfold import train_kfold
-from cnnkit.train.run import prepare_run_dir
 
 
 def test_transfer_runs_are_not_resumed(tmp_path):
     cfg = TrainConfig(data="x", pretrained="w.pth", strategy="frozen").to_dict()
-    cfg.update(class_names=["a", "b"], image_size=[32, 32], in_chans=3, mean=[0.5], std=[0.5])
+    cfg.update(class_names=["a", "b"], image_size=[32, 32], in_chans=3, mean=[0.5], std=[0.5],
+               color_mode="rgb")  # fmt: skip
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(RunFolderError, match="transfer runs"):
         resume_run(tmp_path)
@@ -21,21 +21,6 @@ def test_kfold_refuses_a_transfer_strategy(tmp_path):
     with pytest.raises(ValueError, match="--folds with --strategy features"):
         train_kfold(cfg, tmp_path / "cv")
     assert not (tmp_path / "cv").exists()  # refused before anything was written
-
-
-def test_prepare_run_dir_rules(tmp_path):
-    assert prepare_run_dir(tmp_path / "new", overwrite=False).is_dir()
-    (tmp_path / "file").write_text("x")
-    with pytest.raises(FileExistsError, match="not a folder"):
-        prepare_run_dir(tmp_path / "file", overwrite=True)
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "config.json").write_text("{}")
-    (run / "old.txt").write_text("old")
-    with pytest.raises(FileExistsError, match="--overwrite"):
-        prepare_run_dir(run, overwrite=False)
-    prepare_run_dir(run, overwrite=True)
-    assert list(run.iterdir()) == []
 
 
 def test_precision_timed_where_flags_do_not_decide(tmp_path, monkeypatch):
@@ -61,3 +46,78 @@ def test_precision_timed_where_flags_do_not_decide(tmp_path, monkeypatch):
     recorded = json.loads((run / "config.json").read_text())["precision"]
     assert "timed" in recorded["reason"] and recorded["value"] in ("fp32", "bf16")
     assert used[0].value == recorded["value"] and used[0].reason == recorded["reason"]
+
+
+def _folder(root, per_class=6, size=12, name=None):
+    import numpy as np
+    from PIL import Image
+
+    for c, value in (("dark", 40), ("light", 210)):
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            pixels = np.full((size, size), value + i, np.uint8)
+            Image.fromarray(pixels).save(root / c / (name or f"{i:02d}.png").format(i=i))
+    return root
+
+
+def _tiny(data, **kw):
+    settings = dict(data=str(data), model="lenet5", epochs=1, batch_size=4, image_size=(12, 12))
+    return TrainConfig(**{**settings, **kw})
+
+
+def test_one_image_per_class_is_refused_before_training(tmp_path):
+    data = _folder(tmp_path / "data", per_class=1)
+    from cnnkit.train import train_run
+
+    with pytest.raises(ValueError, match="leaves no validation images") as e:
+        train_run(_tiny(data), tmp_path / "run", progress=False)
+    assert "dark: 1, light: 1" in str(e.value)
+    assert not (tmp_path / "run").exists()  # refused before the run folder was made
+
+
+def test_a_run_that_fails_to_start_leaves_no_folder(tmp_path, monkeypatch):
+    from cnnkit.train import run as run_module
+    from cnnkit.train import train_run
+
+    def broken_fit(*a, **k):
+        raise RuntimeError("model failed")
+
+    monkeypatch.setattr(run_module, "fit", broken_fit)
+    with pytest.raises(RuntimeError, match="model failed"):
+        train_run(_tiny(_folder(tmp_path / "data")), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_killed_before_its_first_checkpoint_resumes(tmp_path, monkeypatch):
+    """config.json and split.csv come first, so a kill in epoch 1 leaves a resumable run."""
+    import shutil
+
+    from cnnkit.train import train_run
+
+    data = _folder(tmp_path / "data")
+    run = train_run(_tiny(data, epochs=2), tmp_path / "run", progress=False).run_dir
+    for name in ("checkpoint", "model.safetensors", "history.csv", "metrics.json"):
+        p = run / name
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    (run / ".model.safetensors.k1ll.tmp").write_bytes(b"partial")  # a kill mid-write
+    res = resume_run(run, progress=False)
+    assert [r["epoch"] for r in res.history] == [1, 2]
+    assert (run / "model.safetensors").is_file()
+    assert not list(run.glob(".*.tmp"))  # the stale temporary is gone
+
+
+def test_non_utf8_file_names_train_and_round_trip(tmp_path):
+    import os
+
+    from cnnkit.train import train_run
+
+    name = os.fsdecode(b"caf\xe9-{i}.png")  # a Latin-1 name, as old cameras and Windows write
+    data = _folder(tmp_path / "data", name=name)
+    res = train_run(_tiny(data), tmp_path / "run", progress=False)
+    rows = (res.run_dir / "split.csv").read_bytes().splitlines()[1:]
+    assert len(rows) == 12 and all(b"caf\xe9-" in r for r in rows)
+    from cnnkit.runs import read_split
+    from cnnkit.train.data_source import load_run_data
+
+    train, val = read_split(res.run_dir / "split.csv", load_run_data(_tiny(data)).arrays)
+    assert len(train) + len(val) == 12  # the saved names match the files on disk

@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 
 from cnnkit.models import create_model
-from cnnkit.train import TrainConfig, load_run
+from cnnkit.runs import load_run
+from cnnkit.train import TrainConfig
 from cnnkit.train.transfer import cached_features, feature_cache_key, train_transfer_run
 
 SIZE = 16
@@ -123,9 +124,11 @@ def test_missing_weights_leave_no_run_folder(folder, tmp_path):
 
 
 def test_existing_run_folder_is_refused_without_overwrite(folder, weights, tmp_path):
-    (tmp_path / "r").mkdir()
+    from cnnkit.runs import create_run_dir
+
+    create_run_dir(tmp_path / "r")
     (tmp_path / "r" / "config.json").write_text("{}")
-    with pytest.raises(FileExistsError, match="already exists; pass --overwrite"):
+    with pytest.raises(FileExistsError, match="already holds a run; pass overwrite=True"):
         train_transfer_run(_config(folder, weights, "frozen"), tmp_path / "r", progress=False)
     assert (tmp_path / "r" / "config.json").read_text() == "{}"
 

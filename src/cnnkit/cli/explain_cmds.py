@@ -1,159 +1,25 @@
 """``cnnkit activations``, ``cnnkit filters`` and ``cnnkit explain``.
 
-SOURCE is a run folder (read with :func:`cnnkit.train.load_run`) or a model name from the
-zoo (random weights, or ``--pretrained WEIGHTS``); :func:`_resolve_source` turns either
-into a model with its preprocessing.
+SOURCE is a run folder or a model name from the zoo (random weights, or
+``--pretrained WEIGHTS``); :func:`cnnkit.runs.resolve_source` turns either into a model
+with its preprocessing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from cnnkit.cli._common import JSON_OPTION, emit, log
 
+if TYPE_CHECKING:  # the library is imported when a command runs: `cnnkit --help` stays fast
+    from cnnkit.runs.source import Source
+
 PRETRAINED_OPTION = typer.Option(
     None, "--pretrained", help="Weights for a model NAME (file, torchvision/timm name)."
 )
-
-
-@dataclass
-class _Source:
-    """A model ready to explain, with how images are turned into its input."""
-
-    model: Any
-    preprocess: Callable[[Any], Any]  # uint8 (C, H, W) or (N, C, H, W) -> float (N, C, H, W)
-    image_size: tuple[int, int]
-    color_mode: str
-    class_names: list[str]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    interpolation: str = "bilinear"
-    crop_to_aspect_ratio: bool = False
-
-
-def _resolve_source(source: str, pretrained: str | None) -> _Source:
-    """A run folder or a model name -> :class:`_Source`.
-
-    Raises:
-        FileNotFoundError: SOURCE looks like a path that does not exist.
-        ValueError: SOURCE is neither a run folder nor a known model, or ``--pretrained``
-            was given with a run folder.
-    """
-    path = Path(source)
-    if path.is_dir() and ((path / "config.json").exists() or not _is_model_name(source)):
-        if pretrained:
-            raise ValueError(
-                f"--pretrained applies to a model NAME, not to a run folder. "
-                f"Received: SOURCE={source!r}, --pretrained={pretrained!r}"
-            )
-        return _from_run(path)
-    if path.exists() or "/" in source or "\\" in source:
-        raise FileNotFoundError(
-            f"SOURCE must be a run folder or a model name. Received: {source!r} (not a folder)"
-        )
-    return _from_name(source, pretrained)
-
-
-def _is_model_name(name: str) -> bool:
-    from cnnkit.models import list_models
-
-    return name.strip().lower().replace("-", "_") in list_models()
-
-
-def _from_run(path: Path) -> _Source:
-    try:
-        from cnnkit.train import load_run
-    except ImportError as e:  # pragma: no cover - the train stage ships with cnnkit
-        raise ValueError(f"reading run folders needs cnnkit.train ({e}). Received: {path}") from e
-    run = load_run(path)
-    cfg = run.config
-    h, w = cfg["image_size"]
-    return _Source(
-        model=run.model,
-        preprocess=run.preprocess,
-        image_size=(int(h), int(w)),
-        color_mode=cfg.get("color_mode") or ("grayscale" if cfg.get("in_chans") == 1 else "rgb"),
-        class_names=[str(c) for c in cfg["class_names"]],
-        mean=tuple(cfg["mean"]),
-        std=tuple(cfg["std"]),
-        interpolation=cfg.get("interpolation") or "bilinear",
-        crop_to_aspect_ratio=bool(cfg.get("crop_to_aspect_ratio", False)),
-    )
-
-
-def _from_name(name: str, pretrained: str | None) -> _Source:
-    import numpy as np
-    import torch
-
-    from cnnkit.models import create_model, get_card
-
-    try:
-        get_card(name)
-    except ValueError as e:
-        raise ValueError(f"SOURCE is not a run folder or a known model: {e}") from None
-    model: Any = create_model(name, pretrained=pretrained).eval()
-    card = model.card
-    c, h, w = card.input_size
-    mean = torch.tensor(card.mean, dtype=torch.float32).reshape(1, -1, 1, 1)
-    std = torch.tensor(card.std, dtype=torch.float32).reshape(1, -1, 1, 1)
-
-    def preprocess(images: Any) -> torch.Tensor:
-        x = torch.as_tensor(np.array(images, dtype=np.float32)) / 255.0
-        x = x[None] if x.dim() == 3 else x  # (C, H, W) -> (1, C, H, W)
-        return (x - mean) / std
-
-    names = _weight_categories(model, card.name, pretrained) or [
-        str(i) for i in range(model.num_classes)
-    ]
-    return _Source(
-        model=model,
-        preprocess=preprocess,
-        image_size=(h, w),
-        color_mode="grayscale" if c == 1 else ("rgba" if c == 4 else "rgb"),
-        class_names=list(names),
-        mean=tuple(card.mean),
-        std=tuple(card.std),
-        interpolation=card.interpolation,
-    )
-
-
-def _weight_categories(model: Any, name: str, pretrained: str | None) -> list[str] | None:
-    """ImageNet class names when torchvision weights with their own head were loaded."""
-    info = getattr(model, "pretrained_info", None)
-    if info is None or getattr(info, "kind", "") != "torchvision" or info.fresh_head:
-        return None
-    from torchvision.models import get_model_weights
-
-    try:
-        weights = get_model_weights(name)
-        key = str(pretrained).rsplit(".", 1)[-1]
-        meta = (weights.DEFAULT if key == "DEFAULT" else weights[key]).meta
-    except (ValueError, KeyError, AttributeError):
-        return None
-    cats = meta.get("categories")
-    return [str(c) for c in cats] if cats and len(cats) == model.num_classes else None
-
-
-def _load_images(src: _Source, image: Path):
-    """The image as the model sees it and at its own size (both uint8 (C, H, W))."""
-    import numpy as np
-
-    from cnnkit.data.decode import load_image
-
-    resized = load_image(
-        image,
-        src.image_size,
-        src.color_mode,
-        src.interpolation,
-        crop_to_aspect_ratio=src.crop_to_aspect_ratio,
-    )
-    original = load_image(image, None, "grayscale" if src.color_mode == "grayscale" else "rgb")
-    return np.array(resized), original  # a writable copy: torch warns on read-only arrays
 
 
 def _write(out: Path, png: bytes) -> Path:
@@ -179,8 +45,10 @@ def activations_cmd(
 
     if max_channels < 1:
         raise ValueError(f"--max-channels must be >= 1. Received: {max_channels}")
-    src = _resolve_source(source, pretrained)
-    resized, _ = _load_images(src, image)
+    from cnnkit.runs.source import load_images, resolve_source
+
+    src = resolve_source(source, pretrained)
+    resized, _ = load_images(src, image)
     acts = activations(src.model, src.preprocess(resized), layers)
     _write(out, activation_grid_png(acts, max_channels=max_channels))
     result = {
@@ -225,7 +93,9 @@ def filters_cmd(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Filter patterns of a layer by gradient ascent (--raw: first-layer kernels)."""
-    src = _resolve_source(source, pretrained)
+    from cnnkit.runs.source import resolve_source
+
+    src = resolve_source(source, pretrained)
     if raw:
         result = _draw_raw(src, layer, out)
     else:
@@ -235,7 +105,7 @@ def filters_cmd(
     emit(result, as_json, f"wrote {out}")
 
 
-def _draw_raw(src: _Source, layer: str | None, out: Path) -> dict[str, Any]:
+def _draw_raw(src: Source, layer: str | None, out: Path) -> dict[str, Any]:
     from cnnkit.explain import image_grid_png, raw_kernels
 
     kernels = raw_kernels(src.model, layer)
@@ -244,7 +114,7 @@ def _draw_raw(src: _Source, layer: str | None, out: Path) -> dict[str, Any]:
 
 
 def _draw_patterns(
-    src: _Source, layer: str, out: Path, chosen: int | list[int], steps: int, size, seed: int
+    src: Source, layer: str, out: Path, chosen: int | list[int], steps: int, size, seed: int
 ) -> dict[str, Any]:
     from cnnkit.explain import filter_patterns, image_grid_png
 
@@ -319,10 +189,11 @@ def explain_cmd(
     """Class-activation heatmap (Grad-CAM) of IMAGE, overlaid on it."""
     from cnnkit.data.decode import crop_box
     from cnnkit.explain import gradcam, overlay_png
+    from cnnkit.runs.source import load_images, resolve_source
 
-    src = _resolve_source(source, pretrained)
+    src = resolve_source(source, pretrained)
     target = _class_index(class_name, src.class_names)
-    resized, original = _load_images(src, image)
+    resized, original = load_images(src, image)
     res = gradcam(src.model, src.preprocess(resized), target, layer, method)
     oh, ow = original.shape[1:]
     box = crop_box(ow, oh, src.image_size) if src.crop_to_aspect_ratio else (0, 0, ow, oh)

@@ -74,6 +74,17 @@ def _debug_requested(argv: list[str]) -> bool:
     return "--debug" in argv or os.environ.get("CNNKIT_DEBUG") == "1"
 
 
+def _message(e: BaseException) -> str:
+    """The one line shown for a user error: the CLI wording where the error has one (it names
+    flags where the library's names Python arguments), else the message itself."""
+    cli_message = getattr(e, "cli_message", None)
+    if callable(cli_message):
+        return str(cli_message())
+    if isinstance(e, KeyError):
+        return str(e.args[0] if e.args else e)
+    return str(e)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -103,8 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, OSError, KeyError) as e:  # OSError: missing file, disk full...
         if debug:
             raise
-        msg = str(e) if not isinstance(e, KeyError) else str(e.args[0] if e.args else e)
-        sys.stderr.write(f"error: {msg}\n")
+        sys.stderr.write(f"error: {_message(e)}\n")
         return 2
 
 

@@ -63,14 +63,9 @@ def _card_dims(name: str) -> int:
 
 
 def _model_from_run(path: Path) -> Any:
-    """The trained model of a run folder (through ``cnnkit.train.load_run``)."""
-    try:
-        from cnnkit.train import load_run
-    except ImportError as e:
-        raise ValueError(
-            f"{path} is a folder, but reading run folders needs cnnkit.train.load_run, which "
-            f"is not available in this installation ({e})"
-        ) from None
+    """The trained model of a run folder."""
+    from cnnkit.runs import load_run
+
     return load_run(path).model
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from cnnkit.cli._common import ARGV, JSON_OPTION, emit, log
+from cnnkit.cli._common import ARGV, JSON_OPTION, emit
 from cnnkit.cli.data_cmds import AUGMENT_FLAGS
 
 # The augmentation flags are the data layer's (one list for train and augment-preview).
@@ -181,33 +181,7 @@ def _finish(result: Any, t0: float, no_report: bool, as_json: bool) -> None:
 def _render(run_dir: Path) -> Path | None:
     from cnnkit.report import render_report
 
-    _write_gallery(Path(run_dir))
-    return Path(render_report(run_dir)).resolve()
-
-
-def _write_gallery(run_dir: Path, limit: int = 400) -> None:
-    """Grad-CAM gallery of validation predictions for the report (runs with weights only)."""
-    if not (run_dir / "model.safetensors").is_file():
-        return
-    from cnnkit.explain.gallery import gradcam_gallery
-    from cnnkit.train import load_run
-    from cnnkit.train.checkpoint import atomic_write_bytes
-    from cnnkit.train.evaluate import evaluation_arrays
-
-    run = load_run(run_dir)
-    va = evaluation_arrays(run, None)
-    if len(va) == 0:
-        return
-    images, labels = va.images[:limit], va.labels[:limit]
-    preds = run.predict_proba(images).numpy().argmax(1)
-    try:
-        png = gradcam_gallery(
-            run.model, images, labels, preds, run.class_names, preprocess=run.preprocess
-        )
-    except (ValueError, RuntimeError) as e:  # the run itself is saved; say why there is no gallery
-        log(f"report: no Grad-CAM gallery ({e})")
-        return
-    atomic_write_bytes(run_dir / "gallery.png", png)
+    return Path(render_report(run_dir, gallery=True)).resolve()
 
 
 def _train_text(p: dict) -> str:

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "ImageArrays": "cnnkit.data.arrays",
     "load_image": "cnnkit.data.decode",
+    "conform_images": "cnnkit.data.decode",
+    "COLOR_MODES": "cnnkit.data.decode",
     "IMAGE_EXTENSIONS": "cnnkit.data.decode",
     "ALPHA_BACKGROUND": "cnnkit.data.decode",
     "scan_folder": "cnnkit.data.scan",
@@ -30,6 +32,7 @@ _EXPORTS = {
     "register_dataset": "cnnkit.data.datasets",
     "export_dataset": "cnnkit.data.datasets",
     "Augment": "cnnkit.data.augment",
+    "ImageLookup": "cnnkit.data.lookup",
     "Dataset": "cnnkit.data.pipeline",
     "image_dataset_from_directory": "cnnkit.data.directory",
     "split_indices": "cnnkit.data.directory",
@@ -38,15 +41,18 @@ _EXPORTS = {
 
 __all__ = [
     "ALPHA_BACKGROUND",
+    "COLOR_MODES",
     "Augment",
     "Dataset",
     "DecodeSettings",
     "IMAGE_EXTENSIONS",
     "ImageArrays",
+    "ImageLookup",
     "audit",
     "cache_dir",
     "cache_info",
     "clear_cache",
+    "conform_images",
     "decode_files",
     "export_dataset",
     "image_dataset_from_directory",
@@ -78,9 +84,16 @@ if TYPE_CHECKING:  # pragma: no cover
         parse_dataset_spec,
         register_dataset,
     )
-    from cnnkit.data.decode import ALPHA_BACKGROUND, IMAGE_EXTENSIONS, load_image
+    from cnnkit.data.decode import (
+        ALPHA_BACKGROUND,
+        COLOR_MODES,
+        IMAGE_EXTENSIONS,
+        conform_images,
+        load_image,
+    )
     from cnnkit.data.directory import image_dataset_from_directory, split_indices
     from cnnkit.data.folder import load_folder
+    from cnnkit.data.lookup import ImageLookup
     from cnnkit.data.pipeline import Dataset
     from cnnkit.data.preview import preview_grid
     from cnnkit.data.scan import scan_folder

@@ -6,6 +6,7 @@ so later stages never care where the pixels came from.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -84,3 +85,18 @@ class ImageArrays:
         """Images per class name."""
         bins = np.bincount(self.labels, minlength=len(self.class_names))
         return {name: int(n) for name, n in zip(self.class_names, bins, strict=True)}
+
+
+PSEUDO_PATH = re.compile(r"^(?P<name>[A-Za-z0-9_-]+):(?P<split>[A-Za-z]+)/(?P<index>\d+)$")
+"""How a named dataset's image is named in split.csv and predictions.csv: ``NAME:SPLIT/INDEX``."""
+
+
+def dataset_path(name: str, split: str, index: int) -> str:
+    """The pseudo-path of image ``index`` of a named dataset's ``split`` (``mnist-5k:train/12``)."""
+    return f"{name}:{split}/{index}"
+
+
+def parse_dataset_path(path: str) -> tuple[str, str, int] | None:
+    """``(name, split, index)`` of a pseudo-path, or None for anything else (a file path)."""
+    match = PSEUDO_PATH.match(path)
+    return None if match is None else (match["name"], match["split"], int(match["index"]))

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnkit.data.arrays import ImageArrays
+from cnnkit.data.arrays import ImageArrays, dataset_path
 
 MNIST_CLASSES = [str(i) for i in range(10)]
 FASHION_CLASSES = [
@@ -165,7 +165,7 @@ def list_datasets() -> list[dict]:
 
 
 def _arrays(name, split, images, labels, classes, boxes=None) -> ImageArrays:
-    paths = [f"{name}:{split}/{i}" for i in range(len(images))]
+    paths = [dataset_path(name, split, i) for i in range(len(images))]
     return ImageArrays(np.ascontiguousarray(images), labels, list(classes), paths, [], boxes)
 
 

@@ -382,6 +382,44 @@ def load_image(
         im.close()
 
 
+def conform_images(
+    images: np.ndarray,
+    image_size: Sequence[int],
+    color_mode: str,
+    interpolation: str = "bilinear",
+    *,
+    crop_to_aspect_ratio: bool = False,
+) -> np.ndarray:
+    """Decoded uint8 images (a named dataset's) converted and resized as :func:`load_image`
+    would have done from their files: the same colour conversion and resize filter.
+
+    Shape:
+        images: ``(N, C, H, W)`` with C in 1, 3, 4 -> ``(N, C', H', W')``.
+
+    Raises:
+        ValueError: a bad ``image_size``, ``color_mode`` or ``interpolation``, or images that
+            are not ``(N, C, H, W)`` uint8 with 1, 3 or 4 channels.
+    """
+    size = check_image_size(image_size)
+    channels = check_color_mode(color_mode)
+    resample = check_interpolation(interpolation)
+    images = np.asarray(images)
+    if images.ndim != 4 or images.dtype != np.uint8 or images.shape[1] not in (1, 3, 4):
+        raise ValueError(
+            "images must be uint8 (N, C, H, W) with 1, 3 or 4 channels. "
+            f"Received: {images.dtype} {images.shape}"
+        )
+    if tuple(images.shape[1:]) == (channels, *size):
+        return images
+    out = np.empty((len(images), channels, *size), dtype=np.uint8)
+    mode = {1: "L", 3: "RGB", 4: "RGBA"}[images.shape[1]]
+    for i, chw in enumerate(images):
+        hwc = chw[0] if mode == "L" else chw.transpose(1, 2, 0)  # (C, H, W) -> (H, W[, C])
+        im = _convert(Image.fromarray(np.ascontiguousarray(hwc), mode=mode), color_mode)
+        out[i] = _resize(im, size, resample, crop_to_aspect_ratio)
+    return out
+
+
 def is_image_file(path: str | Path) -> bool:
     """Whether ``path`` has one of :data:`IMAGE_EXTENSIONS` (case-insensitive)."""
     return os.path.splitext(str(path))[1].lower() in IMAGE_EXTENSIONS

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnkit.data.arrays import ImageArrays
+from cnnkit.data.arrays import ImageArrays, dataset_path
 
 SHAPE_CLASSES = ["circle", "square", "triangle"]
 SHAPE_KINDS = [*SHAPE_CLASSES, "cross", "ellipse", "ring", "diamond", "star", "hexagon"]
@@ -169,5 +169,5 @@ def make_shapes(
         bg[mask] = colour + rng.normal(0, 4, (int(mask.sum()), 3))
         images[i] = np.clip(np.rint(bg), 0, 255).astype(np.uint8).transpose(2, 0, 1)
         boxes[i] = _box(mask)
-    paths = [f"shapes:{split}/{i}" for i in range(n)]
+    paths = [dataset_path("shapes", split, i) for i in range(n)]
     return ImageArrays(images, labels, names, paths, [], boxes)

@@ -17,7 +17,7 @@ from typing import Any
 
 from cnnkit.report.html import png_data_uri
 from cnnkit.report.runfolder import RunFiles
-from cnnkit.runfiles import HISTORY_FIELDS
+from cnnkit.runs.layout import HISTORY_FIELDS
 
 _TRAIN_FLAGS = (
     "epochs",

@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import base64
 import math
-import os
-import tempfile
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -123,34 +120,3 @@ def make_env(loader: jinja2.BaseLoader | None = None) -> jinja2.Environment:
     env.filters.update(pct=pct, fixed=fixed, num=num, duration=duration, png_uri=png_data_uri)
     env.globals.update(base_css=BASE_CSS, cnnkit_version=__version__)
     return env
-
-
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename.
-
-    A reader never sees half a report, and a failed write leaves the old file intact.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

@@ -22,7 +22,6 @@ import math
 import textwrap
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -30,7 +29,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
-from PIL import Image, ImageOps, UnidentifiedImageError
+
+from cnnkit.report.images import RunImages
 
 DPI = 200
 """Pixels per inch of the PNGs (figures are sized for 100 CSS px per inch)."""
@@ -285,34 +285,6 @@ def _confusion_labels(ax, labels: list[str]) -> None:
 # --------------------------------------------------------------------------- top losses
 
 
-def load_image_file(path: str, base_dirs: Sequence[str | Path] = ()) -> np.ndarray | None:
-    """Load ``path`` with Pillow for a thumbnail tile, or None if it is not a readable image.
-
-    Args:
-        path: a file path; a relative one is also looked up under each of ``base_dirs``.
-            Pseudo-paths of named datasets (``mnist-5k:train:12``) give None.
-        base_dirs: folders to resolve relative paths against.
-
-    Returns:
-        ``uint8`` array, ``(H, W)`` for grayscale or ``(H, W, 3)`` for colour, at most
-        160 pixels a side; None when the file is missing or cannot be decoded.
-    """
-    p = Path(path)
-    candidates = [p] if p.is_absolute() else [p, *(Path(d) / p for d in base_dirs)]
-    for candidate in candidates:
-        if not candidate.is_file():
-            continue
-        try:
-            with Image.open(candidate) as im:
-                im = ImageOps.exif_transpose(im)
-                im = im.convert("L" if im.mode in ("1", "L", "LA", "I", "I;16", "F") else "RGB")
-                im.thumbnail((160, 160))
-                return np.asarray(im, dtype=np.uint8)
-        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
-            return None
-    return None
-
-
 def _sorted_top(rows: Sequence[Mapping[str, Any]], n: int) -> list[Mapping[str, Any]]:
     required = ("path", "label", "predicted", "probability", "loss")
     for i, row in enumerate(rows):
@@ -390,7 +362,7 @@ def top_losses_png(
             ``predictions.csv``; values may be strings.
         n: how many tiles, at most (the highest losses first).
         image_loader: ``path -> uint8 array (H, W) or (H, W, 3), or None``. Default:
-            :func:`load_image_file` (Pillow, paths as given).
+            :class:`cnnkit.report.images.RunImages` (paths as given).
 
     Returns:
         PNG bytes, 4 tiles a row (up to 6 for more than 16 tiles).
@@ -403,7 +375,7 @@ def top_losses_png(
     if not rows:
         raise ValueError("rows must hold at least one prediction. Received: 0 rows")
     top = _sorted_top(rows, n)
-    load = image_loader or load_image_file
+    load = image_loader or RunImages()
     cols = min(len(top), 4 if len(top) <= 16 else 6)
     nrows = math.ceil(len(top) / cols)
     with _style():

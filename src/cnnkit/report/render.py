@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from cnnkit.errors import RunFolderError
+from cnnkit.fileio import atomic_write_bytes, atomic_write_text
 from cnnkit.report import context as ctx
-from cnnkit.report.html import make_env, write_bytes_atomic, write_text_atomic
+from cnnkit.report.gallery import GALLERY, write_gallery
+from cnnkit.report.html import make_env
 from cnnkit.report.images import RunImages
 from cnnkit.report.plots import confusion_png, curves_png, top_losses_png
 from cnnkit.report.runfolder import RunFiles, read_run
@@ -31,7 +33,7 @@ SECTIONS = (
 )
 
 
-def render_report(run_dir: str | Path, *, n_top_losses: int = 16) -> Path:
+def render_report(run_dir: str | Path, *, n_top_losses: int = 16, gallery: bool = True) -> Path:
     """Render a run folder's plots and its one-file HTML report.
 
     Writes ``curves.png`` (from ``history.csv``), ``confusion.png`` (from
@@ -43,6 +45,8 @@ def render_report(run_dir: str | Path, *, n_top_losses: int = 16) -> Path:
     Args:
         run_dir: the run folder (``cnnkit train --out RUN``).
         n_top_losses: how many highest-loss validation images to show.
+        gallery: draw ``gallery.png`` (Grad-CAM of validation predictions) from the run's
+            weights when it is missing; False shows only an existing one.
 
     Returns:
         The path of ``report.html``.
@@ -62,17 +66,19 @@ def render_report(run_dir: str | Path, *, n_top_losses: int = 16) -> Path:
         raise ValueError(
             f"n_top_losses must be a positive int. Received: n_top_losses={n_top_losses!r}"
         )
+    if gallery and not (Path(run_dir) / GALLERY).is_file():
+        write_gallery(run_dir)
     run = read_run(run_dir)
     plots = _write_plots(run, n_top_losses)
     context = build_context(run, plots, n_top_losses)
     html = make_env().get_template(TEMPLATE).render(**context)
-    return write_text_atomic(run.path / "report.html", html)
+    return atomic_write_text(run.path / "report.html", html)
 
 
 def _image_loader(run: RunFiles) -> RunImages:
     data = (run.config or {}).get("data")
     bases = [d for d in (Path(str(data)) if data else None, run.path) if d and d.is_dir()]
-    return RunImages(bases)
+    return RunImages(bases, grayscale=(run.config or {}).get("color_mode") == "grayscale")
 
 
 def _write_plots(run: RunFiles, n_top_losses: int) -> dict[str, bytes]:
@@ -93,7 +99,7 @@ def _write_plots(run: RunFiles, n_top_losses: int) -> dict[str, bytes]:
         except (ValueError, TypeError) as e:
             run.notes.append(f"predictions.csv could not be plotted ({e}).")
     for name, png in plots.items():
-        write_bytes_atomic(run.path / f"{name}.png", png)
+        atomic_write_bytes(run.path / f"{name}.png", png)
     return plots
 
 

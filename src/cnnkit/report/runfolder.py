@@ -8,12 +8,12 @@ just leaves its section out; one that is present but unreadable is recorded in
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cnnkit.errors import RunFolderError
+from cnnkit.fileio import read_json
 from cnnkit.report.html import is_png
 
 _METRICS_KEYS = ("accuracy", "class_names", "confusion_matrix")
@@ -37,15 +37,11 @@ class RunFiles:
     notes: list[str] = field(default_factory=list)
 
 
-def _load_json(path: Path) -> Any:
+def _load_json(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise RunFolderError(
-            f"{path} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})"
-        ) from e
-    except (OSError, UnicodeDecodeError) as e:
-        raise RunFolderError(f"{path} could not be read: {e}") from e
+        return read_json(path, path.name)
+    except (OSError, ValueError) as e:
+        raise RunFolderError(str(e)) from None
 
 
 def read_metrics(run_dir: Path) -> dict[str, Any]:
@@ -62,8 +58,6 @@ def read_metrics(run_dir: Path) -> dict[str, Any]:
             "(written by `cnnkit train` or `cnnkit evaluate`)"
         )
     metrics = _load_json(path)
-    if not isinstance(metrics, dict):
-        raise RunFolderError(f"{path} must hold a JSON object. Received: {type(metrics).__name__}")
     missing = [k for k in _METRICS_KEYS if k not in metrics]
     if missing:
         raise RunFolderError(f"{path} lacks {', '.join(missing)}")
@@ -91,14 +85,11 @@ def _optional(run: RunFiles, name: str, reader: Any) -> Any:
 
 
 def _json_object(path: Path) -> dict[str, Any]:
-    data = _load_json(path)
-    if not isinstance(data, dict):
-        raise ValueError(f"expected a JSON object, found {type(data).__name__}")
-    return data
+    return _load_json(path)
 
 
 def _csv_rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as f:
+    with path.open(newline="", encoding="utf-8", errors="surrogateescape") as f:
         reader = csv.DictReader(f)
         rows = list(reader)
         if reader.fieldnames is None:
@@ -156,7 +147,7 @@ def _fold_seconds(run_dir: Path, cv: dict[str, Any] | None) -> list[float]:
     seconds = []
     for k in range(1, folds + 1):
         try:
-            config = json.loads((run_dir / f"fold-{k}" / "config.json").read_text("utf-8"))
+            config = read_json(run_dir / f"fold-{k}" / "config.json")
             seconds.append(float(config["timing"]["total_seconds"]))
         except (OSError, ValueError, KeyError, TypeError):
             return []

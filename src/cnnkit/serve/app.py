@@ -116,7 +116,7 @@ def choose_backend(run_dir: Path, requested: str) -> tuple[str, str]:
 def _load_predictor(run: Any, requested: str, threads: int | None) -> tuple[Predictor, str]:
     import torch
 
-    from cnnkit.train import LoadedRun, load_run
+    from cnnkit.runs import LoadedRun, load_run
 
     if threads:
         torch.set_num_threads(int(threads))
@@ -148,7 +148,7 @@ def error(status: int, message: str, **extra: Any) -> JSONResponse:
 
 
 def create_app(run: Any, options: ServeOptions | None = None) -> FastAPI:
-    """The server for a run folder (or :class:`cnnkit.train.LoadedRun`).
+    """The server for a run folder (or :class:`cnnkit.runs.LoadedRun`).
 
     Args:
         run: the run to serve.

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from cnnkit.data.lookup import ImageLookup
 from cnnkit.errors import CnnkitError
 from cnnkit.serve.onnx_backend import (
     INPUT_NAME,
@@ -77,7 +78,7 @@ def export_onnx(
     """Write ``run``'s model as ONNX and check it against PyTorch.
 
     Args:
-        run: a run folder or a :class:`cnnkit.train.LoadedRun`.
+        run: a run folder or a :class:`cnnkit.runs.LoadedRun`.
         out: the ``.onnx`` path (default ``RUN/model.onnx``).
         tolerance: largest allowed absolute difference of the probabilities.
         n_check: at most this many images are compared.
@@ -91,7 +92,7 @@ def export_onnx(
         ValueError: ``tolerance`` or ``n_check`` is not positive.
         CnnkitError: the exporter or onnxruntime failed, or ``run`` is not a run folder.
     """
-    from cnnkit.train import LoadedRun, load_run
+    from cnnkit.runs import LoadedRun, load_run
 
     if not tolerance > 0 or n_check < 1:
         raise ValueError(
@@ -162,7 +163,12 @@ def reference_images(run: Any, n: int) -> tuple[np.ndarray, str]:
     Returns:
         uint8 ``(N, C, H, W)`` images and where they came from.
     """
-    reader = _ImageReader(run)
+    reader = ImageLookup(
+        run.image_size,
+        run.color_mode,
+        run.interpolation,
+        crop_to_aspect_ratio=run.crop_to_aspect_ratio,
+    )
     for csv_name, where in (
         ("split.csv", "validation split"),
         ("predictions.csv", "run predictions"),
@@ -181,49 +187,10 @@ def reference_images(run: Any, n: int) -> tuple[np.ndarray, str]:
     return rng.integers(0, 256, shape, dtype=np.uint8), "random pixels"
 
 
-class _ImageReader:
-    """``path -> uint8 (C, H, W)`` at the run's size, or None; named datasets loaded once."""
-
-    def __init__(self, run: Any) -> None:
-        from cnnkit.serve.predictor import Predictor
-
-        self.run = run
-        self.predictor = Predictor(run)
-        self._datasets: dict[tuple[str, str], np.ndarray | None] = {}
-
-    def __call__(self, path: str) -> np.ndarray | None:
-        from cnnkit.report.images import PSEUDO_PATH
-
-        match = PSEUDO_PATH.match(path)
-        if match is None:
-            try:
-                return self.predictor.load(path)
-            except (CnnkitError, OSError, ValueError):
-                return None
-        images = self._dataset(match["name"], match["split"])
-        index = int(match["index"])
-        return None if images is None or index >= len(images) else images[index]
-
-    def _dataset(self, name: str, split: str) -> np.ndarray | None:
-        if (name, split) not in self._datasets:
-            from cnnkit.data import load_dataset
-            from cnnkit.train.data_source import conform_images
-
-            try:
-                images = load_dataset(name, split).images
-                shape = (self.run.in_chans, *self.run.image_size)
-                if tuple(images.shape[1:]) != shape:
-                    images = conform_images(images, shape[0], self.run.image_size)
-                self._datasets[(name, split)] = np.asarray(images, dtype=np.uint8)
-            except (ImportError, OSError, ValueError, KeyError):
-                self._datasets[(name, split)] = None
-        return self._datasets[(name, split)]
-
-
 def _csv_paths(path: Path) -> list[str]:
     if not path.is_file():
         return []
-    with open(path, newline="", encoding="utf-8") as f:
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
         rows = list(csv.DictReader(f))
     val = [r for r in rows if r.get("subset") in ("validation", "val")]
     return [r["path"] for r in (val or rows) if r.get("path")]

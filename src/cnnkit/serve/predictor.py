@@ -29,7 +29,7 @@ class Predictor:
     """Predict classes for images with a trained run.
 
     Args:
-        run: a run folder path (or a :class:`cnnkit.train.LoadedRun`).
+        run: a run folder path (or a :class:`cnnkit.runs.LoadedRun`).
         backend: ``torch`` (default) or ``onnx`` (needs ``RUN/model.onnx`` and onnxruntime).
         threads: onnxruntime intra-op threads (None = its default); PyTorch's are
             process-wide (``torch.set_num_threads``).
@@ -41,7 +41,7 @@ class Predictor:
     """
 
     def __init__(self, run: Any, backend: str = "torch", *, threads: int | None = None) -> None:
-        from cnnkit.train import LoadedRun, load_run
+        from cnnkit.runs import LoadedRun, load_run
 
         self.run = run if isinstance(run, LoadedRun) else load_run(run)
         if backend not in ("torch", "onnx"):

@@ -4,6 +4,7 @@
 >>> result = train_run(TrainConfig(data="mnist-5k", model="basic_convnet", epochs=3), "runs/a")
 """
 
+from cnnkit.runs import LoadedRun, Precision, load_run  # the runs stage's; kept here for callers
 from cnnkit.train.callbacks import (
     Callback,
     Checkpoint,
@@ -15,9 +16,8 @@ from cnnkit.train.callbacks import (
 from cnnkit.train.config import TrainConfig, load_config_file
 from cnnkit.train.loop import FitResult, Tensors, TrainingDiverged, fit
 from cnnkit.train.metrics import classification_metrics, wilson_interval
-from cnnkit.train.precision import Precision, choose_precision
+from cnnkit.train.precision import choose_precision
 from cnnkit.train.run import RunResult, resume_run, train_run
-from cnnkit.train.runio import LoadedRun, load_run
 
 __all__ = [
     "Callback",

@@ -20,8 +20,9 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from cnnkit.runfiles import HISTORY_FIELDS
-from cnnkit.train.checkpoint import atomic_write_text, save_checkpoint
+from cnnkit.fileio import atomic_write_text
+from cnnkit.runs.layout import HISTORY_FIELDS
+from cnnkit.train.checkpoint import save_checkpoint
 
 
 @dataclass
@@ -146,7 +147,7 @@ class CSVLogger(Callback):
 
 
 def write_history(path: str | Path, history: list[dict[str, Any]]) -> None:
-    """``history.csv`` with the :data:`~cnnkit.runfiles.HISTORY_FIELDS` columns, atomically."""
+    """``history.csv`` with the :data:`~cnnkit.runs.HISTORY_FIELDS` columns, atomically."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, extrasaction="ignore", lineterminator="\n")
     w.writeheader()

@@ -130,6 +130,23 @@ def split(arrays: Any, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     return split_indices(arrays.labels, config.validation_split, config.seed, stratified=True)
 
 
+def check_split(arrays: Any, train_idx: np.ndarray, val_idx: np.ndarray, config: Any) -> None:
+    """Refuse a split that leaves nothing to validate on, before any training.
+
+    Raises:
+        ValueError: the validation (or training) part is empty, naming the data and counts.
+    """
+    if len(val_idx) and len(train_idx):
+        return
+    counts = ", ".join(f"{k}: {v}" for k, v in arrays.counts().items())
+    part = "validation" if not len(val_idx) else "training"
+    raise ValueError(
+        f"{config.data}: validation_split={config.validation_split} of {len(arrays)} images "
+        f"leaves no {part} images ({counts}); add images (a few per class at least) or "
+        "change validation_split"
+    )
+
+
 def build_model(config: TrainConfig, arrays: Any) -> torch.nn.Module:
     """The model for the run, initialised from ``config.seed`` (and pretrained weights)."""
     from cnnkit.models import create_model

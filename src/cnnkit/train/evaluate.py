@@ -7,11 +7,11 @@ from typing import Any
 
 import numpy as np
 
+from cnnkit.runs import LoadedRun, load_run, read_split
 from cnnkit.train import data_source
 from cnnkit.train.config import TrainConfig
 from cnnkit.train.metrics import classification_metrics
-from cnnkit.train.run import read_split, saved_settings
-from cnnkit.train.runio import LoadedRun, load_run
+from cnnkit.train.run import saved_settings
 
 
 def _run_config(run: LoadedRun, data: str | None) -> TrainConfig:

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
+from cnnkit.fileio import atomic_write_json
 from cnnkit.train import data_source
-from cnnkit.train.checkpoint import atomic_write_json
 from cnnkit.train.config import TrainConfig
 from cnnkit.train.metrics import classification_metrics
 from cnnkit.train.run import RunResult, prepare_run_dir, train_run

@@ -20,10 +20,17 @@ import torch.nn.functional as F
 
 from cnnkit.allocator import keep_freed_memory
 from cnnkit.errors import CnnkitError
+from cnnkit.runs.inference import (
+    Normalizer,
+    Precision,
+    model_normalizer,
+    predict_proba,
+    prepare_batch,
+)
 from cnnkit.train import distributed
 from cnnkit.train.callbacks import Callback, CallbackList, TrainState
 from cnnkit.train.config import TrainConfig
-from cnnkit.train.precision import Precision, choose_for_model
+from cnnkit.train.precision import choose_for_model
 
 
 class TrainingDiverged(CnnkitError):
@@ -71,41 +78,6 @@ def _as_tensor(a: Any, dtype: torch.dtype) -> torch.Tensor:
     if isinstance(a, torch.Tensor):
         return a.to(dtype)
     return torch.from_numpy(np.ascontiguousarray(a)).to(dtype)
-
-
-class Normalizer:
-    """``(x / 255 - mean) / std`` as one multiply-add, per channel.
-
-    Args:
-        mean, std: per-channel statistics for inputs scaled to 0..1 (the model card's).
-        channels: the number of image channels (a single value broadcasts).
-    """
-
-    def __init__(self, mean: Any, std: Any, channels: int, device: torch.device | str = "cpu"):
-        m = torch.as_tensor(mean, dtype=torch.float32).flatten()
-        s = torch.as_tensor(std, dtype=torch.float32).flatten()
-        if m.numel() == 1:
-            m = m.expand(channels)
-        if s.numel() == 1:
-            s = s.expand(channels)
-        if m.numel() != channels or s.numel() != channels:
-            raise ValueError(
-                f"mean/std have {m.numel()}/{s.numel()} values for {channels} channels"
-            )
-        self.scale = (1.0 / (255.0 * s)).view(1, -1, 1, 1).to(device)
-        self.shift = (-m / s).view(1, -1, 1, 1).to(device)
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        # (B, C, H, W) uint8/float 0..255 -> float normalised
-        return torch.addcmul(self.shift, x.float(), self.scale)
-
-
-def model_normalizer(model: torch.nn.Module, channels: int, device: Any = "cpu") -> Normalizer:
-    """The normaliser from the model's card (``mean``/``std``), or plain /255 without one."""
-    card = getattr(model, "card", None)
-    mean = getattr(card, "mean", None) or (0.0,)
-    std = getattr(card, "std", None) or (1.0,)
-    return Normalizer(mean, std, channels, device)
 
 
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -338,24 +310,6 @@ class _TrainStep:
         return float(loss.detach()), correct
 
 
-def prepare_batch(
-    x: torch.Tensor,
-    norm: Normalizer,
-    prec: Precision,
-    dev: torch.device,
-    augment: Any = None,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """uint8 ``(B, C, H, W)`` -> augmented, normalised float batch in the right memory format."""
-    x = x.to(dev, non_blocking=True)
-    if augment is not None:
-        x = augment(x, generator=generator)
-    x = norm(x)
-    if prec.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
-
-
 def _run_epoch(state, tr: Tensors, va, config: TrainConfig, step_fn, augment, cbs, dev, norm, prec):
     gen = _epoch_generator(config.seed, state.epoch)
     torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))  # dropout stream
@@ -443,26 +397,3 @@ def _augment_generator(gen: torch.Generator, seed: int, epoch: int) -> torch.Gen
     """The epoch stream in one process; a distinct stream per rank in a process group."""
     rank, world = distributed.rank_world()
     return gen if world == 1 else _epoch_generator(seed + 104729 * (rank + 1), epoch)
-
-
-@torch.inference_mode()
-def predict_proba(
-    model: torch.nn.Module,
-    images: torch.Tensor,
-    norm: Normalizer,
-    prec: Precision,
-    dev: torch.device,
-    batch_size: int = 512,
-) -> torch.Tensor:
-    """Softmax probabilities ``(N, K)`` (float32, CPU) for uint8 images ``(N, C, H, W)``."""
-    was_training = model.training
-    model.eval()
-    out = []
-    try:
-        for i in range(0, len(images), batch_size):
-            x = prepare_batch(images[i : i + batch_size], norm, prec, dev)
-            with prec.autocast():
-                out.append(torch.softmax(model(x).float(), 1).cpu())
-    finally:
-        model.train(was_training)
-    return torch.cat(out) if out else torch.empty(0, 0)

@@ -10,50 +10,19 @@ The choice and its reason are recorded in the run config.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 import platform
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import torch
 
-
-@dataclass(frozen=True)
-class Precision:
-    """How the trainer runs the model.
-
-    Attributes:
-        value: ``fp32``, ``bf16`` or ``fp16``.
-        channels_last: convert model and batches to NHWC (faster convolutions in oneDNN/cuDNN).
-        device: ``cpu`` or ``cuda``.
-        reason: why this was chosen, in words (recorded in config.json and the report).
-    """
-
-    value: str
-    channels_last: bool
-    device: str
-    reason: str
-
-    @property
-    def autocast_dtype(self) -> torch.dtype | None:
-        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.value)
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        """The autocast context for forward passes (a no-op in fp32)."""
-        dtype = self.autocast_dtype
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device, dtype=dtype)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from cnnkit.runs.inference import Precision
 
 
 @lru_cache(maxsize=1)

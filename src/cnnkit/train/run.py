@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import platform
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,29 +24,28 @@ from cnnkit import __version__
 from cnnkit.allocator import keep_freed_memory
 from cnnkit.data import native
 from cnnkit.errors import RunFolderError
+from cnnkit.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+from cnnkit.runs import layout
+from cnnkit.runs.config import read_run_config
+from cnnkit.runs.inference import model_normalizer, predict_proba
+from cnnkit.runs.layout import (
+    RunDir,
+    adopt_run_dir,
+    check_run_dir,
+    create_run_dir,
+    discard_if_unstarted,
+)
+from cnnkit.runs.split import read_split, write_split
+from cnnkit.runs.weights import save_weights
 from cnnkit.train import data_source, distributed
 from cnnkit.train.callbacks import Checkpoint, CSVLogger, EarlyStopping, ProgressBar
-from cnnkit.train.checkpoint import (
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_text,
-    load_checkpoint,
-    save_weights,
-)
+from cnnkit.train.checkpoint import load_checkpoint
 from cnnkit.train.config import TrainConfig, changed_keys
-from cnnkit.train.loop import (
-    FitResult,
-    Tensors,
-    batch_shape,
-    cpu_threads,
-    fit,
-    model_normalizer,
-    predict_proba,
-)
+from cnnkit.train.loop import FitResult, Tensors, batch_shape, cpu_threads, fit
 from cnnkit.train.metrics import classification_metrics
 from cnnkit.train.precision import cpu_model
 
-CHECKPOINT = Path("checkpoint") / "last.pt"
+CHECKPOINT = Path(layout.CHECKPOINT)
 
 
 @dataclass
@@ -61,27 +59,8 @@ class RunResult:
 
 
 def prepare_run_dir(out: str | Path, overwrite: bool) -> Path:
-    """Create ``out``; an existing non-empty folder is refused unless ``overwrite``.
-
-    Only a cnnkit run folder (one holding ``config.json``) is ever replaced, so a typo in
-    ``--out`` cannot delete unrelated files.
-    """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"--out {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise FileExistsError(
-                f"run folder {out} already exists; pass --overwrite to replace it or "
-                f"`cnnkit train --resume {out}` to continue it"
-            )
-        if not (out / "config.json").is_file():
-            raise FileExistsError(
-                f"--overwrite refused: {out} is not a cnnkit run folder (no config.json)"
-            )
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    """Create the run folder ``out`` (see :func:`cnnkit.runs.create_run_dir`)."""
+    return create_run_dir(out, overwrite=overwrite).path
 
 
 def environment() -> dict[str, Any]:
@@ -98,40 +77,6 @@ def environment() -> dict[str, Any]:
         "allocator": keep_freed_memory() or "system default",
         "warp": native.describe(),
     }
-
-
-def _write_split(path: Path, arrays: Any, train_idx: np.ndarray, val_idx: np.ndarray) -> None:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["path", "label", "subset"])
-    for subset, idx in (("train", train_idx), ("validation", val_idx)):
-        for i in idx:
-            w.writerow([arrays.file_paths[i], arrays.class_names[arrays.labels[i]], subset])
-    atomic_write_text(path, buf.getvalue())
-
-
-def read_split(path: Path, arrays: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the train/validation rows of ``split.csv`` in ``arrays`` (matched by path)."""
-    where = {p: i for i, p in enumerate(arrays.file_paths)}
-    train: list[int] = []
-    val: list[int] = []
-    missing: list[str] = []
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            for row in csv.DictReader(f):
-                i = where.get(row["path"])
-                if i is None:
-                    missing.append(row["path"])
-                    continue
-                (train if row["subset"] == "train" else val).append(i)
-    except (UnicodeDecodeError, csv.Error, KeyError, TypeError) as e:
-        raise RunFolderError(f"{path}: not a split.csv of path,label,subset rows ({e!r})") from None
-    if missing:
-        raise RunFolderError(
-            f"{path}: {len(missing)} files of the saved split are no longer in the data, "
-            f"e.g. {missing[:3]}"
-        )
-    return np.asarray(train, dtype=np.int64), np.asarray(val, dtype=np.int64)
 
 
 def resolved_config(
@@ -200,13 +145,21 @@ def train_run(
             config, out, overwrite=overwrite, progress=progress, device=device
         )
     main = distributed.is_main()
-    run_dir = prepare_run_dir(out, overwrite) if main else Path(out)
-    distributed.run_dir_ready(run_dir)
+    if main:
+        check_run_dir(out, overwrite=overwrite)  # refuse before any decoding
     data = data or _load_data_once(config)
     train_idx, val_idx = split if split is not None else data_source.split(data.arrays, config)
-    if main:
-        _write_split(run_dir / "split.csv", data.arrays, train_idx, val_idx)
-    return _fit_and_save(config, run_dir, data, train_idx, val_idx, None, progress, device)
+    data_source.check_split(data.arrays, train_idx, val_idx, config)
+    run = create_run_dir(out, overwrite=overwrite) if main else RunDir(Path(out))
+    distributed.run_dir_ready(run.path)
+    try:
+        return _fit_and_save(
+            config, run.path, data, train_idx, val_idx, None, progress, device, new=True
+        )
+    except Exception:
+        if main and not (run.path / CHECKPOINT).is_file():
+            discard_if_unstarted(run, keep=("augment.png",))  # nothing trained: leave nothing
+        raise
 
 
 def _load_data_once(config: TrainConfig) -> data_source.RunData:
@@ -237,10 +190,8 @@ def resume_run(
     Raises:
         RunFolderError: no run there, or ``overrides`` change what the run is (listed).
     """
-    from cnnkit.train.runio import read_config  # the one reader of config.json
-
-    run_dir = Path(out)
-    saved = read_config(run_dir)
+    run_dir = adopt_run_dir(out).path
+    saved = read_run_config(run_dir)
     if saved.get("strategy"):
         raise RunFolderError(
             f"cannot resume {run_dir}: transfer runs (strategy={saved['strategy']!r}) train in "
@@ -254,11 +205,13 @@ def resume_run(
     ckpt_path = run_dir / CHECKPOINT
     ckpt = load_checkpoint(ckpt_path) if ckpt_path.is_file() else None
     data = _load_data_once(config)
-    train_idx, val_idx = read_split(run_dir / "split.csv", data.arrays)
+    train_idx, val_idx = read_split(run_dir / layout.SPLIT, data.arrays)
     return _fit_and_save(config, run_dir, data, train_idx, val_idx, ckpt, progress, device)
 
 
-def _fit_and_save(config, run_dir, data, train_idx, val_idx, ckpt, progress, device) -> RunResult:
+def _fit_and_save(
+    config, run_dir, data, train_idx, val_idx, ckpt, progress, device, new=False
+) -> RunResult:
     t0 = time.perf_counter()
     arrays = data.arrays
     model = data_source.build_model(config, arrays)
@@ -272,8 +225,10 @@ def _fit_and_save(config, run_dir, data, train_idx, val_idx, ckpt, progress, dev
     cfg = resolved_config(config, data, model, prec.to_dict())
     cfg["distributed"] = distributed.describe()
     main = distributed.is_main()
-    if main:
-        atomic_write_json(run_dir / "config.json", cfg)
+    if main:  # config first: a run killed from here on can be resumed
+        atomic_write_json(run_dir / layout.CONFIG, cfg)
+        if new:
+            write_split(run_dir / layout.SPLIT, arrays, train_idx, val_idx)
         _write_augment_preview(run_dir, arrays, train_idx, augment, config.seed)
     va = Tensors.from_any(arrays.subset(val_idx)) if len(val_idx) else None
     meta = {"model": config.model, "seed": config.seed}
@@ -284,7 +239,7 @@ def _fit_and_save(config, run_dir, data, train_idx, val_idx, ckpt, progress, dev
     if not main:  # only rank 0 writes the run folder
         return RunResult(run_dir, {}, result.history, time.perf_counter() - t0)
     save_weights(
-        run_dir / "model.safetensors",
+        run_dir / layout.WEIGHTS,
         model.state_dict(),
         {"model": config.model, "cnnkit": __version__},
     )
@@ -294,7 +249,7 @@ def _fit_and_save(config, run_dir, data, train_idx, val_idx, ckpt, progress, dev
         "total_seconds": seconds,
         "train_seconds": sum(r["seconds"] for r in result.history),
     }
-    atomic_write_json(run_dir / "config.json", cfg)
+    atomic_write_json(run_dir / layout.CONFIG, cfg)
     _write_summary(run_dir, model, arrays.image_shape)
     return RunResult(run_dir, metrics, result.history, seconds)
 
@@ -307,8 +262,8 @@ def _evaluate_and_save(run_dir: Path, model, arrays, val_idx, result: FitResult)
     norm = model_normalizer(model, va.images.shape[1], dev)
     probs = predict_proba(model, torch.from_numpy(va.images), norm, result.precision, dev)
     metrics = classification_metrics(va.labels, probs.numpy(), arrays.class_names)
-    atomic_write_json(run_dir / "metrics.json", metrics)
-    write_predictions(run_dir / "predictions.csv", va, probs)
+    atomic_write_json(run_dir / layout.METRICS, metrics)
+    write_predictions(run_dir / layout.PREDICTIONS, va, probs)
     return metrics
 
 
@@ -341,7 +296,7 @@ def _write_summary(run_dir: Path, model: torch.nn.Module, shape: tuple[int, int,
         text = str(summary(model.cpu().float(), input_shape=shape))
     except (ImportError, ValueError, RuntimeError) as e:
         text = f"(summary unavailable: {e})"
-    atomic_write_text(run_dir / "summary.txt", text + "\n")
+    atomic_write_text(run_dir / layout.SUMMARY, text + "\n")
 
 
 def _write_augment_preview(run_dir: Path, arrays, train_idx, augment, seed: int) -> None:

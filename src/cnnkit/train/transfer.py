@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnkit import __version__
+from cnnkit.fileio import atomic_write_json
 from cnnkit.models.transfer import (
     changed_since,
     describe,
@@ -43,9 +44,12 @@ from cnnkit.models.transfer import (
     head_parameters,
     unfreeze_top,
 )
+from cnnkit.runs.inference import model_normalizer, predict_proba
+from cnnkit.runs.layout import check_run_dir, create_run_dir
+from cnnkit.runs.split import write_split
+from cnnkit.runs.weights import save_weights
 from cnnkit.train import data_source
 from cnnkit.train.callbacks import EarlyStopping, ProgressBar, write_history
-from cnnkit.train.checkpoint import atomic_write_json, save_weights
 from cnnkit.train.config import TrainConfig
 from cnnkit.train.loop import (
     Tensors,
@@ -53,17 +57,13 @@ from cnnkit.train.loop import (
     build_optimizer,
     build_scheduler,
     fit,
-    model_normalizer,
-    predict_proba,
 )
 from cnnkit.train.metrics import classification_metrics
 from cnnkit.train.precision import choose_precision
 from cnnkit.train.run import (
     RunResult,
     _write_augment_preview,
-    _write_split,
     _write_summary,
-    prepare_run_dir,
     resolved_config,
     write_predictions,
 )
@@ -103,14 +103,14 @@ def train_transfer_run(
             f"strategy={config.strategy!r}, pretrained={config.pretrained!r}"
         )
     t0 = time.perf_counter()
-    if not overwrite and Path(out).is_dir() and any(Path(out).iterdir()):
-        prepare_run_dir(out, overwrite)  # refuses with the usual message, before any work
+    check_run_dir(out, overwrite=overwrite)  # refuses with the usual message, before any work
     data = data_source.load_run_data(config)
     model = data_source.build_model(config, data.arrays)  # loads the weights
     _new_head(model)
-    run_dir = prepare_run_dir(out, overwrite)  # after the weights load: a bad file leaves no run
     train_idx, val_idx = data_source.split(data.arrays, config)
-    _write_split(run_dir / "split.csv", data.arrays, train_idx, val_idx)
+    data_source.check_split(data.arrays, train_idx, val_idx, config)
+    run_dir = create_run_dir(out, overwrite=overwrite).path  # after the weights load
+    write_split(run_dir / "split.csv", data.arrays, train_idx, val_idx)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     prec = choose_precision(config.precision, dev)
     cfg = resolved_config(config, data, model, prec.to_dict())
@@ -305,7 +305,7 @@ def cached_features(
     from safetensors.torch import load_file, save
 
     from cnnkit.data.cache import cache_dir
-    from cnnkit.train.checkpoint import atomic_write_bytes
+    from cnnkit.fileio import atomic_write_bytes
 
     path = cache_dir() / "features" / f"{feature_cache_key(model, images)}.safetensors"
     if path.is_file():
