@@ -14,7 +14,7 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
-from cnnkit.cli.data_cmds import augment_from_flags, augment_options
+from cnnkit.cli.data_cmds import augment_from_flags, augment_options, parse_shift_range
 from cnnkit.cli.main import main
 from cnnkit.data import Augment
 
@@ -103,6 +103,35 @@ def test_augment_from_flags_and_decorator():
     result = CliRunner().invoke(app, ["x", "--shear-range", "5", "--vertical-flip"])
     assert result.exit_code == 0, result.output
     assert seen["augment"] == Augment(shear_range=5, vertical_flip=True) and seen["name"] == "x"
+
+
+@pytest.mark.parametrize("typed,value", [("3", 3), ("+3", 3), ("3.0", 3.0), ("0.1", 0.1)])
+def test_shift_range_flag_keeps_what_was_typed(typed, value):
+    assert parse_shift_range(typed) == value and type(parse_shift_range(typed)) is type(value)
+    with pytest.raises(ValueError, match="Received: 'three'"):
+        parse_shift_range("three")
+
+
+def test_int_shift_range_reaches_augment_preview_and_train(tmp_path, capsys, monkeypatch):
+    data = _write_tree(tmp_path / "data")
+    args = ["augment-preview", str(data), "--out", str(tmp_path / "g.png"), "--n", "2",
+            "--width-shift-range", "3", "--height-shift-range", "3.0", "--json"]  # fmt: skip
+    assert main(args) == 0
+    aug = json.loads(capsys.readouterr().out)["augment"]
+    assert type(aug["width_shift_range"]) is int and type(aug["height_shift_range"]) is float
+    from cnnkit.cli import train_cmds
+
+    seen = {}
+
+    def capture(cfg, *rest):  # the config `train` built, without training
+        seen["augment"] = cfg.augment
+        raise ValueError("captured")
+
+    monkeypatch.setattr(train_cmds, "_train_or_cv", capture)
+    args = ["train", str(data), "--out", str(tmp_path / "run"), "--width-shift-range", "2"]
+    assert main(args) == 2 and "captured" in capsys.readouterr().err
+    assert seen["augment"]["width_shift_range"] == 2
+    assert type(seen["augment"]["width_shift_range"]) is int
 
 
 def test_installed_script_subprocess(tmp_path):

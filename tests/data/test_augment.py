@@ -163,3 +163,53 @@ def test_affine_grid_equals_torch_affine_grid(h, w, b, seed):
     theta = torch.randn(b, 2, 3, generator=torch.Generator().manual_seed(seed))
     expected = torch.nn.functional.affine_grid(theta, [b, 1, h, w], align_corners=False)
     assert torch.allclose(_affine_grid(theta, h, w), expected, atol=1e-5)
+
+
+def _row_ramp(b: int = 8, h: int = 9, w: int = 9) -> torch.Tensor:
+    """Images whose rows are constant (row r = 20 r)."""
+    return (torch.arange(h, dtype=torch.float32) * 20).view(1, 1, h, 1).expand(b, 1, h, w) + 0
+
+
+def test_shear_is_horizontal_as_keras(kernel):
+    # Keras' shear matrix [[1, -sin s], [0, cos s]] acts on (x, y) = (column, row): every output
+    # row samples a single input row, so constant rows stay constant
+    y = Augment(shear_range=20)(_row_ramp(), generator=torch.Generator().manual_seed(0))
+    assert (y.amax(-1) - y.amin(-1)).max() < 1e-3
+    assert (y.amax(-2) - y.amin(-2)).min() > 100  # columns still run through the ramp
+
+
+def test_int_shift_ranges_draw_whole_pixels_as_keras(kernel):
+    x = (torch.rand(64, 1, 8, 10, generator=torch.Generator().manual_seed(0)) < 0.5) * 255.0
+    aug = Augment(width_shift_range=3, height_shift_range=2)
+    y = aug(x, generator=torch.Generator().manual_seed(1))
+    assert torch.minimum(y, 255 - y).max() < 0.01  # no blur: whole-pixel shifts
+    p = aug.sample_params(30_000, 8, 10, torch.Generator().manual_seed(2))
+    tx, counts = p["tx"].unique(return_counts=True)  # Keras: choice(3) * choice([-1, 1])
+    assert tx.tolist() == [-2, -1, 0, 1, 2]
+    assert np.allclose(counts.numpy() / 30_000, [1 / 6, 1 / 6, 1 / 3, 1 / 6, 1 / 6], atol=0.01)
+    assert p["ty"].unique().tolist() == [-1, 0, 1]
+    assert Augment(width_shift_range=1).is_identity  # Keras' (-1, 1) holds only 0
+
+
+def test_float_shift_ranges_fraction_below_one_pixels_above():
+    g = torch.Generator().manual_seed(0)
+    px = Augment(width_shift_range=3.0).sample_params(4000, 8, 10, g)["tx"]
+    frac = Augment(width_shift_range=0.5).sample_params(4000, 8, 10, g)["tx"]
+    assert 2.9 < px.abs().max() <= 3 and (px != px.round()).any()
+    assert 4.9 < frac.abs().max() <= 5  # 0.5 of the width, 10
+
+
+def test_int_shift_range_kept_through_to_dict():
+    aug = Augment(width_shift_range=np.int64(3), height_shift_range=3.0)
+    d = aug.to_dict()
+    assert type(d["width_shift_range"]) is int and type(d["height_shift_range"]) is float
+    assert type(Augment.from_dict(d).width_shift_range) is int
+    with pytest.raises(ValueError, match="width_shift_range"):
+        Augment(width_shift_range=-2)
+
+
+def test_brightness_range_must_be_a_pair_as_keras():
+    with pytest.raises(ValueError, match="brightness_range must be a pair"):
+        Augment(brightness_range=0.1)
+    with pytest.raises(ValueError, match="brightness_range"):
+        Augment(brightness_range=(0.5,))

@@ -20,21 +20,46 @@ import typer
 
 from cnnkit.cli._common import JSON_OPTION, emit, log
 
+
+def parse_shift_range(value: Any) -> float | int:
+    """``--width-shift-range``/``--height-shift-range``: ``3`` is the int 3, ``3.0`` a float.
+
+    ImageDataGenerator gives the two different meanings (an int draws whole pixels in
+    ``(-3, 3)``, a float continuous shifts in ``[-3, 3]``), so the flag keeps what was typed.
+
+    Raises:
+        ValueError: not a number.
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.lstrip("+-").isdigit():
+        return int(text)
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(
+            f"a shift range must be a number (an int for whole pixels). Received: {value!r}"
+        ) from None
+
+
+_SHIFT_HELP = "Fraction of the {} if < 1, else pixels; an int (3, not 3.0): whole pixels."
+
+
+def shift_option(flag: str, side: str) -> Any:
+    """The Typer option of a shift range flag (an int stays an int)."""
+    return typer.Option(
+        0.0, flag, parser=parse_shift_range, metavar="FLOAT|INT", help=_SHIFT_HELP.format(side)
+    )
+
+
 AUGMENT_FLAGS: dict[str, Any] = {
     "rotation_range": (
         float,
         typer.Option(0.0, "--rotation-range", help="Degrees, drawn in [-r, r]."),
     ),
-    "width_shift_range": (
-        float,
-        typer.Option(0.0, "--width-shift-range", help="Fraction of the width if < 1, else pixels."),
-    ),
-    "height_shift_range": (
-        float,
-        typer.Option(
-            0.0, "--height-shift-range", help="Fraction of the height if < 1, else pixels."
-        ),
-    ),
+    "width_shift_range": (float, shift_option("--width-shift-range", "width")),
+    "height_shift_range": (float, shift_option("--height-shift-range", "height")),
     "shear_range": (float, typer.Option(0.0, "--shear-range", help="Shear angle in degrees.")),
     "zoom_range": (
         float,

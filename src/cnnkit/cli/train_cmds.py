@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from cnnkit.cli._common import ARGV, JSON_OPTION, emit
-from cnnkit.cli.data_cmds import AUGMENT_FLAGS
+from cnnkit.cli.data_cmds import AUGMENT_FLAGS, shift_option
 
 # The augmentation flags are the data layer's (one list for train and augment-preview).
 _AUG_FIELDS = tuple(AUGMENT_FLAGS)
@@ -96,12 +96,8 @@ def train(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run folder."),
     resume: Path | None = typer.Option(None, "--resume", help="Continue the run in this folder."),
     rotation_range: float = typer.Option(0.0, "--rotation-range", help="Degrees."),
-    width_shift_range: float = typer.Option(
-        0.0, "--width-shift-range", help="Fraction of width if < 1, else pixels."
-    ),
-    height_shift_range: float = typer.Option(
-        0.0, "--height-shift-range", help="Fraction of height if < 1, else pixels."
-    ),
+    width_shift_range: float = shift_option("--width-shift-range", "width"),
+    height_shift_range: float = shift_option("--height-shift-range", "height"),
     shear_range: float = typer.Option(0.0, "--shear-range", help="Degrees."),
     zoom_range: float = typer.Option(0.0, "--zoom-range", help="z: factor in [1-z, 1+z]."),
     horizontal_flip: bool = typer.Option(False, "--horizontal-flip"),

@@ -2,11 +2,12 @@
 
 :class:`Augment` draws fresh random parameters for every image of a batch from an explicit
 ``torch.Generator``, folds rotation, shift, shear, zoom and flips into ONE affine matrix per
-image (Keras' order: ``rotation @ shift @ shear @ zoom`` about the image centre, then the
-flips), and warps the whole batch with a single ``affine_grid`` + ``grid_sample`` on whatever
-device the batch is on (float32 CPU batches through cnnkit's compiled kernel,
-:mod:`cnnkit.data.native`, 2.2-2.8x faster than ``grid_sample`` for RGB). Bilinear sampling
-matches ``scipy.ndimage.affine_transform(order=1)`` and the four fill modes match scipy's exactly:
+image (Keras' ``apply_affine_transform``: ``rotation @ shift @ shear @ zoom`` about the image
+centre, composed in Keras' own axes, x = column and y = row, then the flips), and warps the
+whole batch with a single ``affine_grid`` + ``grid_sample`` on whatever device the batch is on
+(float32 CPU batches through cnnkit's compiled kernel, :mod:`cnnkit.data.native`, 2.2-2.8x
+faster than ``grid_sample`` for RGB). Bilinear sampling matches
+``scipy.ndimage.affine_transform(order=1)`` and the four fill modes match scipy's exactly:
 
 =============  =====================  ===================================================
 ``fill_mode``  scipy.ndimage mode     how
@@ -31,6 +32,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -55,6 +57,35 @@ def _number(name: str, value, *, minimum: float = 0.0) -> float:
     return float(value)
 
 
+def _shift_range(name: str, value) -> float | int:
+    """An int stays an int (Keras: whole pixels in ``(-n, n)``); anything else is a float."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0. Received: {name}={value!r}")
+        return int(value)
+    return _number(name, value)
+
+
+def _shifts(value: float | int) -> bool:
+    """Whether a shift range moves anything (an int ``n`` draws from ``-(n-1) .. n-1``)."""
+    return value > 1 if isinstance(value, int) else value > 0
+
+
+def _shift_draw(u: torch.Tensor, value: float | int, size: int) -> torch.Tensor:
+    """Shifts in pixels from uniform draws ``u`` in [0, 1), ImageDataGenerator's rule.
+
+    An int ``n``: ``k * sign`` with ``k`` uniform in ``0 .. n-1`` and an independent sign (Keras'
+    ``np.random.choice(n) * np.random.choice([-1, 1])``), both read off one draw: ``m =
+    floor(2 n u)``, ``k = m // 2``, sign from ``m``'s parity. A float ``s``: uniform in
+    ``[-s, s]``, times ``size`` when ``s < 1``.
+    """
+    if isinstance(value, int):
+        m = torch.floor(u * (2 * value))
+        return torch.div(m, 2, rounding_mode="floor") * (1 - 2 * torch.remainder(m, 2))
+    scale = size if value < 1 else 1.0
+    return (2 * u - 1) * value * scale
+
+
 def _pair(name: str, value, *, around_one: bool) -> tuple[float, float]:
     """A float ``z`` -> ``(1 - z, 1 + z)`` (or ``(-z, z)``); a pair is checked and kept."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -77,8 +108,11 @@ class Augment:
 
     Args:
         rotation_range: degrees; angle drawn uniformly in ``[-r, r]``.
-        width_shift_range: horizontal shift; a fraction of the width if < 1, else pixels;
-            drawn in ``[-s, s]``.
+        width_shift_range: horizontal shift, ImageDataGenerator's rule: a float ``s`` is a
+            fraction of the width if < 1, else pixels, drawn uniformly in ``[-s, s]``; an
+            int ``n`` draws whole pixels from ``-(n-1) .. n-1`` (Keras' open interval
+            ``(-n, n)``, 0 with probability ``1/n``), so an image stays on its pixel grid and
+            ``1`` shifts nothing (write ``1.0`` for up to one pixel).
         height_shift_range: vertical shift, same rule with the height.
         shear_range: shear angle in degrees, drawn in ``[-s, s]``.
         zoom_range: a float ``z`` -> factor in ``[1 - z, 1 + z]``, or a pair ``(lo, hi)``;
@@ -89,7 +123,8 @@ class Augment:
         fill_mode: ``nearest``, ``reflect``, ``wrap`` or ``constant`` (points outside the
             input; scipy modes ``nearest``, ``reflect``, ``grid-wrap``, ``grid-constant``).
         cval: value outside the image for ``fill_mode="constant"`` (0..255 scale).
-        brightness_range: ``(lo, hi)`` multiplicative brightness factor, or None.
+        brightness_range: ``(lo, hi)`` multiplicative brightness factor, or None (a single
+            number is refused, as ImageDataGenerator does).
         contrast: ``c`` -> contrast factor in ``[1 - c, 1 + c]`` about each image's
             per-channel mean (Keras ``RandomContrast``); 0 = off.
 
@@ -101,8 +136,8 @@ class Augment:
     """
 
     rotation_range: float = 0.0
-    width_shift_range: float = 0.0
-    height_shift_range: float = 0.0
+    width_shift_range: float | int = 0.0
+    height_shift_range: float | int = 0.0
     shear_range: float = 0.0
     zoom_range: float | tuple[float, float] = 0.0
     horizontal_flip: bool = False
@@ -113,12 +148,19 @@ class Augment:
     contrast: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("rotation_range", "width_shift_range", "height_shift_range", "shear_range"):
+        for name in ("rotation_range", "shear_range"):
             object.__setattr__(self, name, _number(name, getattr(self, name)))
+        for name in ("width_shift_range", "height_shift_range"):
+            object.__setattr__(self, name, _shift_range(name, getattr(self, name)))
         object.__setattr__(
             self, "zoom_range", _pair("zoom_range", self.zoom_range, around_one=True)
         )
         if self.brightness_range is not None:
+            if not isinstance(self.brightness_range, (tuple, list)):
+                raise ValueError(
+                    "brightness_range must be a pair (lo, hi) of multiplicative factors, as "
+                    f"ImageDataGenerator's. Received: brightness_range={self.brightness_range!r}"
+                )
             pair = _pair("brightness_range", self.brightness_range, around_one=True)
             object.__setattr__(self, "brightness_range", pair)
         contrast = _number("contrast", self.contrast)
@@ -140,8 +182,8 @@ class Augment:
         """True when no rotation, shift, shear, zoom or flip is configured."""
         return (
             self.rotation_range == 0
-            and self.width_shift_range == 0
-            and self.height_shift_range == 0
+            and not _shifts(self.width_shift_range)
+            and not _shifts(self.height_shift_range)
             and self.shear_range == 0
             and self.zoom_range == (1.0, 1.0)
             and not self.horizontal_flip
@@ -181,21 +223,21 @@ class Augment:
         """Draw one set of parameters per image (float64, on the generator's device).
 
         Returns:
-            ``theta``/``shear`` (radians), ``tx`` (rows) / ``ty`` (columns) in pixels,
-            ``zx``/``zy`` (rows/columns), ``hflip``/``vflip`` (bool), ``brightness``,
-            ``contrast`` factors; each of shape ``(B,)``.
+            The arguments of Keras' ``apply_affine_transform``: ``theta``/``shear`` (radians),
+            ``tx`` (along x, the columns: the ``width_shift_range`` draw) / ``ty`` (along y,
+            the rows: the ``height_shift_range`` draw) in pixels, ``zx``/``zy`` (columns /
+            rows); then ``hflip``/``vflip`` (bool), ``brightness``, ``contrast`` factors; each
+            of shape ``(B,)``.
         """
         device = generator.device if generator is not None else torch.device("cpu")
         u = torch.rand(batch, _N_DRAWS, generator=generator, device=device, dtype=torch.float64)
         sym = 2 * u - 1  # uniform in [-1, 1]
-        h_px = height if self.height_shift_range < 1 else 1.0
-        w_px = width if self.width_shift_range < 1 else 1.0
         zlo, zhi = self.zoom_range  # type: ignore[misc]
         blo, bhi = self.brightness_range or (1.0, 1.0)
         return {
             "theta": torch.deg2rad(sym[:, 0] * self.rotation_range),
-            "tx": sym[:, 1] * self.height_shift_range * h_px,
-            "ty": sym[:, 2] * self.width_shift_range * w_px,
+            "tx": _shift_draw(u[:, 2], self.width_shift_range, width),
+            "ty": _shift_draw(u[:, 1], self.height_shift_range, height),
             "shear": torch.deg2rad(sym[:, 3] * self.shear_range),
             "zx": zlo + (zhi - zlo) * u[:, 4],
             "zy": zlo + (zhi - zlo) * u[:, 5],
@@ -233,11 +275,15 @@ class Augment:
 
 
 def affine_matrices(p: dict[str, torch.Tensor], height: int, width: int) -> torch.Tensor:
-    """Output-to-input pixel maps, Keras' composition, in ``(row, col, 1)`` coordinates.
+    """Output-to-input pixel maps in ``(row, col, 1)`` coordinates, Keras' composition.
 
-    ``A = C @ R @ T @ Sh @ Z @ C^-1 @ Flip``: ``R`` rotation, ``T`` shift, ``Sh`` shear, ``Z``
-    zoom about the centre ``C`` (``(H - 1) / 2, (W - 1) / 2``), flips applied to the output.
-    ``scipy.ndimage.affine_transform(img, A[:2, :2], A[:2, 2], order=1)`` is the oracle.
+    Keras' ``apply_affine_transform`` writes its matrices in ``(x, y)`` = (column, row):
+    ``M = C @ R @ T @ Sh @ Z @ C^-1`` with ``R`` rotation by ``theta``, ``T`` the shift
+    ``(tx, ty)``, ``Sh = [[1, -sin(shear), 0], [0, cos(shear), 0]]`` (each output row samples
+    one input row: a horizontal shear), ``Z = diag(zx, zy)``, about the centre ``C`` =
+    ``((W - 1) / 2, (H - 1) / 2)``. Swapping x and y (``P M P``) gives the ``(row, col)`` map,
+    and the flips are applied to the output. ``scipy.ndimage.affine_transform(img, A[:2, :2],
+    A[:2, 2], order=1)`` is the oracle.
 
     Shape:
         each ``p[k]``: ``(B,)``; returns ``(B, 3, 3)`` float64.
@@ -252,13 +298,16 @@ def affine_matrices(p: dict[str, torch.Tensor], height: int, width: int) -> torc
     shr[:, 0, 1], shr[:, 1, 1] = -torch.sin(shear), torch.cos(shear)
     zoom[:, 0, 0], zoom[:, 1, 1] = p["zx"], p["zy"]
     centre, uncentre = eye.clone(), eye.clone()
-    centre[:, 0, 2], centre[:, 1, 2] = (height - 1) / 2, (width - 1) / 2
+    centre[:, 0, 2], centre[:, 1, 2] = (width - 1) / 2, (height - 1) / 2  # (x, y)
     uncentre[:, :2, 2] = -centre[:, :2, 2]
+    m_xy = centre @ rot @ shift @ shr @ zoom @ uncentre
+    swap = [1, 0, 2]
+    m_rc = m_xy[:, swap][:, :, swap]  # P @ M @ P: (x, y) -> (row, col)
     flip = eye.clone()
     vf, hf = p["vflip"].to(torch.float64), p["hflip"].to(torch.float64)
     flip[:, 0, 0], flip[:, 0, 2] = 1 - 2 * vf, vf * (height - 1)  # row -> H - 1 - row
     flip[:, 1, 1], flip[:, 1, 2] = 1 - 2 * hf, hf * (width - 1)  # col -> W - 1 - col
-    return centre @ rot @ shift @ shr @ zoom @ uncentre @ flip
+    return m_rc @ flip
 
 
 def _to_theta(a: torch.Tensor, height: int, width: int) -> torch.Tensor:

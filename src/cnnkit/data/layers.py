@@ -138,7 +138,7 @@ class RandomRotation(_GeometricLayer):
     def _params(self, b, h, w):
         p = super()._params(b, h, w)
         turns = self._uniform(b, self.lower, self.upper)
-        p["theta"] = -2 * math.pi * turns  # affine_matrices' angle is clockwise-positive
+        p["theta"] = 2 * math.pi * turns  # Keras' angle: positive = counter-clockwise
         return p
 
 
@@ -154,8 +154,8 @@ class RandomTranslation(_GeometricLayer):
 
     def _params(self, b, h, w):
         p = super()._params(b, h, w)
-        p["tx"] = -h * self._uniform(b, *self.height_factor)  # output(r) = input(r - dy)
-        p["ty"] = -w * self._uniform(b, *self.width_factor)
+        p["ty"] = -h * self._uniform(b, *self.height_factor)  # output(r) = input(r - dy)
+        p["tx"] = -w * self._uniform(b, *self.width_factor)  # x = columns, y = rows
         return p
 
 
@@ -173,8 +173,8 @@ class RandomZoom(_GeometricLayer):
 
     def _params(self, b, h, w):
         p = super()._params(b, h, w)
-        p["zx"] = 1 + self._uniform(b, *self.height_factor)
-        p["zy"] = p["zx"] if self.width_factor is None else 1 + self._uniform(b, *self.width_factor)
+        p["zy"] = 1 + self._uniform(b, *self.height_factor)  # y = rows
+        p["zx"] = p["zy"] if self.width_factor is None else 1 + self._uniform(b, *self.width_factor)
         return p
 
 
