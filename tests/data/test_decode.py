@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnkit.data.decode import ALPHA_BACKGROUND, crop_box, load_image
+from cnnkit.data.decode import ALPHA_BACKGROUND, crop_box, load_image, pad_offsets
 from cnnkit.errors import ImageDecodeError
 from conftest import jpeg_bytes, save, solid
 
@@ -98,6 +98,19 @@ def test_crop_to_aspect_ratio_keeps_centre():
     squashed = load_image(data, (8, 8), interpolation="nearest")
     assert squashed[0].max() == 255  # without crop the red band survives
     assert crop_box(40, 20, (8, 8)) == (10, 0, 30, 20)
+
+
+def test_pad_to_aspect_ratio_centres_on_black():
+    data = _encode(Image.fromarray(np.full((12, 24, 3), 200, np.uint8)), "PNG")
+    x = load_image(data, (24, 24), pad_to_aspect_ratio=True)  # Keras 3: pad to 24x24, no resize
+    assert (x[:, :6] == 0).all() and (x[:, 6:18] == 200).all() and (x[:, 18:] == 0).all()
+    tall = load_image(data, (8, 4), pad_to_aspect_ratio=True, interpolation="nearest")
+    assert tall.shape == (3, 8, 4) and (tall[:, 3:5] == 200).all() and (tall[:, :2] == 0).all()
+    assert pad_offsets(24, 12, (24, 24)) == (0, 6) and pad_offsets(5, 10, (1, 1)) == (2, 0)
+    rgba = load_image(data, (24, 24), "rgba", pad_to_aspect_ratio=True)
+    assert (rgba[:, 0] == 0).all()  # the padding is transparent black, as Keras' fill_value=0
+    with pytest.raises(ValueError, match="Only one of"):
+        load_image(data, (8, 8), crop_to_aspect_ratio=True, pad_to_aspect_ratio=True)
 
 
 def test_jpeg_draft_close_to_full_decode():

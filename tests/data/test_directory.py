@@ -84,10 +84,13 @@ def test_broken_file_skipped_without_moving_the_split(ten):
         ({"color_mode": "hsv"}, "color_mode"),
         ({"validation_split": 0.2}, "subset"),
         ({"subset": "training"}, "validation_split"),
+        ({"validation_split": 0.0, "subset": "training"}, "If `subset` is set, `validation_split`"),
         ({"validation_split": 0.2, "subset": "training"}, "seed"),
         ({"validation_split": 1.5, "subset": "training", "seed": 1}, "validation_split"),
         ({"subset": "test", "validation_split": 0.2, "seed": 1}, "subset"),
         ({"image_size": (0, 32)}, "image_size"),
+        ({"image_size": 0}, "image_size"),
+        ({"crop_to_aspect_ratio": True, "pad_to_aspect_ratio": True}, "Only one of"),
         ({"batch_size": 0}, "batch_size"),
         ({"interpolation": "gaussian"}, "interpolation"),
         ({"labels": "folders"}, "labels"),
@@ -96,6 +99,24 @@ def test_broken_file_skipped_without_moving_the_split(ten):
 def test_bad_arguments_name_the_argument(ten, kwargs, match):
     with pytest.raises(ValueError, match=match):
         image_dataset_from_directory(ten, verbose=False, **kwargs)
+
+
+def test_validation_split_zero_means_no_split_as_keras(ten):
+    ds = image_dataset_from_directory(ten, image_size=(4, 4), validation_split=0.0, verbose=False)
+    assert len(ds.file_paths) == 10
+
+
+def test_int_image_size_means_a_square_as_keras(ten):
+    x, _ = next(iter(image_dataset_from_directory(ten, image_size=3, verbose=False)))
+    assert x.shape[1:] == (3, 3, 3)
+
+
+def test_pad_to_aspect_ratio_pads_black_and_keeps_the_picture(tmp_path):
+    save(tmp_path / "d" / "a" / "wide.png", np.full((6, 12, 3), 200, np.uint8))
+    ds = image_dataset_from_directory(tmp_path / "d", image_size=(12, 12), pad_to_aspect_ratio=True,
+                                      interpolation="nearest", verbose=False)  # fmt: skip
+    x = next(iter(ds))[0][0]
+    assert (x[:, :3] == 0).all() and (x[:, 3:9] == 200).all() and (x[:, 9:] == 0).all()
 
 
 def test_binary_needs_two_classes(ten, tmp_path):

@@ -105,6 +105,27 @@ def test_to_device_and_argument_errors():
     assert isinstance(Dataset(lambda e: iter([]), 0), Dataset)
 
 
+@pytest.mark.parametrize(
+    "images,labels,match",
+    [
+        (np.zeros(8, np.uint8), None, r"rank-4 array \(N, C, H, W\). Received: images with sh"),
+        (np.zeros((8, 4, 4), np.uint8), None, r"Received: images with shape \(8, 4, 4\)"),
+        ([1, 2], None, "Received: images with shape list"),
+        (IMAGES, LABELS[:9], r"per image, shape \(10,\). Received: labels with shape \(9,\)"),
+        (IMAGES, np.zeros(11, np.int64), r"Received: labels with shape \(11,\)"),
+        (IMAGES, np.zeros((10, 2), np.int64), r"Received: labels with shape \(10, 2\)"),
+    ],
+)
+def test_from_arrays_refuses_bad_shapes(images, labels, match):
+    with pytest.raises(ValueError, match=match):
+        from_arrays(images, labels)
+
+
+def test_from_arrays_refuses_indices_out_of_range():
+    with pytest.raises(ValueError, match=r"indices must be rows of images, in \[0, 10\)"):
+        from_arrays(IMAGES, LABELS, indices=[0, 10])
+
+
 def test_to_cuda_pinned_when_present():
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device on this machine (the device check runs it)")

@@ -32,7 +32,7 @@ def test_class_names_override_order_and_subset(tree):
     assert idx.labels.tolist() == [0, 0, 1, 1, 1, 1]
     only = scan_folder(tree, class_names=["dogs"])
     assert len(only.file_paths) == 2
-    with pytest.raises(ValueError, match="class_names"):
+    with pytest.raises(ValueError, match="`class_names` passed did not match the names of the sub"):
         scan_folder(tree, class_names=["birds"])
 
 

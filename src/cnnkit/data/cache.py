@@ -32,7 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnkit.data.decode import check_color_mode, check_image_size, check_interpolation, load_image
+from cnnkit.data.decode import (
+    check_aspect_flags,
+    check_color_mode,
+    check_image_size,
+    check_interpolation,
+    load_image,
+)
 from cnnkit.errors import ImageDecodeError
 
 CACHE_VERSION = 2  # 2: bilinear resize by torch's uint8 kernel
@@ -69,12 +75,22 @@ class DecodeSettings:
     interpolation: str = "bilinear"
     crop_to_aspect_ratio: bool = False
     allow_truncated: bool = False
+    pad_to_aspect_ratio: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_size", check_image_size(self.image_size))
         check_color_mode(self.color_mode)
         check_interpolation(self.interpolation)
+        check_aspect_flags(self.crop_to_aspect_ratio, self.pad_to_aspect_ratio)
         object.__setattr__(self, "interpolation", self.interpolation.lower())
+
+    def key(self) -> dict:
+        """The settings as they enter the cache key (a setting left off is omitted, so the
+        entries written before it existed stay valid)."""
+        d = dict(self.__dict__)
+        if not d["pad_to_aspect_ratio"]:
+            del d["pad_to_aspect_ratio"]
+        return d
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -90,6 +106,7 @@ class DecodeSettings:
             self.color_mode,
             self.interpolation,
             crop_to_aspect_ratio=self.crop_to_aspect_ratio,
+            pad_to_aspect_ratio=self.pad_to_aspect_ratio,
             allow_truncated=self.allow_truncated,
         )
 
@@ -133,7 +150,7 @@ def _sync(path: Path) -> None:
 
 def _entry_dir(paths: Sequence[str], settings: DecodeSettings) -> Path:
     root = os.path.commonpath([os.path.dirname(p) for p in paths]) if paths else ""
-    key = {"root": root, "settings": settings.__dict__, "version": CACHE_VERSION}
+    key = {"root": root, "settings": settings.key(), "version": CACHE_VERSION}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=list).encode()).hexdigest()
     return _decode_root() / digest[:24]
 

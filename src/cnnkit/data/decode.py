@@ -17,7 +17,8 @@ a picture is turned into pixels exactly one way everywhere. What it does, in ord
    palette transparency) is composited on :data:`ALPHA_BACKGROUND` (white) for ``grayscale``
    and ``rgb`` and kept for ``rgba``.
 7. Resizes with ``interpolation`` (Keras names), after an optional centred crop to the
-   target aspect ratio (``crop_to_aspect_ratio``, Keras' rule).
+   target aspect ratio (``crop_to_aspect_ratio``, Keras' rule) or an optional centred black
+   padding to it (``pad_to_aspect_ratio``, Keras 3's rule in ``keras.ops.image.resize``).
 """
 
 from __future__ import annotations
@@ -103,6 +104,17 @@ def check_image_size(image_size: Sequence[int] | None, name: str = "image_size")
             f"{name} must be two positive ints (height, width). Received: {name}={image_size!r}"
         )
     return int(image_size[0]), int(image_size[1])  # type: ignore[index]
+
+
+def keras_image_size(image_size: int | Sequence[int]) -> tuple[int, int]:
+    """``image_dataset_from_directory``'s rule: an int ``n`` means ``(n, n)``.
+
+    Raises:
+        ValueError: unless a positive int or two positive ints.
+    """
+    if isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool):
+        image_size = (int(image_size), int(image_size))
+    return check_image_size(image_size)  # type: ignore[arg-type]
 
 
 def check_color_mode(color_mode: str) -> int:
@@ -286,10 +298,49 @@ def crop_box(width: int, height: int, image_size: tuple[int, int]) -> tuple[int,
     return left, top, left + crop_w, top + crop_h
 
 
-def _resize(im: Image.Image, image_size, resample, crop_to_aspect_ratio: bool) -> np.ndarray:
-    """Resized ``(C, H, W)`` pixels (crop first with ``crop_to_aspect_ratio``)."""
+def check_aspect_flags(crop_to_aspect_ratio: bool, pad_to_aspect_ratio: bool) -> None:
+    """Keras' rule: at most one of the two.
+
+    Raises:
+        ValueError: both are set.
+    """
+    if crop_to_aspect_ratio and pad_to_aspect_ratio:
+        raise ValueError(
+            "Only one of `pad_to_aspect_ratio`, `crop_to_aspect_ratio` can be set to `True`. "
+            f"Received: crop_to_aspect_ratio={crop_to_aspect_ratio!r}, "
+            f"pad_to_aspect_ratio={pad_to_aspect_ratio!r}"
+        )
+
+
+def pad_offsets(width: int, height: int, image_size: tuple[int, int]) -> tuple[int, int]:
+    """Keras 3's padding to the aspect ratio of ``image_size``: ``(left, top)`` margins.
+
+    The image is centred on a black canvas of ``width + 2 * left`` by ``height + 2 * top``
+    pixels (``keras.ops.image.resize(pad_to_aspect_ratio=True)``), which is then resized.
+    """
+    th, tw = image_size
+    pad_h = max(height, int(width * th / tw))
+    pad_w = max(width, int(height * tw / th))
+    return int((pad_w - width) / 2), int((pad_h - height) / 2)
+
+
+def _pad(im: Image.Image, image_size: tuple[int, int]) -> Image.Image:
+    left, top = pad_offsets(im.width, im.height, image_size)
+    if left == top == 0:
+        return im
+    canvas = Image.new(im.mode, (im.width + 2 * left, im.height + 2 * top), 0)
+    canvas.paste(im, (left, top))
+    return canvas
+
+
+def _resize(
+    im: Image.Image, image_size, resample, crop_to_aspect_ratio: bool, pad: bool = False
+) -> np.ndarray:
+    """Resized ``(C, H, W)`` pixels (crop or pad first to the target aspect ratio)."""
     if image_size is None:
         return _to_chw(im)
+    if pad:
+        im = _pad(im, image_size)
     h, w = image_size
     box = crop_box(im.width, im.height, image_size) if crop_to_aspect_ratio else None
     if im.size == (w, h) and box in (None, (0, 0, w, h)):
@@ -331,6 +382,7 @@ def load_image(
     interpolation: str = "bilinear",
     *,
     crop_to_aspect_ratio: bool = False,
+    pad_to_aspect_ratio: bool = False,
     allow_truncated: bool = False,
     max_pixels: int | None = None,
 ) -> np.ndarray:
@@ -344,6 +396,8 @@ def load_image(
             ``area``, ``lanczos3``...).
         crop_to_aspect_ratio: centre-crop to the target aspect ratio before resizing, so
             the image is not distorted (Keras' rule).
+        pad_to_aspect_ratio: centre the image on black padding of the target aspect ratio
+            before resizing, so nothing is cut off nor distorted (Keras 3's rule).
         allow_truncated: decode what is there of a truncated file (the rest grey) instead
             of raising.
         max_pixels: pixel limit (default :data:`MAX_PIXELS`).
@@ -358,7 +412,8 @@ def load_image(
         ImageDecodeError: ``problem`` is ``empty``, ``truncated``, ``not-an-image`` or
             ``too-large``.
         FileNotFoundError: ``source`` is a path that does not exist.
-        ValueError: a bad ``image_size``, ``color_mode`` or ``interpolation``.
+        ValueError: a bad ``image_size``, ``color_mode`` or ``interpolation``, or both
+            ``crop_to_aspect_ratio`` and ``pad_to_aspect_ratio``.
 
     Example:
         >>> x = load_image("cat.jpg", (180, 180))  # doctest: +SKIP
@@ -368,6 +423,7 @@ def load_image(
     size = None if image_size is None else check_image_size(image_size)
     check_color_mode(color_mode)
     resample = check_interpolation(interpolation)
+    check_aspect_flags(crop_to_aspect_ratio, pad_to_aspect_ratio)
     name = _source_name(source)
     im = _open(source, name)
     try:
@@ -377,7 +433,7 @@ def load_image(
         if exif_orientation(im) != 1:
             im = ImageOps.exif_transpose(im)
         im = _convert(im, color_mode)
-        return _resize(im, size, resample, crop_to_aspect_ratio)
+        return _resize(im, size, resample, crop_to_aspect_ratio, pad_to_aspect_ratio)
     finally:
         im.close()
 

@@ -23,7 +23,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from cnnkit.data.cache import DecodeSettings, decode_files
-from cnnkit.data.decode import check_color_mode, check_image_size, check_interpolation
+from cnnkit.data.decode import (
+    check_aspect_flags,
+    check_color_mode,
+    check_interpolation,
+    keras_image_size,
+)
 from cnnkit.data.folder import report_skipped
 from cnnkit.data.pipeline import LABEL_MODES, Dataset, from_arrays
 from cnnkit.data.scan import scan_folder
@@ -85,13 +90,13 @@ def _check_args(
             f"Received: label_mode={label_mode!r}"
         )
     check_color_mode(color_mode)
-    if validation_split is not None and not (
+    if validation_split and not (
         isinstance(validation_split, (int, float)) and 0 < validation_split < 1
     ):
         raise ValueError(
             f"`validation_split` must be between 0 and 1, received: {validation_split!r}"
         )
-    if bool(validation_split) != bool(subset):
+    if (validation_split or subset) and not (validation_split and subset):
         raise ValueError("If `subset` is set, `validation_split` must be set, and inversely.")
     if subset not in ("training", "validation", "both", None):
         raise ValueError(
@@ -135,13 +140,14 @@ def image_dataset_from_directory(
     class_names: Sequence[str] | None = None,
     color_mode: str = "rgb",
     batch_size: int | None = 32,
-    image_size: Sequence[int] = (256, 256),
+    image_size: int | Sequence[int] = (256, 256),
     shuffle: bool = True,
     seed: int | None = None,
     validation_split: float | None = None,
     subset: str | None = None,
     interpolation: str = "bilinear",
     crop_to_aspect_ratio: bool = False,
+    pad_to_aspect_ratio: bool = False,
     follow_links: bool = False,
     verbose: bool = True,
     allow_truncated: bool = False,
@@ -156,13 +162,15 @@ def image_dataset_from_directory(
         class_names: explicit class order (``labels="inferred"`` only).
         color_mode: ``grayscale``, ``rgb`` or ``rgba`` (1, 3 or 4 channels).
         batch_size: images per batch; None yields single images.
-        image_size: ``(height, width)`` after resizing.
+        image_size: ``(height, width)`` after resizing; an int ``n`` means ``(n, n)``.
         shuffle: shuffle the file list once (Keras' split rule) and every epoch.
         seed: shuffle/split seed; required with ``validation_split`` and ``shuffle``.
         validation_split: fraction held out for validation.
         subset: ``training``, ``validation`` or ``both`` (returns ``(train, val)``).
         interpolation: resize filter (Keras names).
         crop_to_aspect_ratio: centre-crop to the target aspect ratio before resizing.
+        pad_to_aspect_ratio: pad (black, centred) to the target aspect ratio before resizing;
+            not together with ``crop_to_aspect_ratio``.
         follow_links: follow symbolic links to folders.
         verbose: print "Found N files belonging to K classes." and progress on stderr.
         allow_truncated: decode truncated files as far as they go instead of skipping them.
@@ -185,8 +193,9 @@ def image_dataset_from_directory(
     _check_args(
         labels, label_mode, class_names, color_mode, validation_split, subset, shuffle, seed
     )
-    size = check_image_size(image_size)
+    size = keras_image_size(image_size)
     check_interpolation(interpolation)
+    check_aspect_flags(crop_to_aspect_ratio, pad_to_aspect_ratio)
     if batch_size is not None and (
         isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0
     ):
@@ -210,8 +219,9 @@ def image_dataset_from_directory(
         raise ValueError(f"No images found in directory {os.fspath(directory)}. Allowed formats: "
                          ".png .jpg .jpeg .bmp .gif .tif .tiff .webp")  # fmt: skip
     settings = DecodeSettings(
-        size, color_mode, interpolation, crop_to_aspect_ratio, allow_truncated
-    )
+        size, color_mode, interpolation, crop_to_aspect_ratio, allow_truncated,
+        pad_to_aspect_ratio,
+    )  # fmt: skip
     decoded = decode_files(index.file_paths, settings, progress=verbose)
     if verbose:
         report_skipped(decoded.skipped, decoded.entry)

@@ -10,6 +10,7 @@ import numpy as np
 
 from cnnkit.data.arrays import ImageArrays
 from cnnkit.data.cache import DecodeSettings, decode_files
+from cnnkit.data.decode import keras_image_size
 from cnnkit.data.scan import scan_folder
 
 
@@ -49,10 +50,11 @@ def _write_skipped(entry, skipped) -> str | None:
 def load_folder(
     directory: str | os.PathLike,
     *,
-    image_size: Sequence[int],
+    image_size: int | Sequence[int],
     color_mode: str = "rgb",
     interpolation: str = "bilinear",
     crop_to_aspect_ratio: bool = False,
+    pad_to_aspect_ratio: bool = False,
     class_names: Sequence[str] | None = None,
     labels: str | Sequence[int] | None = "inferred",
     follow_links: bool = False,
@@ -68,10 +70,12 @@ def load_folder(
 
     Args:
         directory: folder with one sub-folder per class (Keras layout).
-        image_size: ``(height, width)`` every image is resized to.
+        image_size: ``(height, width)`` every image is resized to (an int ``n``: ``(n, n)``).
         color_mode: ``grayscale``, ``rgb`` or ``rgba``.
         interpolation: resize filter (Keras names).
         crop_to_aspect_ratio: centre-crop to the target aspect ratio before resizing.
+        pad_to_aspect_ratio: centre each image on black padding of the target aspect ratio
+            before resizing (not with ``crop_to_aspect_ratio``).
         class_names: explicit class order (sub-folder names).
         labels: ``"inferred"``, None (all images, label 0, no classes) or a list of ints in
             sorted path order.
@@ -96,11 +100,12 @@ def load_folder(
         ((3670, 3, 180, 180), ['daisy', 'dandelion', 'roses', 'sunflowers', 'tulips'])
     """
     settings = DecodeSettings(
-        tuple(image_size) if isinstance(image_size, (list, tuple)) else image_size,  # type: ignore[arg-type]
+        keras_image_size(image_size),
         color_mode,
         interpolation,
         bool(crop_to_aspect_ratio),
         bool(allow_truncated),
+        bool(pad_to_aspect_ratio),
     )
     index = scan_folder(directory, labels, class_names, follow_links)
     decoded = decode_files(index.file_paths, settings, workers=workers, progress=progress)

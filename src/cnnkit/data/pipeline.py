@@ -273,6 +273,24 @@ def encode_labels(labels: np.ndarray, label_mode: str | None, num_classes: int) 
     return t
 
 
+def _check_arrays(images: Any, labels: Any) -> None:
+    """``images`` must be ``(N, C, H, W)`` and ``labels`` (if any) ``(N,)``."""
+    shape = tuple(getattr(images, "shape", ()))
+    if len(shape) != 4:
+        raise ValueError(
+            "images must be a rank-4 array (N, C, H, W). "
+            f"Received: images with shape {shape or type(images).__name__}"
+        )
+    if labels is None:
+        return
+    lshape = tuple(np.shape(labels))
+    if len(lshape) != 1 or lshape[0] != shape[0]:
+        raise ValueError(
+            f"labels must be one int per image, shape ({shape[0]},). "
+            f"Received: labels with shape {lshape} for images with shape {shape}"
+        )
+
+
 def from_arrays(
     images: np.ndarray,
     labels: np.ndarray | None = None,
@@ -303,8 +321,19 @@ def from_arrays(
 
     Shape:
         images: ``(N, C, H, W)``; yields ``(B, C, H, W)`` float32 (``(C, H, W)`` unbatched).
+
+    Raises:
+        ValueError: ``images`` is not ``(N, C, H, W)``, ``labels`` not one per image, an
+            index out of range, or a bad ``batch_size`` / ``label_mode``.
     """
+    _check_arrays(images, labels)
+    labels = None if labels is None else np.asarray(labels)
     rows = np.arange(len(images)) if indices is None else np.asarray(indices, dtype=np.int64)
+    if len(rows) and (rows.min() < 0 or rows.max() >= len(images)):
+        raise ValueError(
+            f"indices must be rows of images, in [0, {len(images)}). "
+            f"Received: indices from {int(rows.min())} to {int(rows.max())}"
+        )
     if batch_size is not None:
         _check_positive("batch_size", batch_size)
     if label_mode not in LABEL_MODES:

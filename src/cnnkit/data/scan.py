@@ -85,9 +85,9 @@ def _inferred(directory: str, class_names, follow_links: bool) -> FolderIndex:
         missing = sorted(set(names) - set(subdirs))
         if missing:
             raise ValueError(
-                "class_names must be names of sub-folders of the directory. "
-                f"Received: class_names={names}, but the folders are {subdirs} "
-                f"(missing: {missing})"
+                "The `class_names` passed did not match the names of the subdirectories of the "
+                f"target directory. Expected: {subdirs} (or a subset of it), but received: "
+                f"class_names={names} (no folder for {missing})"
             )
         subdirs = names
     paths: list[str] = []
