@@ -219,8 +219,12 @@ def _gradcam_pp_weights(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor
 
 
 def _normalise(maps: torch.Tensor) -> torch.Tensor:
-    """Min-max scale each map to 0..1 (a constant map becomes zeros). (B, 1, H, W)."""
+    """Min-max scale each map to 0..1 (a constant map becomes zeros). (B, 1, H, W).
+
+    A map whose spread is only rounding (a 1x1 map resized, say) counts as constant.
+    """
     flat = maps.flatten(1)
     lo = flat.min(dim=1).values[:, None, None, None]
     hi = flat.max(dim=1).values[:, None, None, None]
-    return (maps - lo) / (hi - lo).clamp_min(1e-12)
+    constant = hi - lo <= 1e-6 * torch.maximum(hi.abs(), lo.abs())
+    return torch.where(constant, 0.0, (maps - lo) / (hi - lo).clamp_min(1e-12))
