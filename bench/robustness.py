@@ -68,6 +68,23 @@ NOTES = [
     "(a quarter also to `/explain`) plus malformed multipart bodies, wrong content types, "
     "too many files/parts, oversize bodies, bad query values, lying Content-Length.",
     "",
+    "What is promised, and the tests that hold cnnkit to it:",
+    "",
+    "- **Shared caches** (`test_shared_cache.py`, `test_fuzz_shared_cache.py`): cnnkit loads "
+    "its compiled warp only from a file that nobody but the user or root can have written: "
+    "the file and every folder above it belong to the user or root and are not writable by "
+    "group or others (a sticky folder, as a mode 1777 shared cache, may be). A library "
+    "planted by another user, or in a folder anyone can write, never runs (a real library "
+    "whose constructor writes a marker file; fuzzed over modes, owners and symbolic links): "
+    "cnnkit builds its own in `native-<uid>/` (mode 0700) or, where the cache folder itself "
+    "is open to others, warps with `grid_sample` and records why. A cached library that "
+    "does not load or lacks the kernel's symbols is rebuilt, or the reason is recorded. "
+    "`cnnkit cache clear` deletes only the folders cnnkit made (tagged when made) that "
+    "belong to the user: `CNNKIT_CACHE_DIR=~/.cache` keeps `pip/` and `torch/`. Decoded "
+    "pixels and cached features are data, not code: in a cache others can write they can "
+    "change what you train on, so keep `CNNKIT_CACHE_DIR` private or shared only with "
+    "people you trust.",
+    "",
     "Known limits: a `.fam` listing one to three people too many is refused when they read "
     "from the zero padding as homozygous A1 at every SNP and a genuine person would look "
     "like that with a chance below 1e-6; with fewer informative SNPs only the phenotype "

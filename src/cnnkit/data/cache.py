@@ -13,6 +13,10 @@ syncing each chunk: a sync per chunk of 32 made the cold decode of 3,000 JPEGs ~
 readers that still map an old array keep a valid view.
 
 Layout: ``<cache_dir>/decode/<key>/index.json`` + ``pixels-<token>.u8`` (``N*C*H*W`` bytes).
+Every folder cnnkit makes under :func:`cache_dir` (``decode/``, ``native/``, ``features/``)
+carries a ``CACHEDIR.TAG`` naming it; ``cnnkit cache clear`` deletes only folders that carry
+that tag and belong to the user who clears (``$CNNKIT_CACHE_DIR`` may name a folder that other
+programs use too, such as ``~/.cache``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import json
 import multiprocessing as mp
 import os
 import shutil
+import stat
 import sys
 import time
 import uuid
@@ -44,7 +49,7 @@ from cnnkit.errors import ImageDecodeError
 CACHE_VERSION = 2  # 2: bilinear resize by torch's uint8 kernel
 _CHUNK = 32
 _TAG = "CACHEDIR.TAG"
-_TAG_TEXT = "Signature: 8a477f597d28d172789f06886806bc55\n# cnnkit decode cache\n"
+_SIGNATURE = "Signature: 8a477f597d28d172789f06886806bc55\n"  # bford.ch/cachedir
 
 
 def cache_dir() -> Path:
@@ -57,13 +62,44 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("cnnkit"))
 
 
+def make_dirs(path: Path, mode: int = 0o755) -> bool:
+    """Make ``path`` and its missing parents, never writable by group or others.
+
+    ``mode`` (default 0755; the umask can only take bits away) holds for every folder made
+    here, so a umask of 002 does not leave a cache folder open to a whole group.
+
+    Returns:
+        True when ``path`` itself was made by this call.
+    """
+    if path.is_dir():
+        return False
+    if path.parent != path and not path.parent.is_dir():
+        make_dirs(path.parent, 0o755)
+    try:
+        os.mkdir(path, mode & 0o755)
+    except FileExistsError:  # made meanwhile by another process (or a file: the caller fails)
+        return False
+    return True
+
+
+def _tag_text(name: str) -> str:
+    return f"{_SIGNATURE}# cnnkit cache folder {name!r}: made by cnnkit; `cnnkit cache clear`\n"
+
+
+def cache_subdir(name: str, *, private: bool = False) -> Path:
+    """``cache_dir() / name``, made if needed (mode 0755, or 0700 when ``private``).
+
+    A folder made here is tagged (``CACHEDIR.TAG``) as cnnkit's: the tag is what
+    :func:`clear_cache` trusts, so a folder that was there before cnnkit is never tagged.
+    """
+    folder = cache_dir() / name
+    if make_dirs(folder, 0o700 if private else 0o755):
+        _atomic_write_text(folder / _TAG, _tag_text(name))
+    return folder
+
+
 def _decode_root() -> Path:
-    root = cache_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    tag = root / _TAG
-    if not tag.exists():
-        _atomic_write_text(tag, _TAG_TEXT)
-    return root / "decode"
+    return cache_subdir("decode")
 
 
 @dataclass(frozen=True)
@@ -392,11 +428,13 @@ def decode_files(
 
 
 def cache_info() -> dict:
-    """Where the cache is, its decode entries and their total size in bytes."""
+    """Where the cache is, its decode entries and the bytes in cnnkit's cache folders."""
     root = cache_dir()
     entries = []
     decode = root / "decode"
     for entry in sorted(decode.iterdir()) if decode.is_dir() else []:
+        if not entry.is_dir():  # the folder's CACHEDIR.TAG
+            continue
         size = sum(f.stat().st_size for f in entry.iterdir() if f.is_file())
         info = {"key": entry.name, "bytes": size, "files": 0, "root": ""}
         try:
@@ -409,31 +447,42 @@ def cache_info() -> dict:
         except (OSError, ValueError, KeyError):
             pass
         entries.append(info)
-    total = sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) if root.is_dir() else 0
+    total = sum(_bytes(folder) for folder in cnnkit_folders(root))
     return {"path": str(root), "bytes": total, "entries": entries}
 
 
-def clear_cache() -> int:
-    """Delete cnnkit's caches under :func:`cache_dir`; returns the bytes freed.
+def _bytes(folder: Path) -> int:
+    return sum(f.lstat().st_size for f in folder.rglob("*") if f.is_file())
 
-    Only folders cnnkit made are removed: ``decode/`` always, and every other sub-folder
-    when the root carries cnnkit's ``CACHEDIR.TAG``.
-    """
-    root = cache_dir()
-    if not root.is_dir():
-        return 0
-    freed = 0
-    tagged = (root / _TAG).is_file()
-    for child in root.iterdir():
-        if child.name == _TAG or not (tagged or child.name == "decode"):
+
+def _mine(st: os.stat_result) -> bool:
+    return not hasattr(os, "getuid") or st.st_uid == os.getuid()
+
+
+def cnnkit_folders(root: Path) -> list[Path]:
+    """The sub-folders of ``root`` that cnnkit made (they carry its tag) and this user owns."""
+    found = []
+    for child in sorted(root.iterdir()) if root.is_dir() else []:
+        try:
+            st = child.lstat()
+            if not (stat.S_ISDIR(st.st_mode) and _mine(st)):
+                continue
+            if (child / _TAG).read_text(encoding="utf-8") == _tag_text(child.name):
+                found.append(child)
+        except (OSError, UnicodeDecodeError):  # no tag, or not ours to read: not cnnkit's
             continue
-        freed += (
-            sum(f.stat().st_size for f in child.rglob("*") if f.is_file())
-            if child.is_dir()
-            else child.stat().st_size
-        )
-        if child.is_dir():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
+    return found
+
+
+def clear_cache() -> int:
+    """Delete cnnkit's cache folders under :func:`cache_dir`; returns the bytes freed.
+
+    Only what cnnkit made goes: the sub-folders that carry the tag cnnkit wrote when it made
+    them (``decode/``, ``native/``, ``features/``) and that belong to this user. Anything else
+    in the folder (``$CNNKIT_CACHE_DIR`` may name ``~/.cache``) is left alone.
+    """
+    freed = 0
+    for folder in cnnkit_folders(cache_dir()):
+        freed += _bytes(folder)
+        shutil.rmtree(folder)
     return freed

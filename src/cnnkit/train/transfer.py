@@ -304,10 +304,10 @@ def cached_features(
     """
     from safetensors.torch import load_file, save
 
-    from cnnkit.data.cache import cache_dir
+    from cnnkit.data.cache import cache_subdir
     from cnnkit.fileio import atomic_write_bytes
 
-    path = cache_dir() / "features" / f"{feature_cache_key(model, images)}.safetensors"
+    path = cache_subdir("features") / f"{feature_cache_key(model, images)}.safetensors"
     if path.is_file():
         feats = load_file(str(path))["features"]
         if len(feats) == len(images):

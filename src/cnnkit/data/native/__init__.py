@@ -11,6 +11,15 @@ It is compiled with the system C compiler (``$CC``, else ``cc``, ``gcc`` or ``cl
 ``-O3 -march=native`` into ``<cache dir>/native/``, keyed on the source, the compiler and the
 CPU's flags, written atomically, and loaded with :mod:`ctypes`.
 
+Loading a library runs its code, so cnnkit loads one only from a file that nobody but this user
+(or root) can have written: the file and every folder above it must belong to this user or
+root and must not be writable by group or others, except folders with the sticky bit (``/tmp``,
+a mode 1777 shared cache), where nobody else may rename or delete what is ours. Where
+``native/`` fails that (another user made it in a shared cache), the build goes to
+``native-<uid>/`` (mode 0700); where the cache folder itself fails it, nothing is loaded and
+cnnkit warps with ``grid_sample``, the reason recorded. A cached build that will not load, or
+lacks the kernel's symbols, is built again.
+
 Threads: where torch runs on GNU OpenMP (Linux wheels load ``libgomp.so.1``), the kernel is
 built with ``-fopenmp`` and so links to *torch's* ``libgomp``: it splits the batch over torch's
 own OpenMP threads. A separate thread pool would compete with those threads, which keep
@@ -34,8 +43,10 @@ import os
 import platform
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -103,20 +114,57 @@ def isa_cap() -> tuple[str, ...]:
     return ISA_CAPS.get(os.environ.get("ATEN_CPU_CAPABILITY", "").strip().lower(), ())
 
 
-def library_path(cc: str, flags: tuple[str, ...] = FLAGS) -> Path:
-    """Where the build for this source, compiler, flags and CPU lives (a shared cache is safe)."""
-    from cnnkit.data.cache import cache_dir
-
+def build_key(cc: str, flags: tuple[str, ...] = FLAGS) -> str:
+    """A hash of the source, the compiler (path and version), the flags and the CPU's flags."""
     version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
-    key = hashlib.sha256(
+    return hashlib.sha256(
         "\0".join([SOURCE.read_text(), cc, version, " ".join(flags), _cpu_flags()]).encode()
     ).hexdigest()[:16]
-    return cache_dir() / "native" / f"warp-{key}.so"
+
+
+def library_path(cc: str, flags: tuple[str, ...] = FLAGS) -> Path:
+    """Where the build for this source, compiler, flags and CPU lives in the cache's
+    ``native/`` folder (loaded only when :func:`foreign_writable` finds nothing)."""
+    from cnnkit.data.cache import cache_dir
+
+    return cache_dir() / "native" / f"warp-{build_key(cc, flags)}.so"
+
+
+class UnsafeLocation(PermissionError):
+    """A library (or a folder above it) that someone other than this user or root can change."""
+
+
+def foreign_writable(path: Path) -> str:
+    """Why someone other than this user or root could change ``path``; "" when nobody can.
+
+    ``path`` (symbolic links resolved) and every folder above it must belong to this user or
+    root and must not be writable by group or others; a folder with the sticky bit may be
+    (there nobody else may rename or delete what is ours: ``/tmp``, a mode 1777 cache).
+    Systems without POSIX owners (Windows) are not checked.
+    """
+    if not hasattr(os, "getuid"):
+        return ""
+    uid = os.getuid()
+    real = Path(os.path.realpath(path))
+    for p in (real, *real.parents):
+        try:
+            st = os.lstat(p)
+        except OSError as e:
+            return f"cannot check {p} ({e.strerror or e})"
+        mode = stat.S_IMODE(st.st_mode)
+        if st.st_uid not in (uid, 0):
+            return f"{p} belongs to another user (uid {st.st_uid})"
+        if stat.S_ISLNK(st.st_mode):  # realpath resolved it: it changed meanwhile
+            return f"{p} changed while it was checked"
+        sticky = stat.S_ISDIR(st.st_mode) and mode & stat.S_ISVTX
+        if mode & 0o022 and not sticky:
+            who = "other users" if mode & 0o002 else "its group"
+            return f"{p} is writable by {who} (mode {mode:04o})"
+    return ""
 
 
 def _build(cc: str, flags: tuple[str, ...], out: Path) -> None:
     """Compile ``warp.c`` to ``out`` atomically; raises RuntimeError with the compiler's words."""
-    out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".so.tmp")
     os.close(fd)
     try:
@@ -125,13 +173,16 @@ def _build(cc: str, flags: tuple[str, ...], out: Path) -> None:
         )
         if done.returncode != 0:
             raise RuntimeError(f"{Path(cc).name} failed: {done.stderr.strip()[:300]}")
+        os.chmod(tmp, 0o755)  # the linker applies the umask: 002 would make it group-writable
         os.replace(tmp, out)
     finally:
         Path(tmp).unlink(missing_ok=True)
 
 
 def _load(path: Path) -> ctypes.CDLL:
-    lib = ctypes.CDLL(str(path))
+    """Load a library that :func:`foreign_writable` cleared; raises OSError or AttributeError
+    (a library without the kernel's symbols)."""
+    lib = ctypes.CDLL(os.path.realpath(path))
     fn = lib.cnnkit_warp_f32
     fn.restype = ctypes.c_int
     # x, y, maps; b0, b1, c, h, w; mode, cval, threads
@@ -141,15 +192,66 @@ def _load(path: Path) -> ctypes.CDLL:
     return lib
 
 
+def _safe_folders(refused: list[str]) -> Iterator[Path]:
+    """Where a build may live, each made when first needed: the cache's ``native/``, then
+    ``native-<uid>/`` (mode 0700); a folder others could change is skipped (why: ``refused``).
+
+    Raises:
+        UnsafeLocation: someone other than this user or root could change the cache folder.
+        OSError: a folder cannot be made.
+    """
+    from cnnkit.data.cache import cache_dir, cache_subdir, make_dirs
+
+    root = cache_dir()
+    make_dirs(root)
+    why = foreign_writable(root)
+    if why:
+        raise UnsafeLocation(f"{why}; set CNNKIT_CACHE_DIR to a folder only you can write")
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    for name, private in (("native", False), (f"native-{uid}", True)):
+        folder = cache_subdir(name, private=private)
+        why = foreign_writable(folder)
+        if why:
+            refused.append(why)
+        else:
+            yield folder
+
+
 def _cached_or_built(cc: str, flags: tuple[str, ...]) -> ctypes.CDLL:
-    path = library_path(cc, flags)
-    if path.exists():
-        try:
-            return _load(path)
-        except OSError:  # a damaged cached build: build it again
-            path.unlink(missing_ok=True)
-    _build(cc, flags, path)
-    return _load(path)
+    """The cached build for ``cc`` and ``flags`` where it is safe and loads, else a new build.
+
+    Raises:
+        UnsafeLocation: no folder (or cached file) that only this user or root can change.
+    """
+    name = f"warp-{build_key(cc, flags)}.so"
+    refused: list[str] = []
+    for folder in _safe_folders(refused):
+        path = folder / name
+        loaded_before = False
+        if os.path.lexists(path):
+            why = foreign_writable(path)
+            if why:  # planted, or not ours to trust: never loaded, try the next folder
+                refused.append(why)
+                continue
+            try:
+                return _load(path)
+            except (OSError, AttributeError):  # damaged, or not our kernel: build it again
+                loaded_before = True
+                path.unlink()
+        _build(cc, flags, path)
+        return _load_new_name(path) if loaded_before else _load(path)
+    raise UnsafeLocation("; ".join(refused))
+
+
+def _load_new_name(path: Path) -> ctypes.CDLL:
+    """Load ``path`` through a new hard link: ``dlopen`` would return the handle of the broken
+    library that this process already opened under that name."""
+    alias = path.with_name(f".{path.stem}-{os.getpid()}-{id(path):x}.so")
+    os.link(path, alias)
+    try:
+        return _load(alias)
+    finally:
+        alias.unlink()
 
 
 @functools.cache
@@ -166,7 +268,10 @@ def kernel() -> ctypes.CDLL | None:
     for flags in build_flags():  # with OpenMP first; a compiler without it builds without
         try:
             return _cached_or_built(cc, flags)
-        except (OSError, RuntimeError, subprocess.SubprocessError) as e:
+        except UnsafeLocation as e:
+            _why_not.append(f"no library is loaded from a folder others can change ({e})")
+            return None
+        except (OSError, AttributeError, RuntimeError, subprocess.SubprocessError) as e:
             error = e
     _why_not.append(f"build failed ({error})")
     return None
