@@ -18,7 +18,7 @@ way: the same domain, new classes, as an ImageNet backbone reused on a new image
    labelled images per class (drawn per seed) and ``--val-per-class`` held out.
 4. For each seed: scratch (resnet18, random init, augmentation) vs ``features`` vs
    ``frozen`` + augmentation vs ``finetune``, each a real run folder through
-   ``train_run`` / ``train_transfer_run``; mean accuracy with a 95% t interval over seeds
+   ``train_run``; mean accuracy with a 95% t interval over seeds
    and the paired difference to scratch.
 
     .venv/bin/python bench/transfer.py            # 5 seeds, results in bench/results/transfer.md
@@ -307,7 +307,7 @@ def _color_mode(a: argparse.Namespace) -> str:
 def run_one(a, method: str, seed: int, data: Path, weights: Path, test) -> dict:
     from cnnkit.runs import load_run
     from cnnkit.train import TrainConfig, train_run
-    from cnnkit.train.transfer import train_transfer_run
+    from cnnkit.train import train_run as train_transfer_run
 
     n = a.per_class + a.val_per_class
     cfg = TrainConfig(

@@ -295,3 +295,33 @@ def test_sigkill_and_resume_is_bit_identical(tmp_path):
     a, b = load_file(full / "model.safetensors"), load_file(run / "model.safetensors")
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
     assert _history(full) == _history(run)
+
+
+def test_ctrl_c_says_how_to_continue_and_resume_says_where(tmp_path):
+    """A real SIGINT to a real `cnnkit train`: one line naming the epoch and the command."""
+    data = make_folder(tmp_path / "data", per_class=20)
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        _train_cmd(data, run, epochs=200), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+        text=True,
+    )  # fmt: skip
+    deadline = time.time() + 120
+    while not (run / "checkpoint" / "last.pt").exists() and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=60)[1]
+    last = err.strip().splitlines()[-1]
+    assert proc.returncode == 130 and "Traceback" not in err, err[-2000:]
+    assert last.startswith("interrupted at epoch ")
+    assert last.endswith(f" of 200; continue with: cnnkit train --resume {run}")
+    epoch = int(last.split()[3])
+    resume = subprocess.Popen(
+        [*CNNKIT, "train", "--resume", str(run), "--no-report"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    first = resume.stderr.readline()
+    while first and not first.startswith("resuming"):
+        first = resume.stderr.readline()
+    resume.kill()
+    resume.communicate()
+    assert first.strip() == f"resuming {run} at epoch {epoch} of 200"

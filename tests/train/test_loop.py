@@ -64,7 +64,14 @@ def test_callback_order():
         "on_validation_end",
         "on_epoch_end",
     ]
-    assert rec.calls == ["on_fit_start", *per_epoch, *per_epoch, "on_fit_end"]
+    assert rec.calls == [
+        "on_fit_start",
+        "on_phase_start",
+        *per_epoch,
+        *per_epoch,
+        "on_phase_end",
+        "on_fit_end",
+    ]
 
 
 def test_history_has_every_column_and_validation():

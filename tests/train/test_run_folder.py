@@ -4,23 +4,6 @@ import pytest
 
 from cnnkit.errors import RunFolderError
 from cnnkit.train import TrainConfig, resume_run
-from cnnkit.train.kfold import train_kfold
-
-
-def test_transfer_runs_are_not_resumed(tmp_path):
-    cfg = TrainConfig(data="x", pretrained="w.pth", strategy="frozen").to_dict()
-    cfg.update(class_names=["a", "b"], image_size=[32, 32], in_chans=3, mean=[0.5], std=[0.5],
-               color_mode="rgb")  # fmt: skip
-    (tmp_path / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(RunFolderError, match="transfer runs"):
-        resume_run(tmp_path)
-
-
-def test_kfold_refuses_a_transfer_strategy(tmp_path):
-    cfg = TrainConfig(data="x", pretrained="w.pth", strategy="features", folds=2)
-    with pytest.raises(ValueError, match="--folds with --strategy features"):
-        train_kfold(cfg, tmp_path / "cv")
-    assert not (tmp_path / "cv").exists()  # refused before anything was written
 
 
 def test_precision_timed_where_flags_do_not_decide(tmp_path, monkeypatch):
@@ -121,3 +104,61 @@ def test_non_utf8_file_names_train_and_round_trip(tmp_path):
 
     train, val = read_split(res.run_dir / "split.csv", load_run_data(_tiny(data)).arrays)
     assert len(train) + len(val) == 12  # the saved names match the files on disk
+
+
+def test_resume_with_more_epochs_trains_further(tmp_path):
+    """Like a second Keras fit: the history holds both parts; the run records the extension."""
+    import json
+
+    from cnnkit.train import train_run
+
+    data = _folder(tmp_path / "data")
+    run = train_run(_tiny(data, epochs=2), tmp_path / "run", progress=False).run_dir
+    res = resume_run(run, overrides={"epochs": 4}, progress=False)
+    assert [r["epoch"] for r in res.history] == [1, 2, 3, 4]
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["epochs"] == 4 and cfg["training"]["continued"] == [2]
+    assert [p["name"] for p in cfg["training"]["phases"]] == ["train", "continued"]
+    assert len((run / "history.csv").read_text().splitlines()) == 5
+    with pytest.raises(RunFolderError, match="trained all its 4 epochs"):
+        resume_run(run, progress=False)
+    with pytest.raises(RunFolderError, match="epochs can only grow"):
+        resume_run(run, overrides={"epochs": 3}, progress=False)
+    res = resume_run(run, overrides={"epochs": 5}, progress=False)  # and again
+    assert len(res.history) == 5
+
+
+def test_ctrl_c_names_the_epoch_and_how_to_continue(tmp_path, monkeypatch):
+    from cnnkit.train import run as run_module
+    from cnnkit.train import train_run
+    from cnnkit.train.run import RunInterrupted
+
+    real_fit = run_module.fit
+
+    def interrupted(*a, **k):
+        k["callbacks"].append(_InterruptAt(2))
+        return real_fit(*a, **k)
+
+    monkeypatch.setattr(run_module, "fit", interrupted)
+    with pytest.raises(RunInterrupted) as e:
+        train_run(_tiny(_folder(tmp_path / "data"), epochs=4), tmp_path / "run", progress=False)
+    assert e.value.cli_message() == (
+        f"interrupted at epoch 2 of 4; continue with: cnnkit train --resume {tmp_path / 'run'}"
+    )
+    monkeypatch.setattr(run_module, "fit", real_fit)
+    res = resume_run(tmp_path / "run", progress=False)
+    assert [r["epoch"] for r in res.history] == [1, 2, 3, 4]
+
+
+class _InterruptAt:
+    """A callback that presses Ctrl-C during epoch ``epoch``."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def __getattr__(self, hook):
+        return lambda state: None
+
+    def on_train_batch_end(self, state):
+        if state.epoch == self.epoch:
+            raise KeyboardInterrupt

@@ -13,8 +13,8 @@ from PIL import Image
 
 from cnnkit.models import create_model
 from cnnkit.runs import load_run
-from cnnkit.train import TrainConfig
-from cnnkit.train.transfer import cached_features, feature_cache_key, train_transfer_run
+from cnnkit.train import TrainConfig, train_run
+from cnnkit.train.transfer import cached_features, feature_cache_key
 
 SIZE = 16
 RUN_FILES = {"config.json", "split.csv", "model.safetensors", "history.csv", "metrics.json",
@@ -75,13 +75,13 @@ def _check_run(out: Path, strategy: str) -> dict:
 
 def test_features_strategy_end_to_end_and_cache_hit_on_rerun(folder, weights, tmp_path):
     cfg = _config(folder, weights, "features", epochs=3)
-    res = train_transfer_run(cfg, tmp_path / "a", progress=False)
+    res = train_run(cfg, tmp_path / "a", progress=False)
     saved = _check_run(tmp_path / "a", "features")
     assert saved["transfer"]["feature_cache"]["hit"] is False
     assert saved["transfer"]["feature_cache"]["shape"] == [512, 1, 1]
     assert len(res.history) == 3
     assert res.history[0]["loss"] < np.log(3) + 0.1  # a zero head: uniform at the start
-    train_transfer_run(cfg, tmp_path / "b", progress=False)
+    train_run(cfg, tmp_path / "b", progress=False)
     again = json.loads((tmp_path / "b" / "config.json").read_text())
     assert again["transfer"]["feature_cache"]["hit"] is True
     base = {k: v for k, v in load_run(tmp_path / "a").model.state_dict().items() if "fc." not in k}
@@ -91,7 +91,7 @@ def test_features_strategy_end_to_end_and_cache_hit_on_rerun(folder, weights, tm
 
 def test_frozen_strategy_end_to_end_with_augmentation(folder, weights, tmp_path):
     cfg = _config(folder, weights, "frozen", augment={"horizontal_flip": True, "zoom_range": 0.1})
-    train_transfer_run(cfg, tmp_path / "r", progress=False)
+    train_run(cfg, tmp_path / "r", progress=False)
     saved = _check_run(tmp_path / "r", "frozen")
     assert (tmp_path / "r" / "augment.png").is_file()
     assert saved["transfer"]["trainable_params"] == 512 * 3 + 3
@@ -100,7 +100,7 @@ def test_frozen_strategy_end_to_end_with_augmentation(folder, weights, tmp_path)
 
 def test_finetune_strategy_unfreezes_the_top_blocks(folder, weights, tmp_path):
     cfg = _config(folder, weights, "finetune", epochs=2, unfreeze=2)
-    res = train_transfer_run(cfg, tmp_path / "r", progress=False)
+    res = train_run(cfg, tmp_path / "r", progress=False)
     saved = _check_run(tmp_path / "r", "finetune")
     t = saved["transfer"]
     assert t["unfrozen_blocks"] == ["layer3", "layer4"] and t["bn"] == "frozen"
@@ -119,7 +119,7 @@ def test_finetune_strategy_unfreezes_the_top_blocks(folder, weights, tmp_path):
 def test_missing_weights_leave_no_run_folder(folder, tmp_path):
     cfg = _config(folder, tmp_path / "nothere.pth", "frozen")
     with pytest.raises(FileNotFoundError, match="nothere.pth"):
-        train_transfer_run(cfg, tmp_path / "r", progress=False)
+        train_run(cfg, tmp_path / "r", progress=False)
     assert not (tmp_path / "r").exists()
 
 
@@ -129,14 +129,18 @@ def test_existing_run_folder_is_refused_without_overwrite(folder, weights, tmp_p
     create_run_dir(tmp_path / "r")
     (tmp_path / "r" / "config.json").write_text("{}")
     with pytest.raises(FileExistsError, match="already holds a run; pass overwrite=True"):
-        train_transfer_run(_config(folder, weights, "frozen"), tmp_path / "r", progress=False)
+        train_run(_config(folder, weights, "frozen"), tmp_path / "r", progress=False)
     assert (tmp_path / "r" / "config.json").read_text() == "{}"
 
 
-def test_transfer_run_needs_a_strategy(folder, weights, tmp_path):
-    cfg = TrainConfig(data=str(folder), model="resnet18", pretrained=str(weights))
-    with pytest.raises(ValueError, match="needs strategy and pretrained"):
-        train_transfer_run(cfg, tmp_path / "r", progress=False)
+def test_pretrained_without_a_strategy_trains_every_layer(folder, weights, tmp_path):
+    """No strategy: the whole network starts from the weights and trains (a full fine-tune)."""
+    cfg = TrainConfig(data=str(folder), model="resnet18", pretrained=str(weights), epochs=1,
+                      batch_size=4, image_size=(32, 32))  # fmt: skip
+    res = train_run(cfg, tmp_path / "r", progress=False)
+    start = torch.load(weights, weights_only=True)
+    trained = load_run(res.run_dir).model.state_dict()
+    assert not torch.equal(trained["conv1.weight"], start["conv1.weight"])
 
 
 # --- the feature cache ------------------------------------------------------------------------
@@ -181,3 +185,32 @@ def test_feature_cache_invalidated_when_weights_change():
     f1, _, p1 = cached_features(_tiny_model(0), images, torch.device("cpu"))
     f2, hit, p2 = cached_features(_tiny_model(1), images, torch.device("cpu"))
     assert not hit and p1 != p2 and not torch.equal(f1, f2)
+
+
+def test_a_finetune_run_resumes_in_its_second_phase(folder, weights, tmp_path):
+    """Transfer runs checkpoint and resume like any run: killed after the head phase,
+    resume trains the fine-tuning phase (new optimiser over the unfrozen blocks)."""
+    import shutil
+
+    from cnnkit.train import resume_run
+
+    cfg = _config(folder, weights, "finetune", epochs=4)
+    full = train_run(cfg, tmp_path / "full", progress=False)
+    part = tmp_path / "part"
+    shutil.copytree(full.run_dir, part)
+    ckpt = torch.load(part / "checkpoint" / "last.pt", weights_only=True)
+    assert ckpt["phase"] == 1 and ckpt["epoch"] == 4
+    res = resume_run(part, overrides={"epochs": 5}, progress=False)
+    assert [r["epoch"] for r in res.history] == [1, 2, 3, 4, 5]
+    info = json.loads((part / "config.json").read_text())
+    assert info["transfer"]["frozen_changed"] == []
+    assert [p["name"] for p in info["training"]["phases"]] == ["head", "finetune", "continued"]
+
+
+def test_kfold_with_a_transfer_strategy(folder, weights, tmp_path):
+    from cnnkit.train.kfold import train_kfold
+
+    res = train_kfold(_config(folder, weights, "frozen", folds=2, epochs=1), tmp_path / "cv",
+                      progress=False)  # fmt: skip
+    assert 0.0 <= res.metrics["accuracy_mean"] <= 1.0
+    assert (tmp_path / "cv" / "fold-2" / "model.safetensors").is_file()

@@ -7,9 +7,12 @@ line on stderr and exit code 2; ``--debug`` shows the traceback instead.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import typer
 from typer.exceptions import TyperException
@@ -65,6 +68,34 @@ def _register_all() -> None:
                 continue
             raise
         mod.register(app)
+    _interruptible(app)
+
+
+def _interruptible(typer_app: typer.Typer) -> None:
+    """Ctrl-C in any command: one line on stderr and exit code 130.
+
+    Typer turns a KeyboardInterrupt into a silent exit 130; a command's own interrupt (a
+    training run's ``RunInterrupted``) knows what to say (where it stopped, how to continue),
+    so every command callback is wrapped to say it before Typer sees the interrupt.
+    """
+    for info in typer_app.registered_commands:
+        if info.callback is not None:
+            info.callback = _say_interrupt(info.callback)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _interruptible(group.typer_instance)
+
+
+def _say_interrupt(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except KeyboardInterrupt as e:
+            sys.stderr.write((_message(e) if hasattr(e, "cli_message") else "interrupted") + "\n")
+            raise typer.Exit(130) from None
+
+    return wrapper
 
 
 _register_all()
@@ -108,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         e.show()  # type: ignore[attr-defined]  # ClickException, a TyperException
         return e.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
+    except KeyboardInterrupt as e:  # a training run says where it stopped and how to continue
+        sys.stderr.write((_message(e) if hasattr(e, "cli_message") else "interrupted") + "\n")
         return 130
     except (ValueError, TypeError, OSError, KeyError) as e:  # OSError: missing file, disk full...
         if debug:

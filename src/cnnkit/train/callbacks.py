@@ -1,9 +1,9 @@
 """Callbacks: plain objects with named hooks, each given the explicit :class:`TrainState`.
 
-Hooks, in the order the loop calls them: ``on_fit_start``, then per epoch
-``on_epoch_start``, ``on_train_batch_end`` (per step), ``on_validation_end``,
-``on_epoch_end``; finally ``on_fit_end``. A callback stops training by setting
-``state.stop = True``.
+Hooks, in the order the loop calls them: ``on_fit_start``; per phase ``on_phase_start``,
+then per epoch ``on_epoch_start``, ``on_train_batch_end`` (per step), ``on_validation_end``,
+``on_epoch_end``, and ``on_phase_end``; finally ``on_fit_end``. A callback ends the current
+phase by setting ``state.stop = True`` (a run of one phase then ends).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import csv
 import io
 import math
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,10 @@ class TrainState:
     """What the loop knows, shared with every callback.
 
     Attributes:
-        model, optimizer, scheduler: the objects being trained.
+        model, optimizer, scheduler: the objects being trained (optimiser and schedule are the
+            current phase's).
         epochs: total epochs planned; ``epoch`` is the current one (1-based once started).
+        phase: index of the current phase.
         steps_per_epoch: optimiser steps in one epoch; ``step`` counts all steps so far.
         history: one dict per finished epoch (``HISTORY_FIELDS``).
         logs: the current epoch's running numbers (``loss``, ``accuracy``, ...).
@@ -40,11 +43,12 @@ class TrainState:
     """
 
     model: torch.nn.Module
-    optimizer: torch.optim.Optimizer
+    optimizer: Any
     scheduler: Any
     epochs: int
     steps_per_epoch: int
     epoch: int = 0
+    phase: int = 0
     step: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
     logs: dict[str, float] = field(default_factory=dict)
@@ -56,10 +60,12 @@ class Callback:
     """Base class: override the hooks you need."""
 
     def on_fit_start(self, state: TrainState) -> None: ...
+    def on_phase_start(self, state: TrainState) -> None: ...
     def on_epoch_start(self, state: TrainState) -> None: ...
     def on_train_batch_end(self, state: TrainState) -> None: ...
     def on_validation_end(self, state: TrainState) -> None: ...
     def on_epoch_end(self, state: TrainState) -> None: ...
+    def on_phase_end(self, state: TrainState) -> None: ...
     def on_fit_end(self, state: TrainState) -> None: ...
 
 
@@ -75,6 +81,12 @@ class CallbackList(Callback):
 
     def on_fit_start(self, state: TrainState) -> None:
         self._call("on_fit_start", state)
+
+    def on_phase_start(self, state: TrainState) -> None:
+        self._call("on_phase_start", state)
+
+    def on_phase_end(self, state: TrainState) -> None:
+        self._call("on_phase_end", state)
 
     def on_epoch_start(self, state: TrainState) -> None:
         self._call("on_epoch_start", state)
@@ -93,22 +105,42 @@ class CallbackList(Callback):
 
 
 class ProgressBar(Callback):
-    """A tqdm bar per epoch (stderr) with loss, accuracy and throughput, plus a summary line."""
+    """Progress on stderr: a tqdm bar per epoch on a terminal; plain lines elsewhere.
 
-    def __init__(self, enabled: bool | None = None) -> None:
+    Every epoch ends with a summary line (loss, accuracy, validation, rate, time left). When
+    stderr is not a terminal (Rscript, knitr, nohup, CI logs) there is no bar, so a line is
+    written at least every ``interval`` seconds within an epoch as well: long work is never
+    silent.
+
+    Args:
+        enabled: True/False forces the bar on/off; None: on where stderr is a terminal.
+        interval: seconds between plain progress lines when there is no bar.
+    """
+
+    def __init__(self, enabled: bool | None = None, interval: float = 30.0) -> None:
         self.enabled = enabled
+        self.interval = interval
         self._bar: tqdm | None = None
+        self._t0 = self._epoch_t0 = self._last = 0.0
+        self._first_epoch = 0
+
+    def _use_bar(self) -> bool:
+        return sys.stderr.isatty() if self.enabled is None else self.enabled
+
+    def on_fit_start(self, state: TrainState) -> None:
+        self._t0 = time.monotonic()
+        self._first_epoch = state.epoch
 
     def on_epoch_start(self, state: TrainState) -> None:
-        disable = None if self.enabled is None else not self.enabled
-        self._bar = tqdm(
-            total=state.steps_per_epoch,
-            desc=f"epoch {state.epoch}/{state.epochs}",
-            file=sys.stderr,
-            leave=False,
-            disable=disable,
-            unit="step",
-        )
+        self._epoch_t0 = self._last = time.monotonic()
+        if self._use_bar():
+            self._bar = tqdm(
+                total=state.steps_per_epoch,
+                desc=f"epoch {state.epoch}/{state.epochs}",
+                file=sys.stderr,
+                leave=False,
+                unit="step",
+            )
 
     def on_train_batch_end(self, state: TrainState) -> None:
         if self._bar is not None:
@@ -118,22 +150,54 @@ class ProgressBar(Callback):
                     loss=f"{state.logs.get('loss', math.nan):.4f}",
                     acc=f"{state.logs.get('accuracy', math.nan):.3f}",
                 )
+            return
+        now = time.monotonic()
+        if self.enabled is False or now - self._last < self.interval:
+            return
+        self._last = now
+        done = state.step - (state.epoch - 1) * state.steps_per_epoch
+        per_step = (now - self._epoch_t0) / max(done, 1)
+        left = per_step * (state.steps_per_epoch - done)
+        left += per_step * state.steps_per_epoch * (state.epochs - state.epoch)
+        rate = state.logs.get("seen", 0.0) / max(now - self._epoch_t0, 1e-9)
+        _write(
+            f"epoch {state.epoch}/{state.epochs} step {done}/{state.steps_per_epoch}: "
+            f"loss {state.logs.get('loss', math.nan):.4f}, {rate:.0f} img/s, "
+            f"about {_duration(left)} left"
+        )
 
     def on_epoch_end(self, state: TrainState) -> None:
         if self._bar is not None:
             self._bar.close()
+            self._bar = None
         h = state.history[-1]
         val = (
             f" val_loss {h['val_loss']:.4f} val_acc {h['val_accuracy']:.4f}"
             if not math.isnan(h.get("val_loss", math.nan))
             else ""
         )
-        sys.stderr.write(
-            f"epoch {state.epoch}/{state.epochs}: "
-            f"loss {h['loss']:.4f} acc {h['accuracy']:.4f}{val} "
-            f"lr {h['lr']:.2e} {h['seconds']:.1f}s {h['images_per_second']:.0f} img/s\n"
+        acc = "" if math.isnan(h.get("accuracy", math.nan)) else f" acc {h['accuracy']:.4f}"
+        epochs_done = state.epoch - self._first_epoch
+        left = (time.monotonic() - self._t0) / max(epochs_done, 1) * (state.epochs - state.epoch)
+        eta = f", about {_duration(left)} left" if state.epoch < state.epochs else ""
+        _write(
+            f"epoch {state.epoch}/{state.epochs}: loss {h['loss']:.4f}{acc}{val} "
+            f"lr {h['lr']:.2e} {h['seconds']:.1f}s {h['images_per_second']:.0f} img/s{eta}"
         )
-        sys.stderr.flush()
+
+
+def _write(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def _duration(seconds: float) -> str:
+    """``42 s``, ``3 min``, ``1 h 05 min``: what a progress line says is left."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
 
 
 class CSVLogger(Callback):
@@ -163,27 +227,43 @@ def _fmt(v: Any) -> Any:
 
 
 class EarlyStopping(Callback):
-    """Stops when ``monitor`` has not improved for ``patience`` epochs; restores the best weights.
+    """Ends a phase when ``monitor`` has not improved for ``patience`` epochs; restores the
+    phase's best weights at its end (Keras' ``restore_best_weights``).
+
+    Each phase is watched on its own (a fine-tuning phase starts from the head phase's
+    result, as a second Keras ``fit`` would). What happened is kept in ``state.extra``:
+    ``best_epoch``, ``stopped_epoch`` (0: ran to the end) and ``restored_epoch``.
 
     Args:
         patience: epochs without improvement before stopping.
         monitor: a history key; lower is better for ``*loss``, higher otherwise.
-        restore_best: load the best epoch's weights at the end of training.
+        restore_best: load the best epoch's weights at the end of the phase.
+        min_delta: an improvement smaller than this does not count.
     """
 
-    def __init__(self, patience: int, monitor: str = "val_loss", restore_best: bool = True) -> None:
+    def __init__(
+        self,
+        patience: int,
+        monitor: str = "val_loss",
+        restore_best: bool = True,
+        min_delta: float = 0.0,
+    ) -> None:
         self.patience = patience
         self.monitor = monitor
         self.restore_best = restore_best
+        self.min_delta = min_delta
         self.mode = "min" if monitor.endswith("loss") else "max"
 
     def _better(self, a: float, b: float) -> bool:
-        return a < b if self.mode == "min" else a > b
+        return a < b - self.min_delta if self.mode == "min" else a > b + self.min_delta
 
-    def on_fit_start(self, state: TrainState) -> None:
-        state.extra.setdefault("best_value", math.inf if self.mode == "min" else -math.inf)
-        state.extra.setdefault("best_epoch", 0)
-        state.extra.setdefault("wait", 0)
+    def on_phase_start(self, state: TrainState) -> None:
+        if state.extra.get("es_phase") == state.phase:
+            return  # resumed inside this phase: keep its best so far
+        worst = math.inf if self.mode == "min" else -math.inf
+        state.extra.update(es_phase=state.phase, best_value=worst, best_epoch=0, wait=0)
+        state.extra.update(stopped_epoch=0, restored_epoch=0)
+        state.extra.pop("best_state", None)
 
     def on_epoch_end(self, state: TrainState) -> None:
         value = state.history[-1].get(self.monitor, math.nan)
@@ -196,15 +276,17 @@ class EarlyStopping(Callback):
         state.extra["wait"] += 1
         if state.extra["wait"] >= self.patience:
             state.stop = True
+            state.extra["stopped_epoch"] = state.epoch
             sys.stderr.write(
                 f"early stopping: {self.monitor} did not improve for {self.patience} epochs "
                 f"(best {state.extra['best_value']:.4f} at epoch {state.extra['best_epoch']})\n"
             )
 
-    def on_fit_end(self, state: TrainState) -> None:
+    def on_phase_end(self, state: TrainState) -> None:
         best = state.extra.get("best_state")
         if self.restore_best and best is not None and state.extra["best_epoch"] != state.epoch:
             state.model.load_state_dict(best)
+            state.extra["restored_epoch"] = state.extra["best_epoch"]
             sys.stderr.write(f"restored the weights of epoch {state.extra['best_epoch']}\n")
 
 
@@ -235,6 +317,7 @@ def checkpoint_state(state: TrainState, meta: dict[str, Any]) -> dict[str, Any]:
     return {
         "format": "cnnkit-checkpoint-1",
         "epoch": state.epoch,
+        "phase": state.phase,
         "step": state.step,
         "model": state.model.state_dict(),
         "optimizer": state.optimizer.state_dict(),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import shutil
 import statistics
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,11 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
 from cnnkit.fileio import atomic_write_json
+from cnnkit.runs.layout import check_run_dir, create_run_dir
 from cnnkit.train import data_source
 from cnnkit.train.config import TrainConfig
 from cnnkit.train.metrics import classification_metrics
-from cnnkit.train.run import RunResult, prepare_run_dir, train_run
+from cnnkit.train.run import RunResult, train_run
 
 
 def fold_indices(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -44,13 +46,11 @@ def train_kfold(
     config: TrainConfig, out: str | Path, *, overwrite: bool = False, progress: bool = True
 ) -> RunResult:
     """Train ``config.folds`` runs, one per fold, and summarise them in ``out``."""
-    if config.strategy is not None:
-        raise ValueError(
-            f"--folds with --strategy {config.strategy} is not supported yet; "
-            "run the transfer strategy on one split (--folds 1)"
-        )
-    run_dir = prepare_run_dir(out, overwrite)
+    check_run_dir(out, overwrite=overwrite)
     data = data_source.load_run_data(config)
+    if data.choice is not None:
+        sys.stderr.write(data.choice.describe() + "\n")
+    run_dir = create_run_dir(out, overwrite=overwrite).path
     per_fold: list[dict[str, Any]] = []
     history: list[dict[str, float]] = []
     seconds = 0.0

@@ -1,9 +1,11 @@
-"""A training run as a folder: data -> split -> model -> fit -> weights, metrics, predictions.
+"""A training run as a folder: data -> split -> model -> phases -> fit -> weights, metrics.
 
 ``train_run(config, out)`` writes the run folder described in DESIGN.md (``config.json``,
 ``split.csv``, ``model.safetensors``, ``checkpoint/``, ``history.csv``, ``metrics.json``,
 ``predictions.csv``, ``summary.txt``, ``augment.png``); ``resume_run(out)`` continues an
-interrupted one. Rendering ``report.html`` is the report stage's job.
+interrupted run, or trains a finished one for more epochs. Every strategy (from scratch,
+``features``, ``frozen``, ``finetune``) is a list of phases run by the one loop,
+:func:`cnnkit.train.fit`. Rendering ``report.html`` is the report stage's job.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import platform
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +26,14 @@ import torch.nn.functional as F
 from cnnkit import __version__
 from cnnkit.allocator import keep_freed_memory
 from cnnkit.data import native
+from cnnkit.data.preview import preview_grid
 from cnnkit.errors import RunFolderError
 from cnnkit.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+from cnnkit.models.summaries import summary
+from cnnkit.models.transfer import describe_text
 from cnnkit.runs import layout
 from cnnkit.runs.config import read_run_config
-from cnnkit.runs.inference import model_normalizer, predict_proba
+from cnnkit.runs.inference import Precision, model_normalizer, predict_proba
 from cnnkit.runs.layout import (
     RunDir,
     adopt_run_dir,
@@ -35,15 +41,15 @@ from cnnkit.runs.layout import (
     create_run_dir,
     discard_if_unstarted,
 )
-from cnnkit.runs.split import read_split, write_split
+from cnnkit.runs.split import read_split, read_split_rows, write_split
 from cnnkit.runs.weights import save_weights
-from cnnkit.train import data_source, distributed
-from cnnkit.train.callbacks import Checkpoint, CSVLogger, EarlyStopping, ProgressBar
+from cnnkit.train import data_source, distributed, transfer
+from cnnkit.train.callbacks import Callback, Checkpoint, CSVLogger, EarlyStopping, ProgressBar
 from cnnkit.train.checkpoint import load_checkpoint
 from cnnkit.train.config import TrainConfig, changed_keys
-from cnnkit.train.loop import FitResult, Tensors, batch_shape, cpu_threads, fit
+from cnnkit.train.loop import FitResult, Phase, Tensors, batch_shape, cpu_threads, fit
 from cnnkit.train.metrics import classification_metrics
-from cnnkit.train.precision import cpu_model
+from cnnkit.train.precision import choose_for_model, cpu_model
 
 CHECKPOINT = Path(layout.CHECKPOINT)
 
@@ -58,9 +64,20 @@ class RunResult:
     seconds: float
 
 
-def prepare_run_dir(out: str | Path, overwrite: bool) -> Path:
-    """Create the run folder ``out`` (see :func:`cnnkit.runs.create_run_dir`)."""
-    return create_run_dir(out, overwrite=overwrite).path
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training: the run folder keeps its last checkpoint and can resume."""
+
+    def __init__(self, run_dir: Path, epoch: int, epochs: int) -> None:
+        self.run_dir, self.epoch, self.epochs = run_dir, epoch, epochs
+        super().__init__(
+            f"interrupted at epoch {epoch} of {epochs}; continue with resume_run({str(run_dir)!r})"
+        )
+
+    def cli_message(self) -> str:
+        return (
+            f"interrupted at epoch {self.epoch} of {self.epochs}; continue with: "
+            f"cnnkit train --resume {self.run_dir}"
+        )
 
 
 def environment() -> dict[str, Any]:
@@ -108,17 +125,6 @@ def resolved_config(
     return d
 
 
-def _callbacks(run_dir: Path, config: TrainConfig, meta: dict[str, Any], progress: bool):
-    cbs = [
-        ProgressBar(enabled=None if progress else False),
-        CSVLogger(run_dir / "history.csv"),
-        Checkpoint(run_dir / CHECKPOINT, every=config.checkpoint_every, meta=meta),
-    ]
-    if config.early_stopping:
-        cbs.insert(0, EarlyStopping(config.early_stopping))
-    return cbs
-
-
 def train_run(
     config: TrainConfig,
     out: str | Path,
@@ -132,50 +138,35 @@ def train_run(
     """Train ``config`` into the run folder ``out`` and evaluate on its validation split.
 
     Args:
-        config: the run's settings.
-        out: the run folder (refused if it exists, unless ``overwrite``).
-        progress: show a progress bar on stderr.
+        config: the run's settings (``strategy`` set: transfer learning from ``pretrained``).
+        out: the run folder (refused if it holds a run, unless ``overwrite``).
+        overwrite: replace a run in ``out`` (only cnnkit's own files there are removed).
+        progress: show progress on stderr.
         device: ``cpu``/``cuda``; default CUDA when available.
         data, split: already loaded data and train/validation indices (k-fold uses these).
-    """
-    if config.strategy is not None:  # transfer learning has its own stages
-        from cnnkit.train.transfer import train_transfer_run
 
-        return train_transfer_run(
-            config, out, overwrite=overwrite, progress=progress, device=device
-        )
+    Raises:
+        RunInterrupted: Ctrl-C; the folder keeps its last checkpoint for :func:`resume_run`.
+    """
     main = distributed.is_main()
     if main:
         check_run_dir(out, overwrite=overwrite)  # refuse before any decoding
-    data = data or _load_data_once(config)
+    if data is None:
+        data = _load_data_once(config)
+        if main and data.choice is not None:
+            _log(data.choice.describe())
+    model = _build_model(config, data, pretrained=True)  # a bad weight file: no run folder
     train_idx, val_idx = split if split is not None else data_source.split(data.arrays, config)
     data_source.check_split(data.arrays, train_idx, val_idx, config)
     run = create_run_dir(out, overwrite=overwrite) if main else RunDir(Path(out))
     distributed.run_dir_ready(run.path)
+    trainer = _Trainer(config, run.path, data, train_idx, val_idx, device, progress)
     try:
-        return _fit_and_save(
-            config, run.path, data, train_idx, val_idx, None, progress, device, new=True
-        )
+        return trainer.train(model, None, _plan(config, trainer.lr), new=True)
     except Exception:
         if main and not (run.path / CHECKPOINT).is_file():
             discard_if_unstarted(run, keep=("augment.png",))  # nothing trained: leave nothing
         raise
-
-
-def _load_data_once(config: TrainConfig) -> data_source.RunData:
-    """Rank 0 decodes (and fills the cache) first; the other ranks then read the cache."""
-    data = data_source.load_run_data(config) if distributed.is_main() else None
-    distributed.barrier()
-    return data or data_source.load_run_data(config)
-
-
-def saved_settings(saved: dict[str, Any]) -> dict[str, Any]:
-    """The :class:`TrainConfig` fields of a saved config.json (as the user asked for them)."""
-    fields = set(TrainConfig.__dataclass_fields__)
-    base = {k: v for k, v in saved.items() if k in fields}
-    base["lr"] = saved.get("requested_lr", base.get("lr"))
-    base["precision"] = saved.get("requested_precision", "auto")
-    return base
 
 
 def resume_run(
@@ -187,84 +178,257 @@ def resume_run(
 ) -> RunResult:
     """Continue the run in ``out`` from its last checkpoint, with the saved split.
 
+    A larger ``epochs`` in ``overrides`` trains a run further (as a second Keras ``fit``
+    would): after the planned epochs, a ``continued`` phase keeps the optimiser's state and
+    runs its own schedule; ``history.csv`` holds both parts.
+
     Raises:
         RunFolderError: no run there, or ``overrides`` change what the run is (listed).
     """
     run_dir = adopt_run_dir(out).path
     saved = read_run_config(run_dir)
-    if saved.get("strategy"):
-        raise RunFolderError(
-            f"cannot resume {run_dir}: transfer runs (strategy={saved['strategy']!r}) train in "
-            "minutes and keep no checkpoint; train it again with --overwrite"
-        )
-    base = saved_settings(saved)
-    config = TrainConfig.from_dict({**base, **(overrides or {})})
-    diff = changed_keys(TrainConfig.from_dict(base).to_dict(), config.to_dict())
-    if diff:
-        raise RunFolderError(f"cannot resume {run_dir} with a changed config: {', '.join(diff)}")
+    config, continued = _resume_config(run_dir, saved, overrides or {})
+    read_split_rows(run_dir / layout.SPLIT)  # a damaged split is named before anything else
     ckpt_path = run_dir / CHECKPOINT
     ckpt = load_checkpoint(ckpt_path) if ckpt_path.is_file() else None
+    done = int(ckpt["epoch"]) if ckpt is not None else 0
+    if done >= config.epochs:
+        raise RunFolderError(
+            f"{run_dir} has trained all its {config.epochs} epochs; pass a larger epochs "
+            "to train it further"
+        )
+    _log(f"resuming {run_dir} at epoch {done + 1} of {config.epochs}")
     data = _load_data_once(config)
     train_idx, val_idx = read_split(run_dir / layout.SPLIT, data.arrays)
-    return _fit_and_save(config, run_dir, data, train_idx, val_idx, ckpt, progress, device)
+    model = _build_model(config, data, pretrained=ckpt is None)  # a checkpoint has the weights
+    trainer = _Trainer(config, run_dir, data, train_idx, val_idx, device, progress)
+    phases = _plan(config.replace(epochs=config.epochs - sum(continued)), trainer.lr)
+    return trainer.train(model, ckpt, _continue(phases, continued))
 
 
-def _fit_and_save(
-    config, run_dir, data, train_idx, val_idx, ckpt, progress, device, new=False
-) -> RunResult:
-    t0 = time.perf_counter()
-    arrays = data.arrays
-    model = data_source.build_model(config, arrays)
-    augment = data_source.build_augment(config)
-    from cnnkit.train.precision import choose_for_model
+def saved_settings(saved: dict[str, Any]) -> dict[str, Any]:
+    """The :class:`TrainConfig` fields of a saved config.json (as the user asked for them)."""
+    fields = set(TrainConfig.__dataclass_fields__)
+    base = {k: v for k, v in saved.items() if k in fields}
+    base["lr"] = saved.get("requested_lr", base.get("lr"))
+    base["precision"] = saved.get("requested_precision", "auto")
+    return base
 
-    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    tr = Tensors.from_any(arrays.subset(train_idx))
-    with cpu_threads(config.threads):  # time candidates with the threads fit will use
-        prec = choose_for_model(config.precision, dev, model, batch_shape(tr, config))
-    cfg = resolved_config(config, data, model, prec.to_dict())
-    cfg["distributed"] = distributed.describe()
-    main = distributed.is_main()
-    if main:  # config first: a run killed from here on can be resumed
-        atomic_write_json(run_dir / layout.CONFIG, cfg)
-        if new:
-            write_split(run_dir / layout.SPLIT, arrays, train_idx, val_idx)
-        _write_augment_preview(run_dir, arrays, train_idx, augment, config.seed)
-    va = Tensors.from_any(arrays.subset(val_idx)) if len(val_idx) else None
-    meta = {"model": config.model, "seed": config.seed}
-    cbs = _callbacks(run_dir, config, meta, progress) if main else []
-    result: FitResult = fit(
-        model, tr, va, config, callbacks=cbs, augment=augment, device=dev, resume_from=ckpt
-    )
-    if not main:  # only rank 0 writes the run folder
-        return RunResult(run_dir, {}, result.history, time.perf_counter() - t0)
-    save_weights(
-        run_dir / layout.WEIGHTS,
-        model.state_dict(),
-        {"model": config.model, "cnnkit": __version__},
-    )
-    metrics = _evaluate_and_save(run_dir, model, arrays, val_idx, result)
-    seconds = time.perf_counter() - t0
-    cfg["timing"] = {
-        "total_seconds": seconds,
-        "train_seconds": sum(r["seconds"] for r in result.history),
+
+def _resume_config(
+    run_dir: Path, saved: dict[str, Any], overrides: dict[str, Any]
+) -> tuple[TrainConfig, list[int]]:
+    """The run's config with ``overrides``, and its continued phases' epochs (old and new)."""
+    base = saved_settings(saved)
+    config = TrainConfig.from_dict({**base, **overrides})
+    old = TrainConfig.from_dict(base)
+    diff = [k for k in changed_keys(old.to_dict(), config.to_dict()) if k != "epochs"]
+    if diff:
+        raise RunFolderError(f"cannot resume {run_dir} with a changed config: {', '.join(diff)}")
+    continued = list(saved.get("training", {}).get("continued", []))
+    if config.epochs < old.epochs:
+        raise RunFolderError(
+            f"cannot resume {run_dir} with fewer epochs ({config.epochs}) than it plans "
+            f"({old.epochs}); epochs can only grow"
+        )
+    if config.epochs > old.epochs:
+        continued.append(config.epochs - old.epochs)
+    return config, continued
+
+
+def _plan(config: TrainConfig, lr: float) -> list[Phase]:
+    """The phases of a strategy: one for training from scratch, transfer's own otherwise."""
+    if config.strategy is None:
+        return [Phase("train", config.epochs)]
+    return transfer.transfer_phases(config, lr)
+
+
+def _continue(phases: list[Phase], continued: list[int]) -> list[Phase]:
+    """``phases`` followed by one ``continued`` phase per extension, like the last phase."""
+    last = phases[-1]
+    more = [
+        Phase("continued", n, last.setup, last.augment, last.forward, keep_optimizer=True)
+        for n in continued
+    ]
+    return phases + more
+
+
+def _load_data_once(config: TrainConfig) -> data_source.RunData:
+    """Rank 0 decodes (and fills the cache) first; the other ranks then read the cache."""
+    data = data_source.load_run_data(config) if distributed.is_main() else None
+    distributed.barrier()
+    return data or data_source.load_run_data(config)
+
+
+def _build_model(config: TrainConfig, data: data_source.RunData, pretrained: bool) -> Any:
+    """The run's model; transfer runs get a new head on the pretrained (or resumed) base."""
+    model = data_source.build_model(config, data.arrays, pretrained=pretrained)
+    if config.strategy is not None:
+        transfer.new_head(model)
+    return model
+
+
+def _log(message: str) -> None:
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+class _Trainer:
+    """One run folder's training: precision, callbacks, the fit, and what is saved after."""
+
+    def __init__(self, config, run_dir, data, train_idx, val_idx, device, progress) -> None:
+        self.config, self.run_dir, self.data = config, Path(run_dir), data
+        self.train_idx, self.val_idx, self.progress = train_idx, val_idx, progress
+        self.dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.main = distributed.is_main()
+        self.lr = transfer.head_lr(config) if config.strategy else config.resolved_lr
+
+    def train(self, model, ckpt, phases: list[Phase], new: bool = False) -> RunResult:
+        t0 = time.perf_counter()
+        arrays, cfg = self.data.arrays, self.config.replace(lr=self.lr)
+        tr = Tensors.from_any(arrays.subset(self.train_idx))
+        va = Tensors.from_any(arrays.subset(self.val_idx)) if len(self.val_idx) else None
+        with cpu_threads(cfg.threads):  # time candidates with the threads fit will use
+            prec = choose_for_model(cfg.precision, self.dev, model, batch_shape(tr, cfg))
+        augment = data_source.build_augment(cfg) if any(p.augment for p in phases) else None
+        saved = self._write_start(model, prec, phases, new, augment)
+        if cfg.strategy == "features":
+            tr, va, feature_info = self._features(model, tr, va)
+            saved["transfer_features"] = feature_info
+        status = _Status()
+        cbs = self._callbacks(status) if self.main else []
+        try:
+            result = fit(model, tr, va, cfg, callbacks=cbs, augment=augment, device=self.dev,
+                         resume_from=ckpt, phases=phases, precision=prec)  # fmt: skip
+        except KeyboardInterrupt:
+            raise RunInterrupted(self.run_dir, status.epoch + 1, cfg.epochs) from None
+        if not self.main:  # only rank 0 writes the run folder
+            return RunResult(self.run_dir, {}, result.history, time.perf_counter() - t0)
+        return self._finish(model, result, saved, t0)
+
+    def _write_start(self, model, prec, phases, new, augment) -> dict[str, Any]:
+        """config.json (and split.csv for a new run) before training: a kill from here on
+        leaves a run that resumes."""
+        cfg = resolved_config(self.config, self.data, model, prec.to_dict())
+        cfg["lr"] = self.lr
+        cfg["distributed"] = distributed.describe()
+        cfg["training"] = {
+            "phases": [{"name": p.name, "epochs": p.epochs} for p in phases],
+            "continued": [p.epochs for p in phases if p.name == "continued"],
+        }
+        if self.main:
+            atomic_write_json(self.run_dir / layout.CONFIG, cfg)
+            if new:
+                write_split(self.run_dir / layout.SPLIT, self.data.arrays, self.train_idx,
+                            self.val_idx)  # fmt: skip
+            _write_augment_preview(self.run_dir, self.data.arrays, self.train_idx, augment,
+                                   self.config.seed)  # fmt: skip
+        return cfg
+
+    def _features(self, model, tr: Tensors, va: Tensors | None):
+        """The frozen base's features of every image (cached on disk) in place of images."""
+        transfer.freeze_base(model)
+        feats, hit, path = transfer.cached_features(model, self.data.arrays.images, self.dev)
+        info = {"hit": hit, "path": str(path), "shape": list(feats.shape[1:])}
+        if self.config.augment:
+            info["augment_ignored"] = "features are computed once, without augmentation"
+        f_tr = Tensors(feats[torch.as_tensor(self.train_idx)], tr.labels)
+        f_va = Tensors(feats[torch.as_tensor(self.val_idx)], va.labels) if va is not None else None
+        return f_tr, f_va, info
+
+    def _callbacks(self, status: _Status) -> list[Callback]:
+        cbs: list[Callback] = [
+            status,
+            ProgressBar(enabled=None if self.progress else False),
+            CSVLogger(self.run_dir / layout.HISTORY),
+            Checkpoint(
+                self.run_dir / CHECKPOINT,
+                every=self.config.checkpoint_every,
+                meta={"model": self.config.model, "seed": self.config.seed},
+            ),
+        ]
+        if self.config.early_stopping:
+            cbs.insert(0, EarlyStopping(self.config.early_stopping))
+        if self.config.strategy:
+            cbs.append(transfer.FrozenCheck(self.config.bn))
+        return cbs
+
+    def _finish(self, model, result: FitResult, cfg: dict[str, Any], t0: float) -> RunResult:
+        meta = {"model": self.config.model, "cnnkit": __version__}
+        if self.config.strategy:
+            meta["strategy"] = str(self.config.strategy)
+        save_weights(self.run_dir / layout.WEIGHTS, model.state_dict(), meta)
+        metrics = self._evaluate(model)
+        seconds = time.perf_counter() - t0
+        cfg["training"]["stopping"] = _stopping(result)
+        if self.config.strategy:
+            cfg["transfer"] = self._transfer_info(model, result, cfg.pop("transfer_features", None))
+        cfg["timing"] = {
+            "total_seconds": seconds,
+            "train_seconds": sum(r["seconds"] for r in result.history),
+        }
+        atomic_write_json(self.run_dir / layout.CONFIG, cfg)
+        _write_summary(self.run_dir, model, self.data.arrays.image_shape, cfg.get("transfer"))
+        return RunResult(self.run_dir, metrics, result.history, seconds)
+
+    def _transfer_info(self, model, result: FitResult, features) -> dict[str, Any]:
+        info = dict(result.state.extra.get("transfer") or {})
+        info.update(
+            strategy=self.config.strategy,
+            pretrained=self.config.pretrained,
+            weights=getattr(getattr(model, "pretrained_info", None), "to_dict", dict)(),
+        )
+        if len(result.phases) > 1 and self.config.strategy == "finetune":
+            head, tune = result.phases[0], result.phases[1]
+            groups = transfer.param_groups(model, self.lr)
+            info["phases"] = {
+                "head_epochs": head.epochs,
+                "finetune_epochs": tune.epochs,
+                "base_lr": groups[0]["lr"],
+                "head_lr": groups[1]["lr"],
+            }
+        if features is not None:
+            info["feature_cache"] = features
+        return info
+
+    def _evaluate(self, model) -> dict[str, Any]:
+        """metrics.json and predictions.csv from the whole model, in fp32 as ``evaluate``."""
+        if not len(self.val_idx):
+            return {}
+        va = self.data.arrays.subset(self.val_idx)
+        norm = model_normalizer(model, va.images.shape[1], self.dev)
+        prec = Precision("fp32", False, self.dev.type, "evaluation")
+        probs = predict_proba(model, torch.from_numpy(va.images), norm, prec, self.dev)
+        metrics = classification_metrics(va.labels, probs.numpy(), self.data.arrays.class_names)
+        atomic_write_json(self.run_dir / layout.METRICS, metrics)
+        write_predictions(self.run_dir / layout.PREDICTIONS, va, probs)
+        return metrics
+
+
+class _Status(Callback):
+    """The last finished epoch, for the interrupt message."""
+
+    def __init__(self) -> None:
+        self.epoch = 0
+
+    def on_fit_start(self, state) -> None:
+        self.epoch = state.epoch
+
+    def on_epoch_end(self, state) -> None:
+        self.epoch = state.epoch
+
+
+def _stopping(result: FitResult) -> dict[str, Any]:
+    """Why training ended and which weights were kept (config.json ``training.stopping``)."""
+    extra = result.state.extra
+    stopped = int(extra.get("stopped_epoch", 0) or 0)
+    return {
+        "epochs_run": len(result.history),
+        "stopped_epoch": stopped,
+        "reason": "early stopping on val_loss" if stopped else "all epochs run",
+        "best_epoch": int(extra.get("best_epoch", 0) or 0),
+        "restored_epoch": int(extra.get("restored_epoch", 0) or 0),
     }
-    atomic_write_json(run_dir / layout.CONFIG, cfg)
-    _write_summary(run_dir, model, arrays.image_shape)
-    return RunResult(run_dir, metrics, result.history, seconds)
-
-
-def _evaluate_and_save(run_dir: Path, model, arrays, val_idx, result: FitResult) -> dict[str, Any]:
-    if not len(val_idx):
-        return {}
-    va = arrays.subset(val_idx)
-    dev = next(model.parameters()).device
-    norm = model_normalizer(model, va.images.shape[1], dev)
-    probs = predict_proba(model, torch.from_numpy(va.images), norm, result.precision, dev)
-    metrics = classification_metrics(va.labels, probs.numpy(), arrays.class_names)
-    atomic_write_json(run_dir / layout.METRICS, metrics)
-    write_predictions(run_dir / layout.PREDICTIONS, va, probs)
-    return metrics
 
 
 def write_predictions(path: Path, va: Any, probs: torch.Tensor) -> None:
@@ -289,21 +453,21 @@ def write_predictions(path: Path, va: Any, probs: torch.Tensor) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
-def _write_summary(run_dir: Path, model: torch.nn.Module, shape: tuple[int, int, int]) -> None:
+def _write_summary(
+    run_dir: Path, model: torch.nn.Module, shape: tuple[int, int, int], transfer_info=None
+) -> None:
     try:
-        from cnnkit.models import summary
-
         text = str(summary(model.cpu().float(), input_shape=shape))
-    except (ImportError, ValueError, RuntimeError) as e:
+    except (ValueError, RuntimeError) as e:
         text = f"(summary unavailable: {e})"
+    if transfer_info:
+        text += "\n" + describe_text(transfer_info)
     atomic_write_text(run_dir / layout.SUMMARY, text + "\n")
 
 
 def _write_augment_preview(run_dir: Path, arrays, train_idx, augment, seed: int) -> None:
     if augment is None:
         return
-    from cnnkit.data import preview_grid
-
     sample = arrays.subset(train_idx[: min(4, len(train_idx))])
     atomic_write_bytes(
         run_dir / "augment.png", preview_grid(sample.images, augment, n=16, seed=seed)
