@@ -5,12 +5,13 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-all lint fuzz bench clean help
+.PHONY: demo test test-all tour lint fuzz bench clean help
 
 help:
 	@echo "make demo      train on real MNIST digits and write a report (sets up $(VENV))"
 	@echo "make test      run the test suite (sets up $(VENV) with dev extras)"
 	@echo "make test-all  the test suite including slow tests"
+	@echo "make tour      the README's five-minute tour, verbatim, in a temporary folder"
 	@echo "make lint      ruff + mypy"
 	@echo "make fuzz      long hypothesis fuzzing run"
 	@echo "make bench     benchmarks against peers (bench/)"
@@ -35,6 +36,9 @@ test: $(VENV)/.dev-installed
 
 test-all: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -q -m "" $(PYTEST_ARGS)
+
+tour: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest -q -m "" tests/test_readme_tour.py $(PYTEST_ARGS)
 
 fuzz: $(VENV)/.dev-installed
 	CNNKIT_FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest -q -m "" tests -k fuzz $(PYTEST_ARGS)

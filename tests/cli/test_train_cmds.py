@@ -173,6 +173,7 @@ def test_existing_run_refused_without_overwrite(trained, capsys):
     rc = main(["train", str(data), "--out", str(run), "--epochs", "1"])
     err = capsys.readouterr().err
     assert rc == 2 and "already holds a run" in err and "--overwrite" in err
+    assert "overwrite=True" not in err and f"cnnkit train --resume {run}" in err
     assert len(err.strip().splitlines()) == 1
 
 

@@ -153,3 +153,28 @@ def test_parse_spec_and_errors():
         parse_dataset_spec("digits:valid")
     names = [d["name"] for d in list_datasets()]
     assert {"mnist", "fashion-mnist", "cifar10", "mnist-5k", "digits"} <= set(names)
+
+
+def test_export_numbers_each_class_from_0000_in_dataset_order(tmp_path):
+    from PIL import Image
+
+    from cnnkit.data.datasets import export_dataset
+
+    digits = load_dataset("digits")
+    counts = export_dataset(digits, tmp_path / "d", limit=3)
+    assert counts == {str(k): 3 for k in range(10)}
+    for k in range(10):
+        folder = tmp_path / "d" / str(k)
+        assert sorted(p.name for p in folder.iterdir()) == ["0000.png", "0001.png", "0002.png"]
+        first = np.flatnonzero(digits.labels == k)[:3]
+        for j, i in enumerate(first):
+            saved = np.asarray(Image.open(folder / f"{j:04d}.png"))
+            assert np.array_equal(saved, digits.images[i, 0])
+
+
+def test_export_file_names_widen_past_9999():
+    from cnnkit.data.datasets import export_file_name
+
+    assert export_file_name(0, 200) == "0000.png"
+    assert export_file_name(9999, 10000) == "9999.png"
+    assert export_file_name(7, 10001) == "00007.png"

@@ -52,5 +52,5 @@ def test_not_a_run_folder(tmp_path):
 
 def test_refuses_to_overwrite(run_dir):
     tmp_path = run_dir[0]
-    with pytest.raises(FileExistsError, match="--overwrite"):
+    with pytest.raises(FileExistsError, match="pass overwrite=True"):
         train_run(tmp_path / "g.csv", tmp_path / "p.csv", tmp_path / "run")

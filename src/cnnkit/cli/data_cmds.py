@@ -163,11 +163,16 @@ def datasets_export(
     name: str = typer.Argument(..., help="Dataset name, e.g. mnist-5k or fashion-mnist:test."),
     directory: Path = typer.Argument(..., help="Folder to write (must not exist or be empty)."),
     split: str = typer.Option("train", "--split", help="train|test|all"),
-    limit: Optional[int] = typer.Option(None, "--limit", help="At most N images per class."),  # noqa: UP045
+    limit: Optional[int] = typer.Option(  # noqa: UP045
+        None, "--limit", help="At most N images per class (the first N)."
+    ),
     path: Optional[Path] = typer.Option(None, "--path", help="Where the dataset files are."),  # noqa: UP045
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Write a named dataset as a class-per-folder PNG tree."""
+    """Write a named dataset as a class-per-folder PNG tree.
+
+    Each class's files are numbered from 0000.png in dataset order (DIR/Bag/0000.png, ...).
+    """
     from cnnkit.data.datasets import export_dataset, parse_dataset_spec
 
     spec = name if ":" in name else f"{name}:{split}"

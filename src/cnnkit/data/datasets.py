@@ -541,7 +541,11 @@ def export_dataset(
     limit: int | None = None,
     path: str | os.PathLike | None = None,
 ) -> dict[str, int]:
-    """Write a dataset as a class-per-folder PNG tree (``DIR/CLASS/00042.png``).
+    """Write a dataset as a class-per-folder PNG tree (``DIR/CLASS/0000.png``, ``0001.png``...).
+
+    Each class's files are numbered from ``0000`` in dataset order (at least four digits,
+    more for a class of 10,000 images or more), so ``--limit 200`` gives ``0000.png`` to
+    ``0199.png`` in every class folder.
 
     Args:
         name: a dataset name (``NAME:SPLIT`` allowed) or an :class:`ImageArrays`.
@@ -571,11 +575,11 @@ def export_dataset(
         folder = safe_folder_name(cls)
         rows = np.flatnonzero(data.labels == k)[:limit]
         (out / folder).mkdir(parents=True, exist_ok=True)
-        for i in rows:
+        for j, i in enumerate(rows):
             img = np.asarray(data.images[i])
             arr = img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0)  # (C, H, W) -> (H, W, C)
             Image.fromarray(arr, modes[img.shape[0]]).save(
-                out / folder / f"{i:05d}.png", compress_level=3
+                out / folder / export_file_name(j, len(rows)), compress_level=3
             )
         counts[folder] = len(rows)
     if data.boxes is not None:
@@ -583,14 +587,22 @@ def export_dataset(
     return counts
 
 
+def export_file_name(position: int, count: int) -> str:
+    """The file name of the ``position``-th image (from 0) of a class of ``count`` exported
+    images: ``0000.png``..., zero-padded to at least four digits."""
+    width = max(4, len(str(max(count - 1, 0))))
+    return f"{position:0{width}d}.png"
+
+
 def _write_boxes(out: Path, data: ImageArrays, counts: dict[str, int]) -> None:
     """``boxes.csv``: ``path,x0,y0,x1,y1`` for every exported image (relative paths)."""
     lines = ["path,x0,y0,x1,y1"]
     for k, cls in enumerate(data.class_names):
         folder = safe_folder_name(cls)
-        for i in np.flatnonzero(data.labels == k)[: counts[folder]]:
+        n = counts[folder]
+        for j, i in enumerate(np.flatnonzero(data.labels == k)[:n]):
             x0, y0, x1, y1 = (int(v) for v in data.boxes[i])  # type: ignore[index]
-            lines.append(f"{folder}/{i:05d}.png,{x0},{y0},{x1},{y1}")
+            lines.append(f"{folder}/{export_file_name(j, n)},{x0},{y0},{x1},{y1}")
     (out / "boxes.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 

@@ -24,7 +24,7 @@ from safetensors.numpy import load_file as load_np
 from safetensors.numpy import save_file as save_np
 from safetensors.torch import load_file, save_file
 
-from cnnkit.errors import RunFolderError
+from cnnkit.errors import OVERWRITE, RunFolderError, user_error
 from cnnkit.genomics.io import Genotypes, align, read_genotypes, read_phenotypes
 from cnnkit.genomics.methods import MODEL_OF, NeuralRegressor, average_prediction, member_seeds
 from cnnkit.genomics.preprocess import SnpPreprocessor
@@ -47,12 +47,18 @@ def load_data(
 def _prepare(out: Path, overwrite: bool) -> None:
     if out.exists() and any(out.iterdir()):
         if not overwrite:
-            raise FileExistsError(
-                f"run folder {out} already exists; pass --overwrite to replace it"
+            raise user_error(
+                FileExistsError,
+                "run folder {out} already exists; pass {overwrite} to replace it",
+                out=out,
+                overwrite=OVERWRITE,
             )
         if not (out / "config.json").is_file():
-            raise FileExistsError(
-                f"--overwrite refused: {out} is not a run folder (no config.json)"
+            raise user_error(
+                FileExistsError,
+                "{overwrite} refused: {out} is not a run folder (no config.json)",
+                out=out,
+                overwrite=OVERWRITE,
             )
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
