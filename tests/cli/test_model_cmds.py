@@ -106,7 +106,7 @@ def test_models_lists_the_zoo(capsys):
     rc, out, _ = _run(capsys, "models", "--json")
     names = [c["name"] for c in json.loads(out)]
     assert rc == 0 and {"basic_convnet", "vgg16", "xception", "mobilenet"} <= set(names)
-    rc, out, _ = _run(capsys, "models")
+    rc, out, _ = _run(capsys, "models", "--markdown")
     assert "| `mobilenet_v2` |" in out
 
 

@@ -142,7 +142,8 @@ def _datasets_human(rows: list[dict]) -> str:
 
 
 datasets_app = typer.Typer(
-    help="List the named datasets (available or not, and how to get them); export one.",
+    help="List the named datasets (available or not, and how to get them); export one.\n\n"
+    "Example: cnnkit datasets",
     invoke_without_command=True,
     no_args_is_help=False,
 )
@@ -150,7 +151,10 @@ datasets_app = typer.Typer(
 
 @datasets_app.callback()
 def datasets_list(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
-    """List mnist, fashion-mnist, cifar10, mnist-5k, digits, shapes: available or not."""
+    """List mnist, fashion-mnist, cifar10, mnist-5k, digits, shapes: available or not.
+
+    Example: cnnkit datasets export fashion-mnist fm --limit 200
+    """
     if ctx.invoked_subcommand is not None:
         return
     from cnnkit.data.datasets import list_datasets
@@ -172,6 +176,8 @@ def datasets_export(
     """Write a named dataset as a class-per-folder PNG tree.
 
     Each class's files are numbered from 0000.png in dataset order (DIR/Bag/0000.png, ...).
+
+    Example: cnnkit datasets export fashion-mnist fm --limit 200
     """
     from cnnkit.data.datasets import export_dataset, parse_dataset_spec
 
@@ -187,7 +193,8 @@ def datasets_export(
 # ----------------------------------------------------------------------------- cache
 
 cache_app = typer.Typer(
-    help="The decode-once image cache ($CNNKIT_CACHE_DIR).", no_args_is_help=True
+    help="The decode-once image cache ($CNNKIT_CACHE_DIR).\n\nExample: cnnkit cache info",
+    no_args_is_help=True,
 )
 
 
@@ -197,7 +204,10 @@ def _mib(n: int) -> str:
 
 @cache_app.command("info")
 def cache_info_cmd(as_json: bool = JSON_OPTION) -> None:
-    """Where the cache is, its entries and size."""
+    """Where the cache is, its entries and size.
+
+    Example: cnnkit cache info
+    """
     from cnnkit.data.cache import cache_info
 
     info = cache_info()
@@ -213,7 +223,10 @@ def cache_info_cmd(as_json: bool = JSON_OPTION) -> None:
 
 @cache_app.command("clear")
 def cache_clear_cmd(as_json: bool = JSON_OPTION) -> None:
-    """Delete the cached decoded images (they are re-decoded when next needed)."""
+    """Delete the cached decoded images (they are re-decoded when next needed).
+
+    Example: cnnkit cache clear
+    """
     from cnnkit.data.cache import cache_dir, clear_cache
 
     freed = clear_cache()
@@ -262,7 +275,10 @@ def augment_preview(
     as_json: bool = JSON_OPTION,
     augment: Any = None,
 ) -> None:
-    """A grid of augmented versions of sample images (the lecture's figure)."""
+    """A grid of augmented versions of sample images (the lecture's figure).
+
+    Example: cnnkit augment-preview fm --out aug.png --rotation-range 20 --horizontal-flip
+    """
     from cnnkit.data.preview import preview_grid
 
     if samples < 1:
@@ -290,7 +306,10 @@ def audit_cmd(
     min_side: int = typer.Option(16, "--min-side", help="Images with a smaller side are tiny."),
     as_json: bool = JSON_OPTION,
 ) -> int:
-    """Classes, counts, sizes, modes, broken/mismatched/tiny files, EXIF rotation, duplicates."""
+    """Classes, counts, sizes, modes, broken/mismatched/tiny files, EXIF rotation, duplicates.
+
+    Example: cnnkit audit fm
+    """
     from cnnkit.data.audit import audit, format_audit
 
     result = audit(data, min_side=min_side)

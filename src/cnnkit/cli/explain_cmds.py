@@ -40,7 +40,10 @@ def activations_cmd(
     pretrained: str | None = PRETRAINED_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Intermediate activations of IMAGE as channel grids, one per layer."""
+    """Intermediate activations of IMAGE as channel grids, one per layer.
+
+    Example: cnnkit activations runs/fm fm/Bag/0000.png --out act.png
+    """
     from cnnkit.explain import activation_grid_png, activations
 
     if max_channels < 1:
@@ -92,7 +95,10 @@ def filters_cmd(
     pretrained: str | None = PRETRAINED_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Filter patterns of a layer by gradient ascent (--raw: first-layer kernels)."""
+    """Filter patterns of a layer by gradient ascent (--raw: first-layer kernels).
+
+    Example: cnnkit filters runs/fm --layer features.conv2 --out filters.png
+    """
     from cnnkit.runs.source import resolve_source
 
     src = resolve_source(source, pretrained)
@@ -186,7 +192,10 @@ def explain_cmd(
     pretrained: str | None = PRETRAINED_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Class-activation heatmap (Grad-CAM) of IMAGE, overlaid on it."""
+    """Class-activation heatmap (Grad-CAM) of IMAGE, overlaid on it.
+
+    Example: cnnkit explain runs/fm fm/Bag/0000.png --out cam.png
+    """
     from cnnkit.data.decode import crop_box
     from cnnkit.explain import gradcam, overlay_png
     from cnnkit.runs.source import load_images, resolve_source

@@ -10,7 +10,8 @@ from cnnkit.cli._common import JSON_OPTION, emit, log
 
 genomics_app = typer.Typer(
     name="genomics",
-    help="Genomic prediction: 1D CNN / MLP on SNP matrices vs GBLUP and ridge baselines.",
+    help="Genomic prediction: 1D CNN / MLP on SNP matrices vs GBLUP and ridge baselines.\n\n"
+    "Example: cnnkit genomics simulate --out sim && cnnkit genomics cv sim/geno.bed sim/pheno.csv",
     no_args_is_help=True,
 )
 
@@ -62,7 +63,10 @@ def simulate_cmd(
     n_qtl: int = typer.Option(100, "--n-qtl", help="Additive QTL (pairs: half of it)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Simulate genotypes with linkage (msprime) and a trait of known h2 (tstrait)."""
+    """Simulate genotypes with linkage (msprime) and a trait of known h2 (tstrait).
+
+    Example: cnnkit genomics simulate --n 500 --snps 2000 --h2 0.5 --out sim
+    """
     from cnnkit.genomics.simulate import SimConfig, simulate, write_simulation
 
     cfg = SimConfig(
@@ -97,7 +101,10 @@ def cv_cmd(
     ensemble: int | None = ENSEMBLE,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Cross-validate the methods on identical folds; r, MSE, slope with SE."""
+    """Cross-validate the methods on identical folds; r, MSE, slope with SE.
+
+    Example: cnnkit genomics cv sim/geno.bed sim/pheno.csv --methods cnn,gblup --out cv
+    """
     from cnnkit.genomics.cv import CVConfig, cross_validate
     from cnnkit.genomics.methods import parse_methods
     from cnnkit.genomics.report import write_cv_outputs
@@ -166,7 +173,10 @@ def train_cmd(
     overwrite: bool = typer.Option(False, "--overwrite"),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Train a SNP network on all samples and write a run folder."""
+    """Train a SNP network on all samples and write a run folder.
+
+    Example: cnnkit genomics train sim/geno.bed sim/pheno.csv --out snp-run
+    """
     from cnnkit.genomics.run import train_run
 
     cfg = _train_overrides(epochs, batch_size, lr, weight_decay, patience, task, ensemble)
@@ -209,7 +219,10 @@ def predict_cmd(
     out: Path | None = typer.Option(None, "--out", help="Also write sample_id,prediction CSV."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Predict the trait of every sample in GENO."""
+    """Predict the trait of every sample in GENO.
+
+    Example: cnnkit genomics predict snp-run new.bed --out predictions.csv
+    """
     from cnnkit.genomics.run import predict_run
 
     rows = predict_run(run, geno)
@@ -235,7 +248,10 @@ def explain_cmd(
     top: int = typer.Option(10, "--top", help="Loci listed in the output."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Saliency over loci (gradient x input) as a Manhattan-style plot."""
+    """Saliency over loci (gradient x input) as a Manhattan-style plot.
+
+    Example: cnnkit genomics explain snp-run --out saliency.png
+    """
     from cnnkit.genomics.explain import explain_run
 
     result = explain_run(run, out, geno=geno, top=top)

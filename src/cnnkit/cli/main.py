@@ -17,13 +17,17 @@ from typing import Any
 import typer
 from typer.exceptions import TyperException
 
+from cnnkit.cli._help import CnnkitGroup
+
 # Typer (>= 0.29) carries its own copy of click: only Typer's public names are used here, so
 # the CLI needs no click install (a base install that imported click failed on a fresh venv).
 # Usage errors (bad option, missing argument) are TyperExceptions with show() and exit_code.
 
 app = typer.Typer(
     name="cnnkit",
-    help="Convolutional neural networks on small, real data.",
+    cls=CnnkitGroup,  # one help style for every option of every command (cnnkit.cli._help)
+    help="Convolutional neural networks on small, real data.\n\n"
+    "Example: cnnkit train fm --out runs/fm (and cnnkit COMMAND --help for each command)",
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},

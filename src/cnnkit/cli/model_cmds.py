@@ -107,20 +107,33 @@ def summary_cmd(
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Layer table: output shapes, parameters, multiply-adds; trainable / non-trainable totals."""
+    """Layer table: output shapes, parameters, multiply-adds; trainable / non-trainable totals.
+
+    Example: cnnkit summary vgg16 --input-shape 3 224 224
+    """
     s = _summary(name, _parse_shape(input_shape, name), num_classes, param_mode)
     emit(s.to_dict(), as_json, str(s))
 
 
-def models_cmd(as_json: bool = JSON_OPTION) -> None:
-    """List the model zoo: names, default input size, minimum size, parameters."""
+def models_cmd(
+    markdown: bool = typer.Option(
+        False, "--markdown", help="A Markdown table (with each model's source), as in README.md."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List the model zoo: names, default input size, minimum size, parameters.
+
+    Example: cnnkit models
+    """
+    import shutil
     from dataclasses import asdict
 
     from cnnkit.models import get_card, list_models
-    from cnnkit.models.registry import markdown_table
+    from cnnkit.models.registry import markdown_table, text_table
 
     cards = [asdict(get_card(n)) for n in list_models()]
-    emit(cards, as_json, markdown_table())
+    width = shutil.get_terminal_size((100, 24)).columns
+    emit(cards, as_json, markdown_table() if markdown else text_table(width=width))
 
 
 def register(app: typer.Typer) -> None:

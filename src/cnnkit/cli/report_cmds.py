@@ -16,7 +16,10 @@ def report(
     top_losses: int = typer.Option(16, "--top-losses", help="How many highest-loss images."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Write RUN/report.html (one self-contained file) and the plots it shows."""
+    """Write RUN/report.html (one self-contained file) and the plots it shows.
+
+    Example: cnnkit report runs/fm
+    """
     from cnnkit.report import render_report  # matplotlib loads only when needed
 
     if top_losses < 1:

@@ -20,7 +20,10 @@ def export_cmd(
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Export RUN's model to ONNX and check it against PyTorch on the run's own images."""
+    """Export RUN's model to ONNX and check it against PyTorch on the run's own images.
+
+    Example: cnnkit export runs/fm
+    """
     if fmt.lower() != "onnx":
         raise ValueError(f"--format must be onnx. Received: --format={fmt!r}")
     from cnnkit.serve.export import export_onnx
@@ -48,7 +51,10 @@ def serve_cmd(
     backend: str = typer.Option("auto", "--backend", help="auto | torch | onnx."),
     threads: int | None = typer.Option(None, "--threads", help="Inference threads (default: all)."),
 ) -> None:
-    """Serve RUN over HTTP: POST /predict, POST /explain, GET /health and a web page at /."""
+    """Serve RUN over HTTP: POST /predict, POST /explain, GET /health and a web page at /.
+
+    Example: cnnkit serve runs/fm --port 8000
+    """
     import uvicorn
 
     from cnnkit.serve.app import ServeOptions, create_app

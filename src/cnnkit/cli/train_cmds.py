@@ -58,9 +58,11 @@ def train(
         None, help="Folder of class sub-folders, or a dataset name (mnist-5k, fashion-mnist, ...)."
     ),
     model: str = typer.Option(
-        "basic_convnet", "--model", help="Model name (cnnkit summary --help lists them)."
+        "basic_convnet", "--model", help="Model name; `cnnkit models` lists them."
     ),
-    out: Path | None = typer.Option(None, "--out", help="Run folder to write."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Run folder to write (required unless --resume)."
+    ),
     epochs: int = typer.Option(10, "--epochs"),
     batch_size: int = typer.Option(64, "--batch-size"),
     lr: float | None = typer.Option(
@@ -117,7 +119,10 @@ def train(
     no_report: bool = typer.Option(False, "--no-report", help="Skip report.html."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Train a model on a folder or a named dataset into a run folder."""
+    """Train a model on a folder or a named dataset into a run folder.
+
+    Example: cnnkit train fm --model basic_convnet --out runs/fm --epochs 10
+    """
     from cnnkit.train import distributed
 
     t0 = time.perf_counter()
@@ -209,7 +214,10 @@ def evaluate(
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Accuracy with a 95% CI, per-class precision/recall/F1 and the confusion matrix."""
+    """Accuracy with a 95% CI, per-class precision/recall/F1 and the confusion matrix.
+
+    Example: cnnkit evaluate runs/fm
+    """
     from cnnkit.train.evaluate import evaluate_run
     from cnnkit.train.metrics import format_metrics
 
@@ -224,7 +232,10 @@ def predict(
     backend: str = typer.Option("torch", "--backend", help="torch|onnx"),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Top-k labels and probabilities per file (exit 1 if any file failed)."""
+    """Top-k labels and probabilities per file (exit 1 if any file failed).
+
+    Example: cnnkit predict runs/fm fm/Bag/0000.png --top-k 3
+    """
     from cnnkit.serve.predictor import Predictor
 
     if top_k < 1:
@@ -253,7 +264,10 @@ def demo(
     epochs: int = typer.Option(12, "--epochs"),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Export real MNIST digits (mnist-5k) to a PNG folder, train basic_convnet, write a report."""
+    """Export real MNIST digits (mnist-5k) to a PNG folder, train basic_convnet, write a report.
+
+    Example: cnnkit demo --out cnnkit-demo
+    """
     from cnnkit.train.demo import run_demo
 
     t0 = time.perf_counter()

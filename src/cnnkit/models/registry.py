@@ -311,20 +311,51 @@ TABLE_START = "<!-- models-table:start (python -m cnnkit.models --update docs/mo
 TABLE_END = "<!-- models-table:end -->"
 
 
+def _table_rows(kind: str | None) -> list[tuple[str, ...]]:
+    """One row per model: name, input, min size, params, source, description."""
+    rows: list[tuple[str, ...]] = []
+    for n in list_models(kind):
+        c = get_card(n)
+        params = f"{c.published_params:,}" if c.published_params else ""
+        shape, least = "x".join(map(str, c.input_size)), "x".join(map(str, c.min_input_size))
+        rows.append((n, shape, least, params, c.source, c.description))
+    return rows
+
+
 def markdown_table(kind: str | None = None) -> str:
     """The models table (Markdown) generated from the registry."""
     rows = [
         "| name | what | input (C, H, W) | min size | params | source |",
         "|---|---|---|---|---|---|",
     ]
-    for n in list_models(kind):
-        c = get_card(n)
-        params = f"{c.published_params:,}" if c.published_params else ""
-        rows.append(
-            f"| `{n}` | {c.description} | {'x'.join(map(str, c.input_size))} | "
-            f"{'x'.join(map(str, c.min_input_size))} | {params} | {c.source} |"
-        )
+    for n, shape, least, params, source, what in _table_rows(kind):
+        rows.append(f"| `{n}` | {what} | {shape} | {least} | {params} | {source} |")
     return "\n".join(rows) + "\n"
+
+
+def text_table(kind: str | None = None, width: int = 100) -> str:
+    """The models table for a terminal ``width`` columns wide: name, input (C x H x W), the
+    smallest input, parameters and what the model is, wrapped (``--markdown`` adds the source).
+    """
+    import textwrap
+
+    head = ("name", "input", "min", "params", "what")
+    rows = [
+        (n, shape, least, params, what) for n, shape, least, params, _, what in _table_rows(kind)
+    ]
+    fixed = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head) - 1)]
+    indent = sum(fixed) + 2 * len(fixed)
+    wrap = max(24, width - 1 - indent)
+    lines = []
+    for row in [head, *rows]:
+        cells = [
+            c.rjust(w) if i == 3 else c.ljust(w)  # params right-aligned
+            for i, (c, w) in enumerate(zip(row[:-1], fixed, strict=True))
+        ]
+        what = textwrap.wrap(row[-1], wrap, break_on_hyphens=False) or [""]
+        lines.append("  ".join([*cells, what[0]]).rstrip())
+        lines.extend(" " * indent + more for more in what[1:])
+    return "\n".join(lines) + "\n"
 
 
 def update_markdown(path: str) -> None:
