@@ -139,7 +139,8 @@ def test_the_readme_tour_runs_verbatim(tmp_path, require):
         done = _shell(command, tmp_path)
         assert done.returncode == 0, f"$ {command}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
         assert "Traceback" not in done.stderr, f"$ {command}\n{done.stderr[-3000:]}"
-    for made in ("aug.png", "cam.png", "act.png", "runs/fm/report.html", "runs/fm/model.onnx"):
+    made_files = ("aug.png", "cam.png", "act.png", "predictions.csv", "runs/fm/report.html")
+    for made in (*made_files, "runs/fm/model.onnx"):
         assert (tmp_path / made).is_file(), f"the tour did not write {made}"
 
     (tmp_path / "tour.py").write_text(_fenced(_tour_section(), "python"), encoding="utf-8")

@@ -160,6 +160,36 @@ def test_predict_png_jpeg_and_corrupt(trained, tmp_path, capsys):
     assert "error" in res[3]
 
 
+def test_predict_folders_recursively_to_a_csv_r_can_read(trained, tmp_path, capsys):
+    data, run = trained
+    nested = tmp_path / "new" / "batch 2"
+    nested.mkdir(parents=True)
+    (nested / "a.png").write_bytes((data / "top" / "00.png").read_bytes())
+    (tmp_path / "new" / "b.png").write_bytes((data / "bottom" / "00.png").read_bytes())
+    (tmp_path / "new" / "broken.png").write_bytes(b"not an image")
+    (tmp_path / "new" / "notes.txt").write_text("not an image file: not predicted")
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "predictions.csv"
+    args = [str(run), str(tmp_path / "new"), str(data / "middle"), str(tmp_path / "empty")]
+    rc = main(["predict", *args, "--out", str(out), "--top-k", "2"])
+    assert rc == 1  # broken.png and the empty folder failed; the rest is in the CSV
+    text = capsys.readouterr().out
+    assert text.startswith(f"wrote {out} (19 files, 2 failed)") and "broken.png" in text
+    rows = _rows(out)
+    assert list(rows[0]) == ["file", "label", "probability", "label_2", "probability_2", "error"]
+    files = [r["file"] for r in rows]
+    found = [str(tmp_path / "new" / n) for n in ("b.png", "broken.png", "batch 2/a.png")]
+    assert files[:3] == found  # the folder's own files, then its sub-folders
+    assert files[3:18] == [str(data / "middle" / f"{i:02d}.png") for i in range(15)]
+    assert files[18] == str(tmp_path / "empty") and "no image files" in rows[18]["error"]
+    good = [r for r in rows if not r["error"]]
+    assert len(good) == 17 and all(r["label"] in ("top", "middle", "bottom") for r in good)
+    assert all(float(r["probability"]) >= float(r["probability_2"]) for r in good)
+    assert rows[1]["label"] == "" and "broken.png" in rows[1]["error"]
+    assert main(["predict", *args[:2], "--json"]) == 1
+    assert [r["file"] for r in json.loads(capsys.readouterr().out)] == files[:3]
+
+
 def test_python_predict_matches_cli(trained):
     import cnnkit
 

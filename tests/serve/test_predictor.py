@@ -62,3 +62,19 @@ def test_public_names_of_the_serve_package():
     assert callable(serve.export_onnx) and callable(serve.create_app)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         serve.nope  # noqa: B018
+
+
+def test_predictions_csv_pads_top_k_and_keeps_errors():
+    import csv
+    import io
+
+    from cnnkit.serve.predictor import predictions_csv
+
+    top = [{"label": "cat", "probability": 0.75}, {"label": "dog", "probability": 0.25}]
+    ok = {"file": "a,b.png", "label": "cat", "probability": 0.75, "top_k": top}
+    bad = {"file": "x.png", "error": "x.png: truncated"}
+    rows = list(csv.reader(io.StringIO(predictions_csv([ok, bad], top_k=3))))
+    assert rows[0] == ["file", "label", "probability", "label_2", "probability_2",
+                       "label_3", "probability_3", "error"]  # fmt: skip
+    assert rows[1] == ["a,b.png", "cat", "0.75", "dog", "0.25", "", "", ""]  # 2 classes < top-k
+    assert rows[2] == ["x.png", "", "", "", "", "", "", "x.png: truncated"]

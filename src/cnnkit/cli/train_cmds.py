@@ -227,23 +227,42 @@ def evaluate(
 
 def predict(
     run: Path = typer.Argument(..., help="Run folder."),
-    files: list[Path] = typer.Argument(..., help="Image files."),
-    top_k: int = typer.Option(3, "--top-k"),
+    files: list[Path] = typer.Argument(
+        ..., help="Image files, or folders (every image in them, recursively)."
+    ),
+    top_k: int = typer.Option(3, "--top-k", help="How many labels per file."),
     backend: str = typer.Option("torch", "--backend", help="torch|onnx"),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Also write a CSV: file, label, probability, label_2, probability_2, ..., error.",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Top-k labels and probabilities per file (exit 1 if any file failed).
 
-    Example: cnnkit predict runs/fm fm/Bag/0000.png --top-k 3
+    Example: cnnkit predict runs/fm fm/Bag --out predictions.csv
     """
-    from cnnkit.serve.predictor import Predictor
+    from cnnkit.fileio import atomic_write_text
+    from cnnkit.serve.predictor import Predictor, predictions_csv
 
     if top_k < 1:
         raise ValueError(f"--top-k must be a positive int. Received: {top_k}")
     results = Predictor(run, backend=backend).predict_files(files, top_k=top_k)
-    emit(results, as_json, _predict_text)
+    if out is not None:
+        atomic_write_text(out, predictions_csv(results, top_k))
+        emit(results, as_json, lambda r: _predict_summary(r, out))
+    else:
+        emit(results, as_json, _predict_text)
     if any("error" in r for r in results):
         raise typer.Exit(1)
+
+
+def _predict_summary(results: list, out: Path) -> str:
+    """With ``--out``: one line for the CSV, and one for each file that failed."""
+    failed = [f"{r['file']}: ERROR {r['error']}" for r in results if "error" in r]
+    head = f"wrote {out} ({len(results)} files, {len(failed)} failed)"
+    return "\n".join([head, *failed])
 
 
 def _predict_text(results: list) -> str:

@@ -8,9 +8,11 @@ never an exception that ends a batch.
 
 from __future__ import annotations
 
+import csv
 import io
+import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -124,23 +126,28 @@ class Predictor:
     def predict_files(
         self, files: Iterable[str | Path], top_k: int = 3, batch_size: int = 64
     ) -> list[dict[str, Any]]:
-        """Predict each file; undecodable files become ``{"file", "error"}`` entries, in order."""
-        paths = [str(f) for f in files]
-        results: list[dict[str, Any] | None] = [None] * len(paths)
-        good: list[tuple[int, np.ndarray]] = []
-        for i, f in enumerate(paths):
-            try:
-                good.append((i, self.load(f)))
-            except (CnnkitError, OSError, ValueError) as e:
-                results[i] = {"file": f, "error": _one_line(e, f)}
-        for s in range(0, len(good), batch_size):
-            chunk = good[s : s + batch_size]
-            preds = self.predict_arrays(
-                np.stack([a for _, a in chunk]), [paths[i] for i, _ in chunk], top_k
-            )
-            for (i, _), p in zip(chunk, preds, strict=True):
-                results[i] = p
-        return [r for r in results if r is not None]
+        """Predict each file, and each image in each folder (recursively, as
+        :func:`expand_inputs`); a file that fails becomes a ``{"file", "error"}`` entry, in
+        order. Images are decoded ``batch_size`` at a time, so a large folder needs little
+        memory."""
+        results: list[dict[str, Any]] = []
+        for chunk in _chunks(expand_inputs(files), batch_size):
+            good: list[tuple[int, np.ndarray]] = []
+            out: list[dict[str, Any] | None] = [None] * len(chunk)
+            for i, (f, problem) in enumerate(chunk):
+                try:
+                    if problem:
+                        raise ValueError(problem)
+                    good.append((i, self.load(f)))
+                except (CnnkitError, OSError, ValueError) as e:
+                    out[i] = {"file": f, "error": _one_line(e, f)}
+            if good:
+                names = [chunk[i][0] for i, _ in good]
+                preds = self.predict_arrays(np.stack([a for _, a in good]), names, top_k)
+                for (i, _), p in zip(good, preds, strict=True):
+                    out[i] = p
+            results.extend(r for r in out if r is not None)
+        return results
 
     def predict_bytes(
         self, uploads: Sequence[tuple[str, bytes]], top_k: int = 3, max_pixels: int | None = None
@@ -171,6 +178,60 @@ class Predictor:
         return [r for r in results if r is not None]
 
 
+def expand_inputs(inputs: Iterable[str | Path]) -> list[tuple[str, str]]:
+    """The files to predict for ``inputs``: a file as given, a folder as the image files in
+    it and its sub-folders (the extensions and order training uses; hidden files skipped).
+
+    Returns:
+        ``(path, problem)`` pairs; ``problem`` is empty, or says why a folder gave no file.
+    """
+    from cnnkit.data.scan import iter_image_files
+
+    found: list[tuple[str, str]] = []
+    for item in inputs:
+        path = str(item)
+        if not os.path.isdir(path):
+            found.append((path, ""))
+            continue
+        images = iter_image_files(path)
+        found.extend((f, "") for f in images)
+        if not images:
+            found.append((path, "no image files in this folder or its sub-folders"))
+    return found
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for s in range(0, len(items), max(1, size)):
+        yield items[s : s + size]
+
+
+def predictions_csv(results: Sequence[dict[str, Any]], top_k: int = 3) -> str:
+    """``predict``'s results as CSV text, one row per file, for R's ``read.csv`` or pandas.
+
+    Columns: ``file, label, probability`` (the most probable class), ``label_2,
+    probability_2`` ... up to ``top_k``, and ``error`` (empty unless the file failed; its
+    other columns are then empty, which R reads as ``NA``).
+    """
+    k = max(1, int(top_k))
+    header = ["file", "label", "probability"]
+    for j in range(2, k + 1):
+        header += [f"label_{j}", f"probability_{j}"]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([*header, "error"])
+    for r in results:
+        if "error" in r:
+            writer.writerow([r["file"], *[""] * (len(header) - 1), r["error"]])
+            continue
+        ranked = list(r["top_k"])[:k]
+        cells = [r["file"], r["label"], f"{r['probability']:.6g}"]
+        for t in ranked[1:]:
+            cells += [t["label"], f"{t['probability']:.6g}"]
+        cells += [""] * (len(header) - len(cells))  # fewer classes than top_k
+        writer.writerow([*cells, ""])
+    return buf.getvalue()
+
+
 def _check_onnx_matches(session: Any, run: Any) -> None:
     """Refuse an ONNX file exported from other weights or with other classes than ``run``."""
     from cnnkit.serve.onnx_backend import file_sha256
@@ -199,5 +260,6 @@ def _one_line(e: BaseException, path: str) -> str:
 def predict(
     run: str | Path, files: Iterable[str | Path], top_k: int = 3, backend: str = "torch"
 ) -> list[dict[str, Any]]:
-    """Top-k labels for each file with the run in ``run`` (``cnnkit.predict``)."""
+    """Top-k labels for each file (folders: each image in them, recursively) with the run in
+    ``run`` (``cnnkit.predict``); :func:`predictions_csv` turns the result into a CSV."""
     return Predictor(run, backend=backend).predict_files(files, top_k=top_k)
