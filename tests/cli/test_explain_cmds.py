@@ -137,6 +137,22 @@ def test_filters_raw_and_ascent(run_dir, tmp_path, capsys):
     assert Image.open(pats).format == "PNG"
 
 
+def test_filters_progress_is_plain_lines_in_a_log(run_dir, tmp_path):
+    """stderr to a file (nohup, knitr, CI): no bar's carriage returns, lines with the count."""
+    pats = tmp_path / "pats.png"
+    argv = ["filters", str(run_dir), "--layer", "features.relu1", "--out", str(pats)]
+    done = subprocess.run(
+        [sys.executable, "-m", "cnnkit", *argv, "--filters", "4", "--steps", "3"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "\r" not in done.stderr
+    lines = done.stderr.splitlines()
+    assert "filters of features.relu1: 0/3 steps (0%)" in lines
+    assert any(line.startswith("filters of features.relu1: 3/3 steps (100%), ") for line in lines)
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

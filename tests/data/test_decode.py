@@ -206,3 +206,55 @@ def test_bilinear_resize_is_pillows(tmp_path, mode, src, dst):
     ref = ref[None] if ref.ndim == 2 else ref.transpose(2, 0, 1)
     diff = np.abs(ours.astype(int) - ref.astype(int))
     assert ours.shape == ref.shape and diff.max() <= (0 if mode == "RGBA" else 1)
+
+
+def _corrupt_exif(orientation: int = 6) -> bytes:
+    """An EXIF block whose IFD claims three entries but holds one (the orientation): Pillow
+    warns "Corrupt EXIF data" each time it reads it."""
+    import struct
+
+    entry = struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0)
+    return b"Exif\x00\x00II*\x00" + struct.pack("<IH", 8, 3) + entry
+
+
+def test_corrupt_exif_and_all_nan_images_load_without_warnings(tmp_path):
+    import warnings
+
+    jpg = tmp_path / "corrupt-exif.jpg"
+    Image.fromarray(RGB).save(jpg, exif=_corrupt_exif())
+    nan = tmp_path / "nan.tif"
+    Image.fromarray(np.full((6, 5), np.nan, dtype=np.float32), mode="F").save(nan)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with Image.open(jpg) as im:
+            im.getexif()  # Pillow itself warns: the file really is corrupt
+        assert any("Corrupt EXIF data" in str(w.message) for w in caught)
+        caught.clear()
+        rotated = load_image(jpg, None, "rgb")
+        black = load_image(nan, None, "grayscale")
+    assert [str(w.message) for w in caught] == []
+    assert rotated.shape == (3, 14, 10)  # the orientation was still applied
+    assert black.shape == (1, 6, 5) and not black.any()
+
+
+def test_pillow_metadata_warnings_stay_quiet_across_decoding_threads(tmp_path):
+    """``catch_warnings`` swaps the process-wide filters: with several threads decoding at once
+    one thread's exit re-enabled warnings another thread was inside. Run as a fresh process,
+    as a user's command is, with warnings shown."""
+    import subprocess
+    import sys
+
+    for i in range(16):
+        Image.fromarray(RGB).save(tmp_path / f"{i}.jpg", exif=_corrupt_exif())
+    code = (
+        "import sys; from concurrent.futures import ThreadPoolExecutor\n"
+        "from cnnkit.data.decode import load_image\n"
+        "files = [f'{sys.argv[1]}/{i}.jpg' for i in range(16)] * 8\n"
+        "with ThreadPoolExecutor(4) as pool:\n"
+        "    list(pool.map(lambda f: load_image(f, (8, 8), 'rgb'), files))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "default", "-c", code, str(tmp_path)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "EXIF" not in done.stderr and "Warning" not in done.stderr, done.stderr

@@ -27,6 +27,10 @@ def test_broken_files_skipped_counted_reported_once(broken_tree, capsys):
     assert len(data) == 7 and data.images.shape[1] == 1
     err = capsys.readouterr().err
     assert err.count("3 files skipped") == 1 and "see " in err
+    again = load_folder(broken_tree, image_size=(6, 8), color_mode="grayscale", progress=False)
+    assert len(again.skipped) == 3  # still listed, ...
+    load_folder(broken_tree, image_size=(6, 8), color_mode="grayscale")
+    assert "skipped" not in capsys.readouterr().err  # ... but said once per process
 
 
 def test_allow_truncated_keeps_the_file(broken_tree):

@@ -125,10 +125,12 @@ def _draw_patterns(
     from cnnkit.explain import filter_patterns, image_grid_png
 
     side = size or min(src.image_size)
-    log(f"optimising {chosen if isinstance(chosen, int) else len(chosen)} filters...")
+    count = chosen if isinstance(chosen, int) else len(chosen)
+    log(f"optimising {count} filters of {layer} ({steps} steps, {side}x{side} pixels)...")
     pats = filter_patterns(
-        src.model, layer, chosen, steps=steps, size=side, seed=seed, mean=src.mean, std=src.std
-    )
+        src.model, layer, chosen, steps=steps, size=side, seed=seed, mean=src.mean, std=src.std,
+        progress=True,
+    )  # fmt: skip
     idx = (list(range(chosen)) if isinstance(chosen, int) else chosen)[: len(pats)]
     _write(out, image_grid_png(pats, [f"{layer}[{i}]" for i in idx], cols=8))
     return {

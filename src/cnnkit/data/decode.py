@@ -36,6 +36,24 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from cnnkit.errors import ImageDecodeError
 
+PILLOW_METADATA_WARNINGS: tuple[str, ...] = (
+    r"(Possibly )?[Cc]orrupt EXIF data",
+    r"Tag data larger than file",
+    r"Tag offset too large",
+    r"Metadata Warning",
+    r"Image appears to be a malformed MPO file",
+)
+"""Pillow's warnings about damaged metadata, ignored process-wide once cnnkit decodes.
+
+The pixels of such a file are fine (a broken orientation counts as upright; ``cnnkit audit``
+reports EXIF rotation), and Pillow repeats the warning each time it parses the metadata, from
+whichever thread decodes. ``warnings.catch_warnings`` cannot hold them back there: it swaps
+the process-wide filter list, so decoding threads undo each other's filters and the
+warnings reached the terminal. Filters installed at import are kept by every swap."""
+
+for _pattern in PILLOW_METADATA_WARNINGS:
+    warnings.filterwarnings("ignore", message=_pattern, category=UserWarning, module=r"PIL\.")
+
 FORMATS: tuple[str, ...] = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
 """Pillow format names cnnkit ever opens."""
 
@@ -252,7 +270,8 @@ def _to_8bit(im: Image.Image) -> Image.Image:
     arr = np.asarray(im)
     if im.mode == "F":
         arr = arr.astype(np.float64)
-        scale = 255.0 if arr.size and np.nanmax(arr) <= 1.0 else 1.0
+        finite = arr[np.isfinite(arr)]  # an all-NaN image is black, without numpy's warning
+        scale = 255.0 if finite.size and finite.max() <= 1.0 else 1.0
         out = np.nan_to_num(arr * scale)
     else:
         bits = _bit_depth(im, arr)
@@ -431,7 +450,9 @@ def load_image(
         _draft(im, size)
         _load(im, name, allow_truncated)
         if exif_orientation(im) != 1:
-            im = ImageOps.exif_transpose(im)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # re-reads the EXIF: "Corrupt EXIF data" again
+                im = ImageOps.exif_transpose(im)
         im = _convert(im, color_mode)
         return _resize(im, size, resample, crop_to_aspect_ratio, pad_to_aspect_ratio)
     finally:

@@ -13,9 +13,16 @@ from cnnkit.data.cache import DecodeSettings, decode_files
 from cnnkit.data.decode import keras_image_size
 from cnnkit.data.scan import scan_folder
 
+_REPORTED: set[tuple[str, ...]] = set()
+"""The skipped-file sets already reported by this process (a command that loads the same
+folder twice, e.g. training then its report, says it once)."""
+
 
 def report_skipped(skipped: Sequence[tuple[str, str, str]], entry=None) -> str:
     """One line for skipped files, written once to stderr: ``N files skipped, see ...``.
+
+    The same files skipped again in this process (the same folder loaded a second time) are
+    not reported again; the line is still returned.
 
     Args:
         skipped: ``(path, problem, detail)`` triples.
@@ -32,7 +39,10 @@ def report_skipped(skipped: Sequence[tuple[str, str, str]], entry=None) -> str:
     line = (
         f"{len(skipped)} file{'s' if len(skipped) != 1 else ''} skipped (first: {first}), see {see}"
     )
-    sys.stderr.write(line + "\n")
+    key = (str(entry), *sorted(p for p, _, _ in skipped))
+    if key not in _REPORTED:
+        _REPORTED.add(key)
+        sys.stderr.write(line + "\n")
     return line
 
 

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnkit.explain._hooks import eval_mode, first_output, frozen_params, get_module
+from cnnkit.progress import Progress
 
 # Square root of the ImageNet colour correlation matrix (Lucid), columns normalised below.
 _COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
@@ -71,6 +72,7 @@ def filter_patterns(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     options: PatternOptions | None = None,
+    progress: bool = False,
 ) -> torch.Tensor:
     """Images in 0..1 that maximise the mean activation of each filter of ``layer``.
 
@@ -83,6 +85,8 @@ def filter_patterns(
         seed: seed of the initial spectrum and of the jitter.
         mean, std: the model's input normalisation (inputs in 0..1); None = none.
         options: :class:`PatternOptions`.
+        progress: report the steps on stderr (:class:`cnnkit.progress.Progress`: a bar on a
+            terminal, a line every 30 s with steps/s and ETA elsewhere).
 
     Returns:
         The patterns, one per filter.
@@ -114,16 +118,22 @@ def filter_patterns(
         * 0.01
     )
     out = []
-    with eval_mode(model), frozen_params(model):
-        for start in range(0, len(chosen), opts.batch_size):
+    batches = range(0, len(chosen), opts.batch_size)
+    desc = f"filters of {layer}"
+    with (
+        eval_mode(model),
+        frozen_params(model),
+        Progress(len(batches) * steps, desc, "steps", enabled=progress) as bar,
+    ):
+        for start in batches:
             idx = torch.tensor(chosen[start : start + opts.batch_size], device=device)
             spectrum = init[start : start + opts.batch_size]
             gen = torch.Generator().manual_seed(seed + 1)
-            out.append(_ascend(model, module, idx, spectrum, norm, steps, opts, gen))
+            out.append(_ascend(model, module, idx, spectrum, norm, steps, opts, gen, bar))
     return torch.cat(out)
 
 
-def _ascend(model, module, idx, spectrum, norm, steps, opts, gen) -> torch.Tensor:
+def _ascend(model, module, idx, spectrum, norm, steps, opts, gen, bar) -> torch.Tensor:
     """Gradient ascent for one batch of filters; returns the images (F, C, S, S)."""
     param = _FourierImage(spectrum, opts.decorrelate).to(idx.device)
     optim = torch.optim.Adam(param.parameters(), lr=opts.lr)
@@ -136,6 +146,7 @@ def _ascend(model, module, idx, spectrum, norm, steps, opts, gen) -> torch.Tenso
         optim.zero_grad()
         loss.backward()
         optim.step()
+        bar.update()
     with torch.no_grad():
         return param().cpu()
 
