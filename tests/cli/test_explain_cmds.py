@@ -67,7 +67,51 @@ def test_explain_run_folder_json(run_dir, image, tmp_path, capsys):
     assert r["target_layer"] == "features.relu3"  # the card's
     assert 0 <= r["peak"]["x"] < 60 and 0 <= r["peak"]["y"] < 40
     assert all(isinstance(v, int) for v in r["peak"].values())
-    assert Image.open(out).size == (60, 40)  # the overlay is at the image's own size
+    assert r["note"] is None  # the map locates something
+    drawn = Image.open(out)  # a 60x40 picture enlarged 7x (>= 256 px), a title, a colour bar
+    assert drawn.width > 7 * 60 and 7 * 40 < drawn.height < 7 * 40 + 120
+
+
+def _silent_run(run_dir):
+    """``run_dir`` with a head that ignores the features: class 0 by its bias alone, so its
+    Grad-CAM is zero everywhere (no part of the image raised its score)."""
+    from safetensors.torch import load_file
+
+    state = load_file(run_dir / "model.safetensors")
+    state["fc.weight"] = torch.zeros_like(state["fc.weight"])
+    state["fc.bias"] = torch.tensor([5.0, 0.0, 0.0])
+    save_file(state, run_dir / "model.safetensors")
+    return run_dir
+
+
+def test_explain_says_no_positive_evidence_instead_of_a_uniform_heatmap(run_dir, image, tmp_path):
+    run = _silent_run(run_dir)
+    out = tmp_path / "cam.png"
+    done = subprocess.run(
+        [sys.executable, "-m", "cnnkit", "explain", str(run), str(image), "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "no positive evidence for circle" in done.stdout
+    drawn = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    # the picture itself is shown (its bright square, grey elsewhere), not a colour wash:
+    # no pixel is the saturated blue of a zero heatmap
+    assert not ((drawn[..., 2] > 100) & (drawn[..., 0] < 60) & (drawn[..., 1] < 60)).any()
+    assert main(["explain", str(run), str(image), "--out", str(out), "--json"]) == 0
+
+
+def test_small_images_are_drawn_legibly_with_title_and_colour_bar(run_dir, tmp_path):
+    digit = tmp_path / "digit.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (28, 28), np.uint8)).save(digit)
+    for cmd in (["explain", str(run_dir), str(digit)], ["activations", str(run_dir), str(digit)]):
+        out = tmp_path / f"{cmd[0]}.png"
+        assert main([*cmd, "--out", str(out)]) == 0
+        assert min(Image.open(out).size) >= 256, cmd[0]
+    pats = tmp_path / "filters.png"
+    argv = ["--layer", "features.relu1", "--filters", "1", "--steps", "1", "--out", str(pats)]
+    assert main(["filters", str(run_dir), *argv]) == 0
+    assert min(Image.open(pats).size) >= 256
 
 
 class Brightness(nn.Module):

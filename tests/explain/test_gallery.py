@@ -60,3 +60,27 @@ def test_peak_in_box_pixel_centres():
     assert peak_in_box(maps, boxes).tolist() == [True, False, False]
     with pytest.raises(ValueError, match="boxes"):
         peak_in_box(maps, boxes[:2])
+
+
+def test_a_map_without_evidence_shows_the_image_not_a_colour_wash():
+    """A head that ignores the features: every Grad-CAM map is zero. The cells show the grey
+    images (with a note), not the saturated blue a zero heatmap blends into them."""
+    net = tiny_classifier()
+    with torch.no_grad():
+        net[-1].weight.zero_()
+        net[-1].bias.copy_(torch.tensor([5.0, 0.0, 0.0]))
+    images = np.full((4, 3, 12, 12), 128, np.uint8)
+    labels, preds = np.array([0, 0, 1, 1]), np.zeros(4, int)
+    png = gradcam_gallery(net, images, labels, preds, ["a", "b"], per_class=2)
+    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    assert not ((rgb[..., 2] > 100) & (rgb[..., 0] < 60) & (rgb[..., 1] < 60)).any()
+    assert ((abs(rgb[..., 0] - 128) < 3) & (abs(rgb[..., 2] - 128) < 3)).sum() > 1000  # grey
+
+
+def test_cam_note_names_maps_that_locate_nothing():
+    from cnnkit.explain import cam_note
+
+    assert cam_note(torch.zeros(3, 3), "Bag") == "no positive evidence for Bag"
+    even = "evidence for Bag spread evenly (no location)"
+    assert cam_note(torch.full((1, 1), 0.7), "Bag") == even
+    assert cam_note(torch.tensor([[0.0, 1.0]]), "Bag") is None

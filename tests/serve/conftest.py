@@ -86,9 +86,24 @@ def images(serve_data) -> dict[str, bytes]:
     return {name: (serve_data / name / "00.png").read_bytes() for name in CLASSES}
 
 
-@pytest.fixture(scope="module")
-def live_url(run_dir):
-    """The app served by uvicorn in a thread on 127.0.0.1 (a free port); yields its URL."""
+@pytest.fixture(scope="session")
+def silent_run(tmp_path_factory, run_dir) -> Path:
+    """A copy of :func:`run_dir` whose head ignores the features (class 0, ``bottom``, by its
+    bias alone): every Grad-CAM map is zero, there is no positive evidence to show."""
+    from safetensors.torch import load_file, save_file
+
+    run = tmp_path_factory.mktemp("serve-silent") / "run"
+    shutil.copytree(run_dir, run)
+    state = load_file(run / "model.safetensors")
+    state["fc.weight"] = state["fc.weight"] * 0
+    state["fc.bias"] = state["fc.bias"] * 0
+    state["fc.bias"][0] = 5.0
+    save_file(state, run / "model.safetensors")
+    return run
+
+
+def serve_in_thread(run: Path):
+    """Serve ``run`` with uvicorn in a thread on 127.0.0.1 (a free port); yields its URL."""
     import threading
     import time
 
@@ -97,7 +112,7 @@ def live_url(run_dir):
     from cnnkit.serve.app import create_app
 
     server = uvicorn.Server(
-        uvicorn.Config(create_app(run_dir), host="127.0.0.1", port=0, log_level="warning")
+        uvicorn.Config(create_app(run), host="127.0.0.1", port=0, log_level="warning")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -109,3 +124,15 @@ def live_url(run_dir):
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def live_url(run_dir):
+    """The app served by uvicorn in a thread on 127.0.0.1 (a free port); yields its URL."""
+    yield from serve_in_thread(run_dir)
+
+
+@pytest.fixture(scope="module")
+def silent_live_url(silent_run):
+    """:func:`live_url` for :func:`silent_run`."""
+    yield from serve_in_thread(silent_run)

@@ -155,13 +155,28 @@ def test_query_validation_is_json(client, images):
 
 
 def test_explain_returns_png_overlay_with_label(client, images):
-    r = client.post("/explain", files={"file": ("m.png", images["middle"], "image/png")})
+    # ("top": the model finds positive evidence for it; for "middle" it finds none, see below)
+    r = client.post("/explain", files={"file": ("t.png", images["top"], "image/png")})
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "image/png"
-    assert r.headers["x-cnnkit-label"] == "middle"
+    assert r.headers["x-cnnkit-label"] == "top" and "x-cnnkit-note" not in r.headers
     img = Image.open(io.BytesIO(r.content))
     assert img.size == (320, 320) and img.mode == "RGB"
     assert np.asarray(img).std() > 5  # a real heatmap, not a flat colour
+
+
+def test_explain_without_evidence_is_the_image_and_a_note(silent_run, images):
+    """A map that is zero everywhere would blend into one uniform colour: the answer is the
+    image itself, and ``x-cnnkit-note`` says why there is no heatmap (the page shows it)."""
+    import urllib.parse
+
+    with TestClient(create_app(silent_run), base_url="http://127.0.0.1") as c:
+        r = c.post("/explain", files={"file": ("m.png", images["middle"], "image/png")})
+    assert r.status_code == 200, r.text
+    assert urllib.parse.unquote(r.headers["x-cnnkit-note"]) == "no positive evidence for bottom"
+    shown = np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB")).astype(int)
+    assert shown.shape == (320, 320, 3)
+    assert (shown[..., 0] == shown[..., 2]).all()  # the grey image, no colour wash over it
 
 
 def test_explain_options_and_errors(client, images):

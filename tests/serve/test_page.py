@@ -57,6 +57,7 @@ def test_upload_on_the_page_shows_label_bars_and_heatmap(live_url, serve_data, r
             expect(page.locator("#heatmap")).to_have_js_property(
                 "naturalWidth", 320, timeout=30_000
             )
+            expect(page.locator("#result .legend")).to_be_visible()
             page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
             if os.environ.get("CNNKIT_SCREENSHOT"):
                 shutil.copy(tmp_path / "page.png", os.environ["CNNKIT_SCREENSHOT"])
@@ -68,3 +69,23 @@ def test_upload_on_the_page_shows_label_bars_and_heatmap(live_url, serve_data, r
             browser.close()
     assert errors == []
     assert hosts == {live_url.split("/")[2]}  # the page talks to its own server only
+
+
+def test_the_page_says_no_positive_evidence_instead_of_a_uniform_heatmap(
+    silent_live_url, serve_data, require
+):
+    from playwright.sync_api import expect, sync_playwright
+
+    chromium = _chromium(require)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 800})
+            page.goto(silent_live_url + "/")
+            page.set_input_files("#file-input", str(serve_data / "middle" / "02.png"))
+            expect(page.locator("#heatmap-caption")).to_have_text(
+                "Grad-CAM: no positive evidence for bottom", timeout=30_000
+            )
+            expect(page.locator("#result .legend")).to_be_hidden()  # no colours to explain
+        finally:
+            browser.close()

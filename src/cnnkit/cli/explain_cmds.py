@@ -53,7 +53,8 @@ def activations_cmd(
     src = resolve_source(source, pretrained)
     resized, _ = load_images(src, image)
     acts = activations(src.model, src.preprocess(resized), layers)
-    _write(out, activation_grid_png(acts, max_channels=max_channels))
+    title = f"activations of {image.name} in {source}"
+    _write(out, activation_grid_png(acts, max_channels=max_channels, title=title))
     result = {
         "out": str(out),
         "layers": [{"name": n, "shape": list(a.shape[1:])} for n, a in acts.items()],
@@ -103,24 +104,38 @@ def filters_cmd(
 
     src = resolve_source(source, pretrained)
     if raw:
-        result = _draw_raw(src, layer, out)
+        result = _draw_raw(src, layer, out, source)
     else:
         if not layer:
             raise ValueError("--layer NAME is required (or --raw). Received: no --layer")
-        result = _draw_patterns(src, layer, out, _parse_filters(filters), steps, size, seed)
+        chosen = _parse_filters(filters)
+        result = _draw_patterns(src, source, layer, out, chosen, steps, size, seed)
     emit(result, as_json, f"wrote {out}")
 
 
-def _draw_raw(src: Source, layer: str | None, out: Path) -> dict[str, Any]:
+def _draw_raw(src: Source, layer: str | None, out: Path, name: str) -> dict[str, Any]:
     from cnnkit.explain import image_grid_png, raw_kernels
 
     kernels = raw_kernels(src.model, layer)
-    _write(out, image_grid_png(kernels, cols=8, suptitle="first-layer kernels"))
+    png = image_grid_png(
+        kernels,
+        cols=8,
+        suptitle=f"first-layer kernels of {name}",
+        colorbar_label="weight, each kernel scaled: 0 = its most negative, 1 = its most positive",
+    )
+    _write(out, png)
     return {"out": str(out), "layer": layer, "raw": True, "filters": len(kernels)}
 
 
 def _draw_patterns(
-    src: Source, layer: str, out: Path, chosen: int | list[int], steps: int, size, seed: int
+    src: Source,
+    name: str,
+    layer: str,
+    out: Path,
+    chosen: int | list[int],
+    steps: int,
+    size: int | None,
+    seed: int,
 ) -> dict[str, Any]:
     from cnnkit.explain import filter_patterns, image_grid_png
 
@@ -132,7 +147,14 @@ def _draw_patterns(
         progress=True,
     )  # fmt: skip
     idx = (list(range(chosen)) if isinstance(chosen, int) else chosen)[: len(pats)]
-    _write(out, image_grid_png(pats, [f"{layer}[{i}]" for i in idx], cols=8))
+    png = image_grid_png(
+        pats,
+        [f"{layer}[{i}]" for i in idx],
+        cols=8,
+        suptitle=f"what each filter of {layer} responds to most ({name}, {steps} steps)",
+        colorbar_label="pattern pixel value (0 = black, 1 = white)",
+    )
+    _write(out, png)
     return {
         "out": str(out),
         "layer": layer,
@@ -187,7 +209,9 @@ def _cam_on_original(cam, box, shape):
 def explain_cmd(
     source: str = typer.Argument(..., help="Run folder or model name."),
     image: Path = typer.Argument(..., help="Image file."),
-    out: Path = typer.Option(..., "--out", help="PNG to write (overlay at the image's size)."),
+    out: Path = typer.Option(
+        ..., "--out", help="PNG to write (the heatmap over the image, titled, with a colour bar)."
+    ),
     method: str = typer.Option("gradcam", "--method", help="gradcam | gradcam++ | hirescam."),
     class_name: str | None = typer.Option(None, "--class", help="Class to explain."),
     layer: str | None = typer.Option(None, "--layer", help="Target layer (default: auto)."),
@@ -199,7 +223,7 @@ def explain_cmd(
     Example: cnnkit explain runs/fm fm/Bag/0000.png --out cam.png
     """
     from cnnkit.data.decode import crop_box
-    from cnnkit.explain import gradcam, overlay_png
+    from cnnkit.explain import cam_figure_png, cam_note, gradcam
     from cnnkit.runs.source import load_images, resolve_source
 
     src = resolve_source(source, pretrained)
@@ -211,26 +235,33 @@ def explain_cmd(
     px, py = res.peaks()[0].tolist()
     peak = map_point(px, py, src.image_size, box)
     cam = _cam_on_original(res.upsampled[0], box, (oh, ow))
-    _write(out, overlay_png(original, cam, peak=peak))
     label = int(res.labels[0])
+    target_name = src.class_names[int(res.target_class[0])]
+    note = cam_note(res.cam[0], target_name)
     result = {
         "file": str(image),
         "label": src.class_names[label],
         "probability": round(float(res.probabilities[0, label]), 6),
-        "target_class": src.class_names[int(res.target_class[0])],
+        "target_class": target_name,
         "method": res.method,
         "target_layer": res.target_layer,
         "peak": {"x": peak[0], "y": peak[1]},
+        "note": note,
         "out": str(out),
     }
+    title = (
+        f"{image.name}: {res.method} for {target_name!r} at {res.target_layer}\n"
+        f"predicted {result['label']} ({result['probability']:.1%})"
+    )
+    _write(out, cam_figure_png(original, cam, title=title, peak=peak, note=note))
     emit(result, as_json, _explain_text)
 
 
 def _explain_text(r: dict) -> str:
+    where = r["note"] or f"peak x={r['peak']['x']} y={r['peak']['y']}"
     return (
         f"{r['file']}: {r['label']} ({r['probability']:.1%}); {r['method']} for "
-        f"{r['target_class']!r} at {r['target_layer']}, peak x={r['peak']['x']} "
-        f"y={r['peak']['y']}\nwrote {r['out']}"
+        f"{r['target_class']!r} at {r['target_layer']}, {where}\nwrote {r['out']}"
     )
 
 

@@ -2,7 +2,8 @@
 
 - :func:`activations` / :func:`activation_grid_png`: intermediate activations (forward hooks).
 - :func:`filter_patterns` / :func:`raw_kernels`: the input each filter responds to most.
-- :func:`gradcam` / :func:`overlay_png`: Grad-CAM, Grad-CAM++ and HiResCAM heatmaps.
+- :func:`gradcam` / :func:`overlay_png` / :func:`cam_figure_png`: Grad-CAM, Grad-CAM++ and
+  HiResCAM heatmaps; :func:`cam_note` says when a map has nothing to show.
 - :func:`gradcam_gallery`: the report's gallery of correct and wrong predictions.
 - :func:`peak_in_box`: the pointing game (does the heatmap peak lie on the object?).
 
@@ -19,9 +20,15 @@ from cnnkit.explain.filters import (
     raw_kernels,
 )
 from cnnkit.explain.gallery import gradcam_gallery
-from cnnkit.explain.gradcam import METHODS, CamResult, gradcam
+from cnnkit.explain.gradcam import METHODS, CamResult, cam_note, gradcam
 from cnnkit.explain.metrics import peak_in_box
-from cnnkit.explain.plots import activation_grid_png, image_grid_png, overlay, overlay_png
+from cnnkit.explain.plots import (
+    activation_grid_png,
+    cam_figure_png,
+    image_grid_png,
+    overlay,
+    overlay_png,
+)
 
 __all__ = [
     "METHODS",
@@ -30,6 +37,8 @@ __all__ = [
     "activation_grid_png",
     "activations",
     "auto_layers",
+    "cam_figure_png",
+    "cam_note",
     "filter_patterns",
     "gradcam",
     "gradcam_gallery",

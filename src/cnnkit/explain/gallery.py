@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnkit.explain.gradcam import gradcam
-from cnnkit.explain.plots import _pyplot, figure_png, overlay
+from cnnkit.explain.gradcam import cam_note, gradcam
+from cnnkit.explain.plots import _hwc_uint8, _pyplot, figure_png, overlay
 
 
 def gradcam_gallery(
@@ -61,7 +61,7 @@ def gradcam_gallery(
     if not chosen:
         raise ValueError("no image has a label among class_names; nothing to draw")
     prep = preprocess or (lambda a: torch.as_tensor(a).float() / 255)
-    cams = _cams(model, prep, imgs, chosen, method, target_layer)
+    cams = _cams(model, prep, imgs, chosen, method, target_layer, class_names)
     return _draw(imgs, y, p, class_names, rows, cams)
 
 
@@ -79,15 +79,20 @@ def _pad(idx: list[int], n: int) -> list[int | None]:
     return [*idx, *([None] * (n - len(idx)))]
 
 
-def _cams(model, prep, imgs, chosen, method, target_layer, batch: int = 32):
-    """Grad-CAM overlays (H, W, 3) and predicted probability for each chosen index."""
-    out: dict[int, tuple[np.ndarray, float]] = {}
+def _cams(model, prep, imgs, chosen, method, target_layer, class_names, batch: int = 32):
+    """For each chosen index: the Grad-CAM overlay (H, W, 3), the predicted probability and
+    the note that replaces the heatmap when the map locates nothing (else None)."""
+    out: dict[int, tuple[np.ndarray, float, str | None]] = {}
     for s in range(0, len(chosen), batch):
         idx = chosen[s : s + batch]
         res = gradcam(model, prep(imgs[idx]), target_layer=target_layer, method=method)
         for j, i in enumerate(idx):
-            prob = float(res.probabilities[j, res.labels[j]])
-            out[i] = (overlay(imgs[i], res.upsampled[j]), prob)
+            label = int(res.labels[j])
+            prob = float(res.probabilities[j, label])
+            name = class_names[label] if label < len(class_names) else str(label)
+            note = cam_note(res.cam[j], name)
+            shown = _hwc_uint8(imgs[i]) if note else overlay(imgs[i], res.upsampled[j])
+            out[i] = (shown, prob, note)
     return out
 
 
@@ -113,10 +118,14 @@ def _draw(imgs, y, p, class_names, rows, cams) -> bytes:
                 ax.set_ylabel(class_names[r], fontsize=9)
             if i is None:
                 continue
-            img, prob = cams[i]
+            img, prob, note = cams[i]
             ax.imshow(img, interpolation="nearest")
             name = class_names[p[i]] if 0 <= p[i] < len(class_names) else str(p[i])
             ax.set_title(f"pred {name} {prob:.0%}", fontsize=8)
+            if note:  # a heatmap of one colour would say nothing; say why there is none
+                box = {"facecolor": "white", "alpha": 0.85, "edgecolor": "none", "pad": 1}
+                ax.text(0.5, 0.5, note.replace(" for ", "\nfor "), transform=ax.transAxes,
+                        ha="center", va="center", fontsize=6, bbox=box)  # fmt: skip
     fig.suptitle(
         f"Grad-CAM: {half} correct (green) and {half} wrong (red) per true class",
         fontsize=10,

@@ -59,6 +59,29 @@ class CamResult:
         return torch.stack([flat % w, flat // w], dim=1)
 
 
+def cam_note(cam: torch.Tensor, class_name: str) -> str | None:
+    """What to say instead of a heatmap when a class-activation map locates nothing.
+
+    A Grad-CAM map is ReLU'd: all zero means no part of the image raised the class's score
+    ("no positive evidence for CLASS"); a constant positive map (a 1x1 target layer, say)
+    raises it everywhere alike. Drawn as a heatmap, both would be one uniform colour.
+
+    Args:
+        cam: one map, any size (``CamResult.cam[i]``), not normalised.
+        class_name: the class the map explains.
+
+    Returns:
+        The note, or None when the map has a location to show.
+    """
+    c = cam.detach().float()
+    hi, lo = float(c.max()), float(c.min())
+    if not hi > 0:
+        return f"no positive evidence for {class_name}"
+    if hi - lo <= 1e-6 * max(abs(hi), abs(lo)):  # as _normalise: constant up to rounding
+        return f"evidence for {class_name} spread evenly (no location)"
+    return None
+
+
 def gradcam(
     model: nn.Module,
     x: torch.Tensor,

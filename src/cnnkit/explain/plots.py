@@ -70,8 +70,10 @@ def activation_grid_png(
     max_channels: int = 32,
     cols: int = 16,
     cmap: str = "viridis",
+    title: str = "",
 ) -> bytes:
-    """One channel grid per layer for image ``index`` of the batch (the lecture figure).
+    """One channel grid per layer for image ``index`` of the batch (the lecture figure), with
+    a colour bar for the per-channel scale and ``title`` above.
 
     Args:
         acts: ``{layer: activation}`` as returned by :func:`cnnkit.explain.activations`.
@@ -79,6 +81,7 @@ def activation_grid_png(
         max_channels: the first this many channels of each layer are drawn.
         cols: channels per row.
         cmap: matplotlib colormap.
+        title: the figure's title (e.g. the image and the model).
 
     Returns:
         PNG bytes.
@@ -99,13 +102,59 @@ def activation_grid_png(
         shown = f" (first {max_channels})" if c > max_channels else ""
         ax.set_title(f"{name}: {c} channels x {h} x {w}{shown}", fontsize=10, loc="left")
         ax.axis("off")
+    label = "activation, each channel scaled: 0.5 = its mean, 0.25 per standard deviation"
+    _colorbar(fig, list(axes[:, 0]), cmap, label)
+    if title:
+        _title_above(fig, list(axes[:, 0]), title)
     return figure_png(fig)
 
 
+def _colorbar(
+    fig, axes, cmap: str, label: str, *, below: bool = False, vmin: float = 0.0, vmax: float = 1.0
+) -> None:
+    """A colour bar for values ``vmin``..``vmax`` in ``cmap``, in a place of its own (so the
+    images keep their size): right of ``axes``, or ``below`` them across their width."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    boxes = [ax.get_position() for ax in axes]
+    left, right = min(b.x0 for b in boxes), max(b.x1 for b in boxes)
+    bottom, top = min(b.y0 for b in boxes), max(b.y1 for b in boxes)
+    inch_w, inch_h = 1 / fig.get_figwidth(), 1 / fig.get_figheight()
+    if below:
+        width = min(right - left, 4.0 * inch_w)
+        rect = ((left + right - width) / 2, bottom - 0.35 * inch_h, width, 0.12 * inch_h)
+    else:
+        height = min(top - bottom, 4.0 * inch_h)
+        rect = (right + 0.15 * inch_w, (top + bottom - height) / 2, 0.15 * inch_w, height)
+    bar = fig.colorbar(
+        ScalarMappable(norm=Normalize(vmin, vmax), cmap=cmap),
+        cax=fig.add_axes(rect),
+        orientation="horizontal" if below else "vertical",
+    )
+    bar.set_label(label, fontsize=9)
+    bar.ax.tick_params(labelsize=8)
+
+
+def _title_above(fig, axes, title: str, fontsize: int = 12) -> None:
+    """``title`` left-aligned just above the top row of ``axes`` (and their own titles)."""
+    boxes = [ax.get_position() for ax in axes]
+    left, top = min(b.x0 for b in boxes), max(b.y1 for b in boxes)
+    fig.text(left, top + 0.35 / fig.get_figheight(), title, fontsize=fontsize, va="bottom")
+
+
 def image_grid_png(
-    images: torch.Tensor, titles: list[str] | None = None, *, cols: int = 8, suptitle: str = ""
+    images: torch.Tensor,
+    titles: list[str] | None = None,
+    *,
+    cols: int = 8,
+    suptitle: str = "",
+    colorbar_label: str = "",
 ) -> bytes:
-    """A labelled grid of images in 0..1 (filter patterns, raw kernels).
+    """A labelled grid of images in 0..1 (filter patterns, raw kernels), drawn large enough to
+    read (cells of 1.6 inches or more, a grid at least 3.2 inches wide: 320 px at 100 dpi);
+    grey images get a colour bar labelled ``colorbar_label`` below the grid (colour images
+    show their own colours).
 
     Shape:
         images: (N, C, H, W) with C = 1 or 3, values in 0..1.
@@ -114,8 +163,9 @@ def image_grid_png(
     n = len(arr)
     cols = max(1, min(cols, n))
     rows = math.ceil(n / cols)
+    cell = max(1.6, 3.2 / cols)
     plt = _pyplot()
-    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.75 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(cell * cols, (cell + 0.15) * rows), squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i >= n:
@@ -127,8 +177,10 @@ def image_grid_png(
             ax.imshow(img[:3].transpose(1, 2, 0), interpolation="nearest")
         if titles:
             ax.set_title(titles[i], fontsize=8)
+    if n and arr.shape[1] == 1 and colorbar_label:
+        _colorbar(fig, list(axes.ravel()), "gray", colorbar_label, below=True)
     if suptitle:
-        fig.suptitle(suptitle, fontsize=10)
+        _title_above(fig, list(axes.ravel()), suptitle, fontsize=10)
     return figure_png(fig)
 
 
@@ -199,3 +251,76 @@ def overlay_png(
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
+
+
+CAM_LABEL = "Grad-CAM: 0 = no evidence, 1 = strongest"
+
+
+def cam_figure_png(
+    image: np.ndarray | torch.Tensor,
+    cam: torch.Tensor | np.ndarray,
+    *,
+    title: str,
+    peak: tuple[int, int] | None = None,
+    note: str | None = None,
+    alpha: float = 0.45,
+    cmap: str = "jet",
+    min_side: int = 256,
+) -> bytes:
+    """The heatmap over the image as a person reads it: a title, a colour bar, and small
+    images (28x28 digits) enlarged by a whole factor, pixels kept sharp, to at least
+    ``min_side`` pixels; large images are drawn pixel for pixel.
+
+    With a ``note`` (see :func:`cnnkit.explain.gradcam.cam_note`) the map locates nothing:
+    the image is shown without colour and the note written over it, instead of a heatmap of
+    one uniform colour.
+
+    Args:
+        image: (C, H, W) or (H, W, C) uint8, C = 1 or 3.
+        cam: (h, w) map, any scale (min-max scaled here).
+        title: drawn above the image.
+        peak: (x, y) in ``image`` pixels, marked with a cross.
+        note: drawn instead of the heatmap when given.
+
+    Returns:
+        PNG bytes.
+    """
+    base = _hwc_uint8(image)
+    shown = base if note is not None else overlay(base, cam, alpha=alpha, cmap=cmap)
+    h, w = shown.shape[:2]
+    scale = max(1, math.ceil(min_side / min(h, w)))
+    big = np.repeat(np.repeat(shown, scale, axis=0), scale, axis=1)  # nearest: crisp pixels
+    if peak is not None and note is None:
+        big = _cross(big, (peak[0] * scale + scale // 2, peak[1] * scale + scale // 2))
+    plt = _pyplot()
+    dpi = 100
+    fig = plt.figure(figsize=(big.shape[1] / dpi, big.shape[0] / dpi), dpi=dpi)
+    ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))  # the image fills the axes, pixel for pixel
+    ax.imshow(big, interpolation="nearest")
+    ax.axis("off")
+    ax.set_title(title, fontsize=10)
+    if note is not None:
+        box = {"facecolor": "white", "alpha": 0.85, "edgecolor": "none"}
+        ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center", va="center", fontsize=11,
+                wrap=True, bbox=box)  # fmt: skip
+    else:
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
+
+        bar_ax = fig.add_axes((1.03, 0.0, 0.05, 1.0))  # beside the image, not over it
+        mappable = ScalarMappable(norm=Normalize(0, 1), cmap=cmap)
+        bar = fig.colorbar(mappable, cax=bar_ax)
+        bar.set_label(CAM_LABEL, fontsize=9)
+        bar.ax.tick_params(labelsize=8)
+    return figure_png(fig)
+
+
+def _cross(rgb: np.ndarray, at: tuple[int, int]) -> np.ndarray:
+    """``rgb`` (H, W, 3) uint8 with a white cross centred on ``at`` = (x, y)."""
+    img = Image.fromarray(rgb)
+    x, y = at
+    r = max(3, min(img.size) // 25)
+    draw = ImageDraw.Draw(img)
+    draw.line([(x - r, y), (x + r, y)], fill=(255, 255, 255), width=max(1, r // 3))
+    draw.line([(x, y - r), (x, y + r)], fill=(255, 255, 255), width=max(1, r // 3))
+    return np.asarray(img)

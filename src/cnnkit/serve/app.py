@@ -371,7 +371,7 @@ def _class_index(state: _State, class_name: str | None) -> int | None | Response
 
 def _explain(state: _State, name: str, data: bytes, method: str, target: int | None) -> Response:
     """Grad-CAM of one upload, drawn over the image at the model's input size (enlarged)."""
-    from cnnkit.explain import gradcam, overlay_png
+    from cnnkit.explain import cam_note, gradcam, overlay_png
 
     predictor = state.predictor
     buf = io.BytesIO(data)
@@ -385,7 +385,11 @@ def _explain(state: _State, name: str, data: bytes, method: str, target: int | N
     x = predictor.run.preprocess(np.array(image))
     with state.cam_lock:
         res = gradcam(state.cam_model, x, target, None, method)
-    png = overlay_png(display_image(image), res.cam[0].numpy())
+    target_name = predictor.class_names[int(res.target_class[0])]
+    note = cam_note(res.cam[0], target_name)
+    shown = display_image(image)
+    # A map that locates nothing would be one uniform colour: the image itself, and the note.
+    png = _png(shown) if note else overlay_png(shown, res.cam[0].numpy())
     label = int(res.labels[0])
     headers = {
         "x-cnnkit-label": urllib.parse.quote(predictor.class_names[label]),
@@ -395,7 +399,20 @@ def _explain(state: _State, name: str, data: bytes, method: str, target: int | N
         ),
         "x-cnnkit-target-layer": urllib.parse.quote(res.target_layer),
     }
+    if note:
+        headers["x-cnnkit-note"] = urllib.parse.quote(note)
     return Response(png, media_type="image/png", headers=headers)
+
+
+def _png(image: np.ndarray) -> bytes:
+    """RGB PNG bytes (as the heatmaps are) of a uint8 ``(C, H, W)`` image, C = 1 or 3."""
+    from PIL import Image
+
+    rgb = np.repeat(image, 3, axis=0) if image.shape[0] == 1 else image
+    hwc = rgb.transpose(1, 2, 0)  # (C, H, W) -> (H, W, C)
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(hwc)).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def display_image(image: np.ndarray, side: int = 320) -> np.ndarray:

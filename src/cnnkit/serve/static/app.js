@@ -69,7 +69,12 @@ async function explain(file) {
   const url = URL.createObjectURL(await r.blob());
   objectUrls.push(url);
   $("heatmap").src = url;
-  $("heatmap-caption").textContent = "Grad-CAM: where the model looked";
+  // A map that locates nothing comes back as the plain image with a note saying so.
+  const note = r.headers.get("x-cnnkit-note");
+  $("heatmap-caption").textContent = note
+    ? `Grad-CAM: ${decodeURIComponent(note)}`
+    : "Grad-CAM: where the model looked";
+  document.querySelector("#result .legend").hidden = Boolean(note); // no colours to explain
 }
 
 async function handle(file) {
