@@ -19,9 +19,10 @@ def test_plain_lines_with_rate_and_eta_when_not_a_terminal():
             p.update()
     lines = log.getvalue().splitlines()
     assert lines[0] == "filters of conv2: 0/10 steps (0%)"
-    assert lines[5].startswith("filters of conv2: 5/10 steps (50%), ") and "ETA" in lines[5]
+    assert lines[5].startswith("filters of conv2: 5/10 steps (50%), ") and "left" in lines[5]
     assert "steps/s" in lines[5]
-    assert lines[-1].startswith("filters of conv2: 10/10 steps (100%), ") and "ETA" not in lines[-1]
+    assert lines[-1].startswith("filters of conv2: 10/10 steps (100%), ")
+    assert "left" not in lines[-1]
     assert "\r" not in log.getvalue()
 
 
@@ -42,3 +43,9 @@ def test_a_bar_on_a_terminal_and_nothing_when_disabled():
     with Progress(4, "x", stream=quiet, enabled=False) as p:
         p.update(4)
     assert quiet.getvalue() == ""
+
+
+def test_duration_reads_as_time_left():
+    from cnnkit.progress import duration
+
+    assert [duration(s) for s in (42, 180, 3900)] == ["42 s", "3 min", "1 h 05 min"]

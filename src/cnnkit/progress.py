@@ -4,9 +4,11 @@ On a terminal, a tqdm bar. Where stderr is not a terminal (Rscript, knitr, nohup
 bar's carriage returns make one unreadable line, so :class:`Progress` writes a plain line
 instead, at the start, every ``every`` seconds and at the end::
 
-    filters: 256/2048 steps (12%), 41.3 steps/s, ETA 43 s
+    filters of features.conv2: 256/2048 steps (12%), 41.3 steps/s, about 43 s left
 
 Any stage may use it (it imports nothing of cnnkit); the caller decides what is counted.
+Training's own lines (:class:`cnnkit.train.callbacks.ProgressBar`) say time left the same way
+(:func:`duration`).
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ import time
 from typing import Any, TextIO
 
 
-def _duration(seconds: float) -> str:
-    """``43 s``, ``2.5 min``, ``1.2 h``."""
+def duration(seconds: float) -> str:
+    """``42 s``, ``3 min``, ``1 h 05 min``: what a progress line says is left."""
     if seconds < 90:
         return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
 
 
 class Progress:
@@ -98,7 +100,10 @@ class Progress:
             rate = self.done / elapsed
             text += f", {rate:.3g} {self.unit}/s"
             left = self.total - self.done
-            text += f", ETA {_duration(left / rate)}" if left > 0 else f", {_duration(elapsed)}"
+            if left > 0:
+                text += f", about {duration(left / rate)} left"
+            else:
+                text += f", {duration(elapsed)}"
         return text
 
     def _line(self) -> None:

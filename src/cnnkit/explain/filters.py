@@ -86,7 +86,7 @@ def filter_patterns(
         mean, std: the model's input normalisation (inputs in 0..1); None = none.
         options: :class:`PatternOptions`.
         progress: report the steps on stderr (:class:`cnnkit.progress.Progress`: a bar on a
-            terminal, a line every 30 s with steps/s and ETA elsewhere).
+            terminal, a line every 30 s with steps/s and the time left elsewhere).
 
     Returns:
         The patterns, one per filter.

@@ -22,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cnnkit.fileio import atomic_write_text
+from cnnkit.progress import duration
 from cnnkit.runs.layout import HISTORY_FIELDS
 from cnnkit.train.checkpoint import save_checkpoint
 
@@ -163,7 +164,7 @@ class ProgressBar(Callback):
         _write(
             f"epoch {state.epoch}/{state.epochs} step {done}/{state.steps_per_epoch}: "
             f"loss {state.logs.get('loss', math.nan):.4f}, {rate:.0f} img/s, "
-            f"about {_duration(left)} left"
+            f"about {duration(left)} left"
         )
 
     def on_epoch_end(self, state: TrainState) -> None:
@@ -179,7 +180,7 @@ class ProgressBar(Callback):
         acc = "" if math.isnan(h.get("accuracy", math.nan)) else f" acc {h['accuracy']:.4f}"
         epochs_done = state.epoch - self._first_epoch
         left = (time.monotonic() - self._t0) / max(epochs_done, 1) * (state.epochs - state.epoch)
-        eta = f", about {_duration(left)} left" if state.epoch < state.epochs else ""
+        eta = f", about {duration(left)} left" if state.epoch < state.epochs else ""
         _write(
             f"epoch {state.epoch}/{state.epochs}: loss {h['loss']:.4f}{acc}{val} "
             f"lr {h['lr']:.2e} {h['seconds']:.1f}s {h['images_per_second']:.0f} img/s{eta}"
@@ -189,15 +190,6 @@ class ProgressBar(Callback):
 def _write(line: str) -> None:
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
-
-
-def _duration(seconds: float) -> str:
-    """``42 s``, ``3 min``, ``1 h 05 min``: what a progress line says is left."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
 
 
 class CSVLogger(Callback):
