@@ -53,13 +53,17 @@ NOTES = [
     "GIF/PNG/WEBP and multi-page TIFF, EXIF orientations 1-8 (JPEG, PNG, TIFF), truncations "
     "at ten points of six formats, empty files, text/HTML/PDF/SVG/ZIP/ELF named `.jpg`, "
     "PPM/ICO/PCX/TGA/EPS/SGI/DDS/JPEG 2000/QOI/AVIF... renamed `.png`, decompression bombs "
-    "(huge declared sizes in tiny files, zTXt/iCCP bombs), non-ASCII, shell-looking and "
+    "(huge declared sizes in tiny files, zTXt/iCCP bombs), non-ASCII, non-UTF-8, "
+    "shell-looking and "
     "240-character names, symlinks, hidden files and folders. One subprocess per tool: "
     "`cnnkit audit`, `load_folder` + `image_dataset_from_directory` (+ `load_image` in three "
     "colour modes), `cnnkit predict`.",
     "- **Fuzzing** (`test_fuzz_*.py`, hypothesis): byte flips (biased to headers), "
-    "truncation, insertion and splicing of seed files. `make fuzz` runs "
-    "2,000 examples per harness; the default suite 30.",
+    "truncation, insertion and splicing of seed files; NaN and infinity written into run "
+    "weights; cache folders of random modes, owners and symbolic links; sockets sending "
+    "nothing, cut, garbled or whole requests. `make fuzz` runs 2,000 examples per harness "
+    "(300 for the weights and 200 for the sockets, which take seconds each); the default "
+    "suite 30 (10 for the sockets).",
     "- **Crash safety** (`test_crash_safety.py`): one run killed at 5 points after its "
     "first checkpoint and resumed each time, compared with an uninterrupted fp32 run "
     "(weights, optimiser and scheduler state, history without timing columns); a writer "
@@ -84,6 +88,26 @@ NOTES = [
     "pixels and cached features are data, not code: in a cache others can write they can "
     "change what you train on, so keep `CNNKIT_CACHE_DIR` private or shared only with "
     "people you trust.",
+    "- **The server under floods** (`test_server_flood.py`, `test_fuzz_http.py`): against a "
+    "real `cnnkit serve` process on 127.0.0.1, 260 sockets that send half a request header "
+    "or nothing and wait keep nobody out: `/health` answers within a second and `/predict` "
+    "works while they wait; each gets a 408 at the 10 s header deadline. The concurrency "
+    "limit (256) counts requests being handled, not connections. Every answer, the "
+    'protocol\'s own 400/408 and the 500 for a bug included, is `{"error": ...}` with '
+    "the security headers. Fuzzed: up to 40 sockets per example sending nothing, cut, "
+    "garbled or whole requests; every answer has the headers and every socket is closed "
+    "by the deadlines. Not promised: a limit of connections per client (a reverse proxy's "
+    "job for a server others can reach).",
+    "- **Damaged weights** (`test_nan_weights.py`, `test_fuzz_runfolder.py`): weights that "
+    "give NaN or infinity never put `NaN` in JSON: `predict` reports each file as an error "
+    "naming it (exit 1), `explain` and `evaluate` fail in one line naming the image or the "
+    'weights, the server answers `{"error": ...}` with its headers.',
+    "- **Errors** (`test_cli_errors.py`, `test_audit_findings.py`): a pickled `--pretrained` "
+    "file or checkpoint, YAML tags, malicious CIFAR-10 pickles (code, `bytearray(10**13)`, "
+    "huge arrays, 5000-digit integers) are one line naming the file, never torch's advice "
+    "to load with `weights_only=False`; an unreadable file is `unreadable` in `audit` (never "
+    "hashed) and a per-file error in `predict`; file names that are not UTF-8 come out of "
+    "`audit` and `predict` as valid UTF-8 (`\\udcXX` in JSON).",
     "",
     "Known limits: a `.fam` listing one to three people too many is refused when they read "
     "from the zero padding as homozygous A1 at every SNP and a genuine person would look "
@@ -97,7 +121,14 @@ NOTES = [
     "took a `config.json` that is not an object, has `std` 0 or non-list class names; "
     "damaged `.vcf.gz`/`.csv.gz` files gave gzip tracebacks; bed_reader parse errors and a "
     "phenotype file without a trait column did not name the file; `train --resume` of a run "
-    "whose `config.json` is a JSON list ended in a traceback.",
+    "whose `config.json` is a JSON list ended in a traceback. Found by an adversarial pass "
+    "and fixed since: a library planted in a shared cache ran as the trainer; "
+    "`cache clear` deleted every sub-folder of `CNNKIT_CACHE_DIR`; 260 idle sockets made the "
+    "server answer 503 for over 70 s; an unreadable file of the same size as another made "
+    "`audit` exit 2 (alone it was called truncated); motion photos were called truncated, "
+    "empty class folders were missing from `audit`'s classes and `sizes.max` mixed two "
+    "images; NaN weights printed `NaN` in JSON and `0 (nan%)`; a cached library without "
+    "the kernel's symbols ended `train` in a traceback.",
     "",
     "`python bench/robustness.py --render-only` rewrites this page from "
     "`bench/results/robustness.json`.",

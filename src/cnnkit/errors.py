@@ -27,7 +27,8 @@ class ImageDecodeError(CnnkitError):
 
     Attributes:
         path: the offending file.
-        problem: one of ``empty``, ``truncated``, ``not-an-image``, ``too-large``.
+        problem: one of ``empty``, ``truncated``, ``not-an-image``, ``too-large``,
+            ``unreadable``.
     """
 
     def __init__(self, path: str, problem: str, detail: str = "") -> None:
@@ -81,3 +82,7 @@ def user_error(kind: type[E], template: str, **names: Any) -> E:
     cli_text = spelled(cli=True)
     setattr(error, "cli_message", lambda: cli_text)  # noqa: B010 (an attribute of this instance)
     return error
+
+
+class ModelOutputError(CnnkitError):
+    """The model's output is not finite (NaN or infinity): damaged weights, not bad input."""

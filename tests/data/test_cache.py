@@ -123,7 +123,7 @@ def test_file_unreadable_at_decode_time_is_skipped_and_reported(tree, monkeypatc
     _failing_decode(monkeypatch, PermissionError(13, "Permission denied"), victim)
     out = decode_files(paths, SETTINGS, workers=1, progress=False)
     assert len(out.images) == len(paths) - 1 and 2 not in out.kept
-    assert out.skipped == [(paths[2], "not-an-image", "cannot read the file (Permission denied)")]
+    assert out.skipped == [(paths[2], "unreadable", "cannot read the file (Permission denied)")]
 
 
 def test_a_bug_in_decoding_is_raised_not_recorded_as_a_bad_image(tree, monkeypatch):

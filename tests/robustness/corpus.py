@@ -3,8 +3,9 @@
 ``make_corpus(root)`` writes well over 200 files that real folders of photos contain sooner
 or later (every Pillow mode that a format can hold, 16/32-bit and float images, CMYK,
 palettes with transparency, animations, EXIF orientations 1-8, truncations, empty files,
-documents named ``.jpg``, exotic formats renamed ``.png``, decompression bombs, odd names,
-hidden files and folders) and returns a manifest saying what each file should do:
+documents named ``.jpg``, exotic formats renamed ``.png``, decompression bombs, odd names
+(non-UTF-8 ones too), hidden files and folders) and returns a manifest saying what each
+file should do:
 
 * ``ok``: decodes; ``ref`` (when not None) is the expected ``(16, 16, 3)`` RGB picture,
   computed here with numpy from the pixels written, never by decoding the file;
@@ -463,6 +464,10 @@ def _names(c: Corpus) -> None:
         "percent%20%s%n.png", "tab\tname.png", "new\nline.png", "a" * 240 + ".png",
         "é" * 120 + ".png", "name.with.many.dots.png", "COM1.png", "nul.png",
     ]  # fmt: skip
+    # Names that are not UTF-8 (a Latin-1 or Windows-1252 disk, a broken unzip): Python holds
+    # their bytes as lone surrogates; every tool must keep them and print them safely.
+    names += [os.fsdecode(b) for b in (b"latin1-caf\xe9.png", b"\xff\xfe-not-utf8.png",
+                                        b"half-\xe6\x97\xa5\xe6.png")]  # fmt: skip
     for name in names:
         rgb = c.rgb()
         c.add("names", name, encode(Image.fromarray(rgb), "PNG"), "ok", rgb, 0, repr(name))

@@ -69,7 +69,7 @@ def main(root: str, files_json: str, out: str) -> None:
     }
     np.savez(out + ".npz", **pixels)
     with open(out + ".json", "w", encoding="utf-8") as f:
-        json.dump(result, f, ensure_ascii=False)
+        json.dump(result, f)  # ASCII escapes: non-UTF-8 file names survive
 
 
 if __name__ == "__main__":

@@ -8,9 +8,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 
-def fuzz_settings(default: int = 30) -> settings:
-    """``max_examples`` from ``$CNNKIT_FUZZ_EXAMPLES``; derandomised in the default suite."""
+def fuzz_settings(default: int = 30, most: int | None = None) -> settings:
+    """``max_examples`` from ``$CNNKIT_FUZZ_EXAMPLES`` (at most ``most``: harnesses whose
+    examples take seconds); derandomised in the default suite."""
     n = int(os.environ.get("CNNKIT_FUZZ_EXAMPLES", default))
+    n = min(n, most) if most else n
     return settings(
         max_examples=n,
         deadline=None,

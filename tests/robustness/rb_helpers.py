@@ -40,3 +40,31 @@ def child_env(**extra: str) -> dict[str, str]:
     env.pop("CNNKIT_DEBUG", None)
     env.update(extra)
     return env
+
+
+def without_file_override() -> None:
+    """``preexec_fn``: a child run as root loses the capabilities that let root read any file
+    (``CAP_DAC_OVERRIDE``, ``CAP_DAC_READ_SEARCH``), so ``chmod 000`` holds for it as for a
+    user. A no-op for other users."""
+    if os.getuid() != 0:
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP: gone from what exec grants
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def run_cnnkit(*args: str, unprivileged: bool = False, **env: str):
+    """``python -m cnnkit ARGS`` in a child (``unprivileged``: file permissions hold even for
+    root); returns the CompletedProcess with text stdout/stderr (file names kept as bytes
+    escapes where they are not UTF-8)."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "cnnkit", *args], env=child_env(**env), capture_output=True,
+        text=True, errors="surrogateescape", timeout=600,
+        preexec_fn=without_file_override if unprivileged else None,
+    )  # fmt: skip

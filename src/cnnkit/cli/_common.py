@@ -7,6 +7,7 @@ stdout; progress and logs on stderr).
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -33,9 +34,25 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def dumps(obj: Any) -> str:
-    """JSON text for ``obj`` (paths, numpy and torch values allowed)."""
-    return json.dumps(obj, indent=2, default=_default, ensure_ascii=False)
+    """JSON text for ``obj`` (paths, numpy and torch values allowed).
+
+    A file name that is not valid UTF-8 (Python keeps its bytes as lone surrogates) is written
+    as ``\\udcXX`` escapes: the text stays valid UTF-8, and ``os.fsencode`` of the parsed
+    string gives the file's bytes back.
+    """
+    text = json.dumps(obj, indent=2, default=_default, ensure_ascii=False)
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def printable(text: str) -> str:
+    """``text`` with the bytes of non-UTF-8 file names shown as ``\\xNN`` (always encodable)."""
+    if not _SURROGATE.search(text):
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def emit(obj: Any, as_json: bool, human: Callable[[Any], str] | str | None = None) -> None:
@@ -45,7 +62,7 @@ def emit(obj: Any, as_json: bool, human: Callable[[Any], str] | str | None = Non
     elif human is not None:
         text = human(obj) if callable(human) else human
         if text:
-            sys.stdout.write(text.rstrip("\n") + "\n")
+            sys.stdout.write(printable(text.rstrip("\n")) + "\n")
     sys.stdout.flush()
 
 

@@ -223,13 +223,17 @@ def explain_cmd(
     Example: cnnkit explain runs/fm fm/Bag/0000.png --out cam.png
     """
     from cnnkit.data.decode import crop_box
+    from cnnkit.errors import ModelOutputError
     from cnnkit.explain import cam_figure_png, cam_note, gradcam
     from cnnkit.runs.source import load_images, resolve_source
 
     src = resolve_source(source, pretrained)
     target = _class_index(class_name, src.class_names)
     resized, original = load_images(src, image)
-    res = gradcam(src.model, src.preprocess(resized), target, layer, method)
+    try:
+        res = gradcam(src.model, src.preprocess(resized), target, layer, method)
+    except ModelOutputError as e:  # NaN weights: no heatmap, no "nan%"
+        raise ModelOutputError(f"{image}: {e}") from None
     oh, ow = original.shape[1:]
     box = crop_box(ow, oh, src.image_size) if src.crop_to_aspect_ratio else (0, 0, ow, oh)
     px, py = res.peaks()[0].tolist()

@@ -149,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, OSError, KeyError) as e:  # OSError: missing file, disk full...
         if debug:
             raise
-        sys.stderr.write(f"error: {_message(e)}\n")
+        lines = [line.strip() for line in _message(e).splitlines() if line.strip()]
+        sys.stderr.write(f"error: {' '.join(lines)}\n")  # one line, whatever the library said
         return 2
 
 

@@ -58,6 +58,7 @@ def serve_cmd(
     import uvicorn
 
     from cnnkit.serve.app import ServeOptions, create_app
+    from cnnkit.serve.protocol import HEADER_TIMEOUT_S, protocol_class
 
     if not 0 <= port <= 65535:
         raise ValueError(f"--port must be in 0..65535. Received: --port={port}")
@@ -75,6 +76,8 @@ def serve_cmd(
         f"serving {run} ({health['model']}, backend {health['backend']}: "
         f"{health['backend_reason']}) on http://{_url_host(host)}:{port}/"
     )
+    # The concurrency limit is the app's (requests, not connections: ServeOptions); the
+    # protocol closes connections that do not send a complete header in time (slowloris).
     uvicorn.run(
         app,
         host=host,
@@ -82,7 +85,8 @@ def serve_cmd(
         log_level="warning",
         server_header=False,
         timeout_keep_alive=5,
-        limit_concurrency=256,
+        http=protocol_class(HEADER_TIMEOUT_S),
+        h11_max_incomplete_event_size=16 * 1024,
     )
 
 

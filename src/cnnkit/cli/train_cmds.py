@@ -227,8 +227,9 @@ def evaluate(
 
 def predict(
     run: Path = typer.Argument(..., help="Run folder."),
+    # readable=False: an unreadable file is a per-file error (exit 1), not a usage error
     files: list[Path] = typer.Argument(
-        ..., help="Image files, or folders (every image in them, recursively)."
+        ..., help="Image files, or folders (every image in them, recursively).", readable=False
     ),
     top_k: int = typer.Option(3, "--top-k", help="How many labels per file."),
     backend: str = typer.Option("torch", "--backend", help="torch|onnx"),

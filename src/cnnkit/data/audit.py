@@ -1,30 +1,39 @@
 """``audit``: what is in a folder of images, and what is wrong with it, from headers.
 
 For a class-per-folder tree (or ``train``/``val``/``validation``/``test`` top-level folders each
-holding class folders) it reports classes and counts, the imbalance ratio, image sizes, Pillow
-modes, EXIF-rotated files, problems and exact duplicates. It reads headers, not pixels:
-truncation is found from each format's end marker or declared size (JPEG ``FFD9``, PNG ``IEND``,
-GIF trailer, BMP/WEBP sizes; TIFF is decoded). Duplicates are found by size first and then a
-content hash, so only files of equal size are read in full.
+holding class folders) it reports classes and counts (an empty class folder with 0, as training
+makes it a class), the imbalance ratio, image sizes, Pillow modes, EXIF-rotated files, problems
+and exact duplicates. It reads headers, not pixels: truncation is found from each format's end
+marker or declared size (JPEG ``FFD9``, PNG ``IEND``, GIF trailer, BMP/WEBP sizes; TIFF is
+decoded); a JPEG/PNG/GIF whose end marker is in the file but not at its end (a motion
+photo's video follows the picture) is decoded, and is truncated only when that fails.
+Duplicates are found by size first and then a content hash, so only files of equal size are
+read in full.
 
 Problems (``{"path", "problem", "detail"}``): ``empty``, ``truncated``, ``not-an-image``,
 ``extension-mismatch`` (content format differs from the extension; the file still loads),
-``too-large`` (over the decompression-bomb pixel limit) and ``tiny`` (a side below
-``min_side`` pixels).
+``too-large`` (over the decompression-bomb pixel limit), ``tiny`` (a side below ``min_side``
+pixels), ``unreadable`` (the file is there but cannot be read: permissions, I/O errors) and
+``outside-folder`` (a class or split folder that is a symbolic link out of the audited folder:
+its images are counted, as training reads them, and the link is reported).
+
+``sizes`` are ``[width, height]`` of real images: the smallest, the median and the largest by
+area (pixels), so ``max`` is one image's size, never the widest width with another's height.
 """
 
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import struct
 import warnings
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from cnnkit.data.decode import EXTENSION_FORMATS, FORMATS, MAX_PIXELS, exif_orientation
@@ -42,14 +51,33 @@ def _tail(path: str, n: int = 64) -> bytes:
         return f.read()
 
 
+_END_MARKERS = {"JPEG": (b"\xff\xd9", 64), "PNG": (b"IEND", 64), "GIF": (b";", 4)}
+
+
+def _contains(path: str, marker: bytes) -> bool:
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        return m.find(marker) >= 0
+
+
+def _decode_error(im: Image.Image) -> str:
+    """ "" when the pixels decode, else why not."""
+    try:
+        im.load()
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError) as e:
+        return str(e) or type(e).__name__
+    return ""
+
+
 def _truncation(path: str, fmt: str, im: Image.Image, size: int) -> str:
-    """Why the file looks cut short ("" when it does not), without decoding pixels."""
-    if fmt == "JPEG":
-        return "" if b"\xff\xd9" in _tail(path, 64) else "no JPEG end-of-image marker (FFD9)"
-    if fmt == "PNG":
-        return "" if b"IEND" in _tail(path, 64) else "no PNG IEND chunk at the end"
-    if fmt == "GIF":
-        return "" if b";" in _tail(path, 4) else "no GIF trailer"
+    """Why the file looks cut short ("" when it does not), decoding pixels only when the
+    header cannot tell (TIFF, or an end marker that is not at the end of the file)."""
+    if fmt in _END_MARKERS:
+        marker, tail = _END_MARKERS[fmt]
+        if marker in _tail(path, tail):
+            return ""
+        if not _contains(path, marker):
+            return f"no {fmt} end marker ({marker!r})"
+        return _decode_error(im)  # data after the picture (a motion photo's video): no damage
     if fmt == "BMP":
         with open(path, "rb") as f:
             declared = struct.unpack("<I", f.read(6)[2:6])[0]
@@ -58,11 +86,7 @@ def _truncation(path: str, fmt: str, im: Image.Image, size: int) -> str:
         with open(path, "rb") as f:
             declared = struct.unpack("<I", f.read(8)[4:8])[0] + 8
         return "" if size >= declared else f"{size} of {declared} bytes"
-    try:  # TIFF: no cheap end marker, decode it
-        im.load()
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        return str(e) or type(e).__name__
-    return ""
+    return _decode_error(im)  # TIFF: no cheap end marker, decode it
 
 
 def probe(path: str, min_side: int = TINY_SIDE, max_pixels: int = MAX_PIXELS) -> dict[str, Any]:
@@ -81,6 +105,10 @@ def probe(path: str, min_side: int = TINY_SIDE, max_pixels: int = MAX_PIXELS) ->
         return info
     if size == 0:
         info["problems"].append(("empty", "file has 0 bytes"))
+        return info
+    unreadable = _unreadable(path)
+    if unreadable:
+        info["problems"].append(("unreadable", unreadable))
         return info
     try:
         with warnings.catch_warnings():
@@ -102,6 +130,16 @@ def probe(path: str, min_side: int = TINY_SIDE, max_pixels: int = MAX_PIXELS) ->
     return info
 
 
+def _unreadable(path: str) -> str:
+    """Why ``path`` cannot be read ("" when it can): permissions, an I/O error."""
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError as e:
+        return f"cannot read the file ({e.strerror or e})"
+    return ""
+
+
 def _check_header(info, path, fmt, im, size, min_side, max_pixels) -> None:
     problems = info["problems"]
     ext = os.path.splitext(path)[1].lower()
@@ -118,28 +156,62 @@ def _check_header(info, path, fmt, im, size, min_side, max_pixels) -> None:
         problems.append(("truncated", cut))
 
 
-def _layout(root: str) -> tuple[str, dict[str, list[tuple[str, str]]]]:
-    """``("classes"|"splits"|"flat", {split: [(class, path), ...]})``."""
+@dataclass
+class _Layout:
+    """What :func:`_layout` finds: ``classes``/``splits``/``flat``, the files of each split as
+    ``(class, path)``, each split's class folders (empty ones too) and links out of the tree."""
+
+    kind: str
+    files: dict[str, list[tuple[str, str]]]
+    classes: dict[str, list[str]]
+    outside: list[dict[str, str]]
+
+
+def _outside(root: str, folder: str) -> dict[str, str] | None:
+    """An ``outside-folder`` problem when ``folder`` is a symbolic link out of ``root``."""
+    if not os.path.islink(folder):
+        return None
+    real, top = os.path.realpath(folder), os.path.realpath(root)
+    if real == top or real.startswith(top.rstrip(os.sep) + os.sep):
+        return None
+    detail = (
+        f"a symbolic link to {real}, outside {root}; its images are counted, as train reads them"
+    )
+    return {"path": folder, "problem": "outside-folder", "detail": detail}
+
+
+def _layout(root: str) -> _Layout:
     top = list_class_folders(root)
     is_split = bool(top) and all(t.lower() in SPLIT_FOLDERS for t in top)
-    groups: dict[str, list[tuple[str, str]]] = {}
+    layout = _Layout("classes", {}, {}, [])
     for split in top if is_split else [""]:
         base = os.path.join(root, split)
         classes = list_class_folders(base)
+        folders = [base] if split else []
+        links = (_outside(root, f) for f in folders + [os.path.join(base, c) for c in classes])
+        layout.outside += [p for p in links if p]
         files = [(c, p) for c in classes for p in iter_image_files(os.path.join(base, c))]
         loose = [p for p in os.listdir(base) if os.path.isfile(os.path.join(base, p))]
         if not classes and loose:
             files = [("", p) for p in iter_image_files(base)]
-        groups[split] = files
-    kind = "splits" if is_split else ("classes" if any(c for c, _ in groups[""]) else "flat")
-    return kind, groups
+        layout.files[split] = files
+        layout.classes[split] = classes
+    if is_split:
+        layout.kind = "splits"
+    elif not layout.classes[""]:
+        layout.kind = "flat"
+    return layout
 
 
-def _hash(path: str) -> str:
+def _hash(path: str) -> str | None:
+    """A content hash, or None when the file cannot be read (any more)."""
     h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except OSError:  # reported by probe as unreadable (or gone since): no duplicate
+        return None
     return h.hexdigest()
 
 
@@ -147,14 +219,16 @@ def _duplicates(infos: list[dict]) -> list[list[str]]:
     """Groups of byte-identical files (size first, then a hash of same-size files)."""
     by_size: dict[int, list[str]] = defaultdict(list)
     for i in infos:
-        if i["bytes"] > 0:
+        if i["bytes"] > 0 and all(p != "unreadable" for p, _ in i["problems"]):
             by_size[i["bytes"]].append(i["path"])
     candidates = [p for paths in by_size.values() if len(paths) > 1 for p in paths]
     with ThreadPoolExecutor(8) as pool:
         digests = dict(zip(candidates, pool.map(_hash, candidates), strict=True))
     groups: dict[str, list[str]] = defaultdict(list)
     for p in candidates:
-        groups[digests[p]].append(p)
+        digest = digests[p]
+        if digest is not None:
+            groups[digest].append(p)
     return sorted(sorted(g) for g in groups.values() if len(g) > 1)
 
 
@@ -163,12 +237,12 @@ def _split_of(root: str, path: str) -> str:
 
 
 def _sizes(infos: list[dict]) -> dict[str, list[int]] | None:
-    ok = [(i["width"], i["height"]) for i in infos if i["width"]]
+    """``[width, height]`` of the smallest, the median and the largest image by area."""
+    ok = sorted((i["width"] * i["height"], i["width"], i["height"]) for i in infos if i["width"])
     if not ok:
         return None
-    wh = np.array(ok)
-    return {"min": wh.min(0).tolist(), "median": np.median(wh, 0).round().astype(int).tolist(),
-            "max": wh.max(0).tolist()}  # fmt: skip
+    pick = {"min": ok[0], "median": ok[(len(ok) - 1) // 2], "max": ok[-1]}
+    return {k: [w, h] for k, (_, w, h) in pick.items()}
 
 
 def audit(
@@ -195,11 +269,13 @@ def audit(
     root = os.fspath(directory)
     if not os.path.isdir(root):
         raise FileNotFoundError(f"audit needs a folder of images. Received: {root!r}")
-    kind, groups = _layout(root)
+    layout = _layout(root)
+    kind, groups = layout.kind, layout.files
     entries = [(split, cls, path) for split, files in groups.items() for cls, path in files]
     with ThreadPoolExecutor(max(1, workers)) as pool:
         infos = list(pool.map(lambda e: probe(e[2], min_side), entries))
-    classes = Counter(cls for _, cls, _ in entries if cls)
+    classes = Counter({c: 0 for names in layout.classes.values() for c in names})
+    classes.update(cls for _, cls, _ in entries if cls)
     counts = [n for n in classes.values() if n]
     duplicates = _duplicates(infos)
     cross = (
@@ -218,14 +294,17 @@ def audit(
         "exif_rotated": sum(i["orientation"] not in (0, 1) for i in infos),
         "exif_rotated_files": [i["path"] for i in infos if i["orientation"] not in (0, 1)],
         "imbalance_ratio": round(max(counts) / min(counts), 3) if counts else None,
-        "problems": [
+        "problems": layout.outside
+        + [
             {"path": i["path"], "problem": p, "detail": d} for i in infos for p, d in i["problems"]
         ],  # fmt: skip
         "duplicates": duplicates,
         "cross_split_duplicates": cross,
     }
     if kind == "splits":
-        result["splits"] = {s: dict(Counter(c for c, _ in f)) for s, f in groups.items()}
+        result["splits"] = {
+            s: {c: sum(c == k for k, _ in f) for c in layout.classes[s]} for s, f in groups.items()
+        }
     return result
 
 

@@ -223,10 +223,8 @@ def _decode_chunk(data_path: str, shape: tuple, jobs: list, settings: DecodeSett
             out[row] = settings.decode(path)
         except ImageDecodeError as e:
             failures.append((row, path, e.problem, e.detail))
-        except OSError as e:  # vanished or unreadable since the scan: skipped and reported
-            failures.append(
-                (row, path, "not-an-image", f"cannot read the file ({e.strerror or e})")
-            )
+        except OSError as e:  # vanished since the scan: skipped and reported
+            failures.append((row, path, "unreadable", f"cannot read the file ({e.strerror or e})"))
     del out  # the rows are in the shared page cache; _rebuild syncs the file once
     return failures
 

@@ -334,17 +334,42 @@ def _numpy_reconstruct():
     return multiarray
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Admits only the plain builtin and numpy types CIFAR batch files hold; nothing runs."""
+MAX_PICKLE_ALLOCATION = 1 << 28
+"""Largest array or byte string a dataset pickle may ask to be made from a size alone (an
+object built from data it holds is bounded by the file's own size)."""
 
-    _BUILTINS = {"dict", "list", "tuple", "set", "frozenset", "bytes", "bytearray", "str", "int",
-                 "float", "complex", "bool"}  # fmt: skip
+
+def _sized(build, limit: int = MAX_PICKLE_ALLOCATION):
+    """``build`` (``bytes``/``bytearray``) refusing a bare size above ``limit``:
+    ``bytearray(10**13)`` in a pickle would otherwise ask for 10 TB."""
+
+    def guarded(*args):
+        if args and isinstance(args[0], int) and args[0] > limit:
+            raise pickle.UnpicklingError(f"refusing {build.__name__}({args[0]}): too large")
+        return build(*args)
+
+    return guarded
+
+
+def _reconstruct_guarded(subtype, shape, dtype):
+    """numpy's ``_reconstruct`` (pickles pass shape ``(0,)``; the data comes with the state)."""
+    if subtype is not np.ndarray or int(np.prod(shape)) > MAX_PICKLE_ALLOCATION:
+        raise pickle.UnpicklingError(f"refusing an array of shape {shape!r} ({subtype!r})")
+    return _numpy_reconstruct()._reconstruct(subtype, shape, dtype)
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Admits only the plain builtin and numpy types CIFAR batch files hold; nothing runs, and
+    nothing is allocated from a size alone beyond :data:`MAX_PICKLE_ALLOCATION`."""
+
+    _BUILTINS = {"dict", "list", "tuple", "set", "frozenset", "str", "int", "float", "complex",
+                 "bool"}  # fmt: skip
 
     def find_class(self, module: str, name: str):
         multiarray = _numpy_reconstruct()
         allowed = {
-            ("numpy.core.multiarray", "_reconstruct"): multiarray._reconstruct,
-            ("numpy._core.multiarray", "_reconstruct"): multiarray._reconstruct,
+            ("numpy.core.multiarray", "_reconstruct"): _reconstruct_guarded,
+            ("numpy._core.multiarray", "_reconstruct"): _reconstruct_guarded,
             ("numpy.core.multiarray", "scalar"): multiarray.scalar,
             ("numpy._core.multiarray", "scalar"): multiarray.scalar,
             ("numpy", "ndarray"): np.ndarray,
@@ -353,6 +378,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
         }
         if (module, name) in allowed:
             return allowed[(module, name)]
+        if module in ("builtins", "__builtin__") and name in ("bytes", "bytearray"):
+            return _sized(bytes if name == "bytes" else bytearray)
         if module in ("builtins", "__builtin__") and name in self._BUILTINS:
             return getattr(__import__("builtins"), name)
         raise pickle.UnpicklingError(
@@ -375,15 +402,28 @@ def safe_unpickle(data: bytes) -> object:
 
 
 def _cifar_batch(data: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
-    batch = safe_unpickle(data)
+    try:
+        batch = safe_unpickle(data)
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
+            KeyError, OverflowError, MemoryError, RecursionError, struct.error) as e:  # fmt: skip
+        reason = (str(e).splitlines() or [""])[0][:200] or type(e).__name__
+        raise ValueError(f"{source}: not a CIFAR-10 batch file ({reason})") from None
     if not isinstance(batch, dict):
         raise ValueError(f"{source}: not a CIFAR batch (expected a dict)")
     get = lambda k: batch.get(k.encode(), batch.get(k))  # noqa: E731  (py2 pickles use bytes keys)
     x, y = get("data"), get("labels")
     if x is None or y is None:
         raise ValueError(f"{source}: not a CIFAR batch (no data/labels)")
-    x = np.asarray(x, dtype=np.uint8).reshape(-1, 3, 32, 32)  # rows are R, G, B planes
-    return x, np.asarray(y, dtype=np.int64)
+    try:
+        x = np.asarray(x, dtype=np.uint8).reshape(-1, 3, 32, 32)  # rows are R, G, B planes
+        y = np.asarray(y, dtype=np.int64).reshape(-1)
+    except (ValueError, TypeError, OverflowError) as e:
+        raise ValueError(f"{source}: not a CIFAR batch ({str(e)[:200]})") from None
+    if len(x) != len(y) or (len(y) and not 0 <= y.min() <= y.max() < 10):
+        raise ValueError(
+            f"{source}: not a CIFAR batch ({len(x)} images, {len(y)} labels in 0..9 expected)"
+        )
+    return x, y
 
 
 _CIFAR_FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
@@ -431,7 +471,9 @@ def _cifar_locate(path: str | None) -> str | None:
 
 
 def _cifar_load(where: str, split: str) -> ImageArrays:
-    batches = [_cifar_batch(data, f"{where}/{n}") for n, data in _cifar_members(where, split)]
+    batches = [
+        _cifar_batch(data, os.path.join(where, n)) for n, data in _cifar_members(where, split)
+    ]
     xs, ys = [b[0] for b in batches], [b[1] for b in batches]
     return _arrays("cifar10", split, np.concatenate(xs), np.concatenate(ys), CIFAR10_CLASSES)
 

@@ -193,8 +193,11 @@ def _open(source: Source, name: str) -> Image.Image:
     except UnidentifiedImageError:
         raise ImageDecodeError(name, "not-an-image", f"not a {'/'.join(FORMATS)} file") from None
     except (OSError, SyntaxError, ValueError) as e:
-        if isinstance(e, (FileNotFoundError, IsADirectoryError, PermissionError)):
+        if isinstance(e, (FileNotFoundError, IsADirectoryError)):
             raise
+        if isinstance(e, OSError) and e.errno is not None:  # the system's error, not Pillow's
+            detail = f"cannot read the file ({e.strerror or e})"
+            raise ImageDecodeError(name, "unreadable", detail) from None
         raise ImageDecodeError(name, "truncated", str(e) or type(e).__name__) from None
 
 
@@ -428,8 +431,8 @@ def load_image(
         ``(C, H, W)``.
 
     Raises:
-        ImageDecodeError: ``problem`` is ``empty``, ``truncated``, ``not-an-image`` or
-            ``too-large``.
+        ImageDecodeError: ``problem`` is ``empty``, ``truncated``, ``not-an-image``,
+            ``too-large`` or ``unreadable`` (the file is there but cannot be read).
         FileNotFoundError: ``source`` is a path that does not exist.
         ValueError: a bad ``image_size``, ``color_mode`` or ``interpolation``, or both
             ``crop_to_aspect_ratio`` and ``pad_to_aspect_ratio``.

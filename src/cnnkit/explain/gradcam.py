@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnkit.errors import ModelOutputError
 from cnnkit.explain._hooks import (
     auto_target_layer,
     eval_mode,
@@ -113,6 +114,7 @@ def gradcam(
         ValueError: unknown method or layer, a target layer without a 4D output, or a
             target class out of range.
         TypeError: ``x`` is not a floating tensor.
+        ModelOutputError: the model's output is NaN or infinite (damaged weights).
     """
     x = _check_input(x)
     method = _check_method(method)
@@ -120,6 +122,7 @@ def gradcam(
     module = get_module(model, layer)
     with eval_mode(model), frozen_params(model), torch.enable_grad():
         acts, logits = _forward_with_leaf(model, module, layer, x)
+        _check_finite(logits)
         probs = logits.detach().float().softmax(dim=1)
         labels = probs.argmax(dim=1)
         targets = _targets(target_class, labels, logits.shape[1])
@@ -128,6 +131,16 @@ def gradcam(
     cam = _combine(acts.detach().float(), grads.float(), method)
     upsampled = _normalise(F.interpolate(cam[:, None], size=x.shape[-2:], mode="bilinear"))
     return CamResult(cam, upsampled[:, 0], labels, probs, targets, layer, method)
+
+
+def _check_finite(logits: torch.Tensor) -> None:
+    """Refuse NaN/infinite model output: a heatmap and "nan%" from it would look like a result."""
+    bad = (~torch.isfinite(logits.detach()).all(dim=1)).nonzero().flatten().tolist()
+    if bad:
+        raise ModelOutputError(
+            f"the model's output is not a number (NaN or infinity) for image(s) {bad[:10]} "
+            f"of {len(logits)}; its weights may hold NaN or infinity"
+        )
 
 
 def _grad(score: torch.Tensor, acts: torch.Tensor, layer: str) -> torch.Tensor:

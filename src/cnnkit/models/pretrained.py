@@ -130,6 +130,18 @@ def _load_file(model: nn.Module, name: str, spec: str) -> PretrainedInfo:
     return info
 
 
+def torch_load_reason(e: BaseException) -> str:
+    """Why ``torch.load`` (or safetensors) could not read a file, in one line, and never with
+    torch's advice to retry with ``weights_only=False`` (that would run the code it holds)."""
+    text = str(e).strip()
+    if "weights only load failed" in text.lower() or "weights_only" in text:
+        found = re.search(r"GLOBAL (\S+)", text)
+        what = f" such as {found.group(1)}" if found else ""
+        return f"it holds pickled objects{what}, not only tensors; cnnkit never unpickles code"
+    first = text.splitlines()[0][:200] if text else ""
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A state dict from a ``.safetensors`` or ``torch.save`` file (``weights_only=True``).
 
@@ -148,7 +160,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - re-raised naming the file
-        raise ValueError(f"{path}: cannot read weights ({type(e).__name__}: {e})") from e
+        raise ValueError(f"{path}: cannot read weights ({torch_load_reason(e)})") from None
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

@@ -35,8 +35,14 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cnnkit.errors import CnnkitError
-from cnnkit.serve.middleware import BodyLimit, HostAllowList, SecurityHeaders
+from cnnkit.errors import CnnkitError, ModelOutputError
+from cnnkit.serve.middleware import (
+    BodyLimit,
+    ConcurrencyLimit,
+    HostAllowList,
+    InternalErrors,
+    SecurityHeaders,
+)
 from cnnkit.serve.multipart import MultipartError, Part, read_parts
 from cnnkit.serve.onnx_backend import onnxruntime_available
 from cnnkit.serve.predictor import Predictor
@@ -67,6 +73,8 @@ class ServeOptions:
             process-wide thread count.
         body_timeout_s: a request body not received within this time is answered 408
             (clients that trickle bytes cannot hold a worker forever).
+        max_concurrent: most requests handled at once; more are answered 503 (idle
+            connections do not count; ``/health`` always answers).
         allowed_hosts: accepted ``Host`` header names (None = any); ``cnnkit serve`` on a
             loopback address allows only the local names (against DNS rebinding).
     """
@@ -78,6 +86,7 @@ class ServeOptions:
     max_parts: int = 64
     threads: int | None = None
     body_timeout_s: float = 60.0
+    max_concurrent: int = 256
     allowed_hosts: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
@@ -89,7 +98,7 @@ class ServeOptions:
             raise ValueError(f"body_timeout_s must be > 0. Received: {self.body_timeout_s}")
         if self.threads is not None and int(self.threads) < 1:
             raise ValueError(f"threads must be >= 1. Received: {self.threads}")
-        for name in ("max_files", "max_pixels", "max_parts"):
+        for name in ("max_files", "max_pixels", "max_parts", "max_concurrent"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1. Received: {getattr(self, name)}")
 
@@ -168,9 +177,12 @@ def create_app(run: Any, options: ServeOptions | None = None) -> FastAPI:
     app.state.cnnkit = state
     _add_error_handlers(app)
     _add_routes(app, state)
+    # Added innermost first: SecurityHeaders wraps every answer, InternalErrors' 500 too.
     app.add_middleware(BodyLimit, max_bytes=opts.max_bytes)
+    app.add_middleware(ConcurrencyLimit, limit=opts.max_concurrent)
     if opts.allowed_hosts is not None:
         app.add_middleware(HostAllowList, hosts=tuple(opts.allowed_hosts))
+    app.add_middleware(InternalErrors)
     app.add_middleware(SecurityHeaders)
     return app
 
@@ -230,11 +242,6 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BodyTimeout)
     async def _slow(_: Request, exc: BodyTimeout) -> JSONResponse:
         return error(408, str(exc))
-
-    @app.exception_handler(Exception)
-    async def _internal(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error", exc_info=exc)
-        return error(500, "internal server error")
 
 
 UPLOAD_DOC = {
@@ -357,7 +364,7 @@ def _no_file_message(parts: list[Part], field: str) -> str:
 def _failed_message(results: list[dict[str, Any]]) -> str:
     head = "; ".join(r["error"] for r in results[:3])
     more = f" (and {len(results) - 3} more)" if len(results) > 3 else ""
-    return f"no upload could be read as an image: {head}{more}"
+    return f"no upload could be predicted: {head}{more}"
 
 
 def _class_index(state: _State, class_name: str | None) -> int | None | Response:
@@ -383,8 +390,11 @@ def _explain(state: _State, name: str, data: bytes, method: str, target: int | N
     except (CnnkitError, OSError, ValueError) as e:
         return error(422, str(e).splitlines()[0])
     x = predictor.run.preprocess(np.array(image))
-    with state.cam_lock:
-        res = gradcam(state.cam_model, x, target, None, method)
+    try:
+        with state.cam_lock:
+            res = gradcam(state.cam_model, x, target, None, method)
+    except ModelOutputError as e:  # damaged weights: the server's fault, said in one line
+        return error(500, f"{name}: {e}")
     target_name = predictor.class_names[int(res.target_class[0])]
     note = cam_note(res.cam[0], target_name)
     shown = display_image(image)

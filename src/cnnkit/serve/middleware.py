@@ -1,14 +1,20 @@
-"""ASGI middleware of the prediction server: a request-body limit and security headers.
+"""ASGI middleware of the prediction server: limits, security headers, the last-resort 500.
 
 Starlette and FastAPI put no limit on request bodies. :class:`BodyLimit` refuses a declared
 ``Content-Length`` above the limit before reading anything and counts the bytes actually
 received, so a chunked upload without ``Content-Length`` (or one that lies about it) is
 cut off as soon as it passes the limit. Both answer ``413`` with ``{"error": ...}``.
+
+:class:`ConcurrencyLimit` answers ``503`` to requests beyond the ones being handled (idle
+connections are not requests; ``/health`` always answers). :class:`InternalErrors` turns an
+exception no route handled into ``500 {"error": ...}`` inside :class:`SecurityHeaders`
+(Starlette's own 500 answer is made outside every middleware, without their headers).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -17,6 +23,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+log = logging.getLogger("cnnkit.serve")
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
@@ -164,3 +172,63 @@ class HostAllowList:
             )
             return
         await self.app(scope, receive, send)
+
+
+class ConcurrencyLimit:
+    """Answer 503 to a request that arrives while ``limit`` requests are being handled.
+
+    Only requests count, never connections: clients that open sockets and send nothing (or
+    half a header) do not reach the app at all. ``GET /health`` is always answered.
+
+    Args:
+        app: the ASGI app to protect.
+        limit: most requests handled at once.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        if int(limit) < 1:
+            raise ValueError(f"limit must be >= 1. Received: {limit}")
+        self.app = app
+        self.limit = int(limit)
+        self.active = 0  # one event loop: no lock needed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") == "/health":
+            await self.app(scope, receive, send)
+            return
+        if self.active >= self.limit:
+            message = f"the server is busy with {self.limit} requests; try again shortly"
+            await send_json(send, 503, {"error": message})
+            return
+        self.active += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.active -= 1
+
+
+class InternalErrors:
+    """Answer ``500 {"error": "internal server error"}`` for an exception no route handled
+    (logged with its traceback); inside :class:`SecurityHeaders`, so it carries them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unexpected error in %s %s", scope.get("method"), scope.get("path"))
+            if started:  # half an answer is out: only closing the connection is left
+                raise
+            await send_json(send, 500, {"error": "internal server error"})

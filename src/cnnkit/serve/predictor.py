@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cnnkit.errors import CnnkitError, ImageDecodeError
+from cnnkit.errors import CnnkitError, ImageDecodeError, ModelOutputError
 from cnnkit.serve.batching import Coalescer
 
 DECODE_SLOTS = 4
@@ -118,9 +118,12 @@ class Predictor:
         if len(images) == 0:
             return []
         probs = self.predict_proba(np.asarray(images))  # (N, C, H, W), also from a list
+        finite = np.isfinite(probs).all(axis=1)  # NaN weights give NaN, never JSON's NaN
         return [
             {"file": str(n), "label": t[0]["label"], "probability": t[0]["probability"], "top_k": t}
-            for n, t in zip(names, self.top_k(probs, top_k), strict=True)
+            if ok
+            else {"file": str(n), "error": str(not_finite(str(n), self.run.path))}
+            for n, t, ok in zip(names, self.top_k(np.nan_to_num(probs), top_k), finite, strict=True)
         ]
 
     def predict_files(
@@ -248,6 +251,15 @@ def _check_onnx_matches(session: Any, run: Any) -> None:
             f"{session.path} was exported from other weights than "
             f"{run.path / 'model.safetensors'}; run `cnnkit export {run.path}` again"
         )
+
+
+def not_finite(name: str, run: Path | str) -> ModelOutputError:
+    """The error for an image whose predicted probabilities are NaN or infinite."""
+    weights = Path(run) / "model.safetensors"
+    return ModelOutputError(
+        f"{name}: the model's output is not a number (NaN or infinity); "
+        f"the weights in {weights} may hold NaN or infinity"
+    )
 
 
 def _one_line(e: BaseException, path: str) -> str:

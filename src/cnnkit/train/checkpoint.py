@@ -15,6 +15,7 @@ import torch
 
 from cnnkit.errors import RunFolderError
 from cnnkit.fileio import atomic_write_bytes
+from cnnkit.models.pretrained import torch_load_reason
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
@@ -45,6 +46,5 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file
         raise RunFolderError(
-            f"{path}: not a loadable cnnkit checkpoint ({e.__class__.__name__}: "
-            f"{str(e).splitlines()[0][:200]})"
-        ) from e
+            f"{path}: not a loadable cnnkit checkpoint ({torch_load_reason(e)})"
+        ) from None

@@ -209,12 +209,25 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
             data = yaml.safe_load(text)
     except Exception as e:  # noqa: BLE001 - re-raised with the file named
-        raise ValueError(f"{p}: cannot parse config ({e.__class__.__name__}: {e})") from e
+        raise ValueError(f"{p}: cannot parse config ({_parse_reason(e)})") from None
     if not isinstance(data, dict):
         raise ValueError(
             f"{p}: a config file must hold a mapping of settings. Received: {type(data).__name__}"
         )
     return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+def _parse_reason(e: BaseException) -> str:
+    """One line for a JSON/YAML parse error: what is wrong and where (YAML's own message
+    spans lines: the problem, the place and a caret)."""
+    problem = getattr(e, "problem", None)
+    mark = getattr(e, "problem_mark", None)
+    if problem:  # yaml.MarkedYAMLError
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        tags = "; config files are plain YAML: no tags" if "tag" in problem else ""
+        return f"{problem}{where}{tags}"
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text[:300]}"
 
 
 def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnkit.errors import ModelOutputError
 from cnnkit.runs import LoadedRun, load_run, read_split
 from cnnkit.train import data_source
 from cnnkit.train.config import TrainConfig
@@ -70,9 +71,20 @@ def evaluate_run(
     probs = run.predict_proba(arrays.images).numpy()
     if tta:
         probs = _tta_probs(run, arrays.images, probs, tta, seed)
+    _check_finite(probs, run.path)
     metrics = classification_metrics(arrays.labels, probs, run.class_names)
     metrics["tta"] = tta
     return metrics
+
+
+def _check_finite(probs: np.ndarray, run_dir: Path) -> None:
+    """Refuse NaN/infinite probabilities naming the weights (not sklearn's "Input contains NaN")."""
+    bad = int((~np.isfinite(probs).all(axis=1)).sum())
+    if bad:
+        raise ModelOutputError(
+            f"{run_dir / 'model.safetensors'}: the model's output is not a number (NaN or "
+            f"infinity) for {bad} of {len(probs)} images; the weights may hold NaN or infinity"
+        )
 
 
 def _tta_probs(
