@@ -26,6 +26,7 @@ OPTIONAL_MODULES = {
     "cnnkit.serve.middleware": "serve",
     "cnnkit.serve.multipart": "serve",
     "cnnkit.serve.onnx_backend": "serve",
+    "cnnkit.serve.protocol": "serve",
 }
 
 

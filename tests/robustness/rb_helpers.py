@@ -68,3 +68,36 @@ def run_cnnkit(*args: str, unprivileged: bool = False, **env: str):
         text=True, errors="surrogateescape", timeout=600,
         preexec_fn=without_file_override if unprivileged else None,
     )  # fmt: skip
+
+
+def serve_in_thread(app, deadline_s: float = 10.0):
+    """Run ``app`` with uvicorn and cnnkit's protocol (header deadline and keep-alive
+    ``deadline_s``) on a free port of 127.0.0.1 in a daemon thread; a context manager
+    yielding the port."""
+    import contextlib
+    import threading
+    import time
+
+    import uvicorn
+
+    from cnnkit.serve.protocol import protocol_class
+
+    @contextlib.contextmanager
+    def running():
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=0, log_level="critical", timeout_keep_alive=deadline_s,
+            http=protocol_class(deadline_s), h11_max_incomplete_event_size=16 * 1024,
+        )  # fmt: skip
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:
+            assert thread.is_alive(), "the server did not start"
+            time.sleep(0.05)
+        try:
+            yield server.servers[0].sockets[0].getsockname()[1]
+        finally:
+            server.should_exit = True
+            thread.join(timeout=30)
+
+    return running()

@@ -12,21 +12,16 @@ from __future__ import annotations
 import http.client
 import select
 import socket
-import threading
 import time
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from mutations import fuzz_settings
-from rb_helpers import record
+from rb_helpers import record, serve_in_thread
 
-pytest.importorskip("uvicorn")
-import uvicorn  # noqa: E402
-
-from cnnkit.serve.app import ServeOptions, create_app  # noqa: E402
-from cnnkit.serve.middleware import SECURITY_HEADERS  # noqa: E402
-from cnnkit.serve.protocol import protocol_class  # noqa: E402
+from cnnkit.serve.app import ServeOptions, create_app
+from cnnkit.serve.middleware import SECURITY_HEADERS
 
 pytestmark = pytest.mark.fuzz
 DEADLINE_S = 0.4  # header deadline, body timeout and keep-alive of the fuzzed server
@@ -44,21 +39,8 @@ REQUESTS = [
 @pytest.fixture(scope="module")
 def server(tiny_run):
     opts = ServeOptions(backend="torch", body_timeout_s=DEADLINE_S)
-    config = uvicorn.Config(
-        create_app(tiny_run, opts), host="127.0.0.1", port=0, log_level="critical",
-        http=protocol_class(DEADLINE_S), timeout_keep_alive=DEADLINE_S,  # type: ignore[arg-type]
-        h11_max_incomplete_event_size=16 * 1024,
-    )  # fmt: skip
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    while not srv.started:
-        assert thread.is_alive(), "the server did not start"
-        time.sleep(0.05)
-    port = srv.servers[0].sockets[0].getsockname()[1]
-    yield port
-    srv.should_exit = True
-    thread.join(timeout=30)
+    with serve_in_thread(create_app(tiny_run, opts), DEADLINE_S) as port:
+        yield port
 
 
 @st.composite

@@ -3,11 +3,13 @@
 260 sockets (half send part of a request header and wait, half send nothing) must not keep
 anyone else out: ``/health`` answers within a second and ``/predict`` works while they wait;
 each idle socket gets a ``408`` with the security headers at the header deadline, and a
-request the HTTP parser refuses gets a ``400`` with them too.
+request the HTTP parser refuses gets a ``400`` with them too. Requests whose bodies are still
+arriving hold no place under the concurrency limit; requests being handled do.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import http.client
 import io
 import json
@@ -20,8 +22,9 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
-from rb_helpers import child_env, record
+from rb_helpers import child_env, record, serve_in_thread
 
+from cnnkit.serve.app import ServeOptions, create_app
 from cnnkit.serve.middleware import SECURITY_HEADERS
 
 HEADER_TIMEOUT_S = 10.0  # cnnkit serve's documented header deadline (docs/serving.md)
@@ -145,3 +148,28 @@ def test_a_request_the_parser_refuses_gets_a_400_with_the_security_headers(serve
     assert _has_security_headers(answer), answer[:600]
     body = answer.partition(b"\r\n\r\n")[2]
     assert json.loads(body) == {"error": "invalid HTTP request"}
+
+
+def test_bodies_still_arriving_hold_no_place_but_the_limit_holds(tiny_run, monkeypatch):
+    app = create_app(tiny_run, ServeOptions(backend="torch", max_concurrent=2))
+    predictor = app.state.cnnkit.predictor
+    real = predictor.predict_bytes
+
+    def slow(*args, **kwargs):
+        time.sleep(1.5)  # long enough for the other requests to arrive meanwhile
+        return real(*args, **kwargs)
+
+    with serve_in_thread(app, deadline_s=5.0) as port:
+        head = (b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5000\r\n"
+                b"Content-Type: multipart/form-data; boundary=bb\r\n\r\n--bb\r\n")  # fmt: skip
+        trickling = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(6)]
+        for s in trickling:
+            s.sendall(head)  # a complete header, then a body that never finishes
+        time.sleep(0.3)
+        assert _predict(port) == 200  # six requests waiting for their bodies hold no place
+        monkeypatch.setattr(predictor, "predict_bytes", slow)
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            statuses = sorted(pool.map(lambda _: _predict(port), range(4)))
+        assert statuses == [200, 200, 503, 503], statuses  # two at a time, the others told
+        for s in trickling:
+            s.close()

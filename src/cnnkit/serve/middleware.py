@@ -6,9 +6,10 @@ received, so a chunked upload without ``Content-Length`` (or one that lies about
 cut off as soon as it passes the limit. Both answer ``413`` with ``{"error": ...}``.
 
 :class:`ConcurrencyLimit` answers ``503`` to requests beyond the ones being handled (idle
-connections are not requests; ``/health`` always answers). :class:`InternalErrors` turns an
-exception no route handled into ``500 {"error": ...}`` inside :class:`SecurityHeaders`
-(Starlette's own 500 answer is made outside every middleware, without their headers).
+connections and bodies still arriving do not count; ``/health`` always answers).
+:class:`InternalErrors` turns an exception no route handled into ``500 {"error": ...}``
+inside :class:`SecurityHeaders` (Starlette's own 500 answer is made outside every
+middleware, without their headers).
 """
 
 from __future__ import annotations
@@ -174,11 +175,24 @@ class HostAllowList:
         await self.app(scope, receive, send)
 
 
-class ConcurrencyLimit:
-    """Answer 503 to a request that arrives while ``limit`` requests are being handled.
+class _Busy(Exception):
+    """Raised into a request whose turn comes while ``limit`` others are handled."""
 
-    Only requests count, never connections: clients that open sockets and send nothing (or
-    half a header) do not reach the app at all. ``GET /health`` is always answered.
+
+def _has_body(scope: Scope) -> bool:
+    for key, value in scope.get("headers", []):
+        if key == b"transfer-encoding" or (key == b"content-length" and value.strip() != b"0"):
+            return True
+    return False
+
+
+class ConcurrencyLimit:
+    """Answer 503 to a request that is ready to be handled while ``limit`` others are.
+
+    Only requests being handled count, never connections or clients still sending: a request
+    with a body takes its place once the whole body has arrived, one without a body at once.
+    Clients that open sockets and send nothing, half a header or a trickle of body hold no
+    place (the header deadline and the body timeout end them). ``GET /health`` always answers.
 
     Args:
         app: the ASGI app to protect.
@@ -196,15 +210,39 @@ class ConcurrencyLimit:
         if scope["type"] != "http" or scope.get("path") == "/health":
             await self.app(scope, receive, send)
             return
-        if self.active >= self.limit:
+        held = False
+        started = False
+
+        def take_place() -> None:
+            nonlocal held
+            if self.active >= self.limit:
+                raise _Busy()
+            self.active += 1
+            held = True
+
+        async def counted_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body") and not held:
+                take_place()  # the body is complete: now the work starts
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            if not _has_body(scope):
+                take_place()
+            await self.app(scope, counted_receive, tracking_send)
+        except _Busy:
+            if started:
+                raise
             message = f"the server is busy with {self.limit} requests; try again shortly"
             await send_json(send, 503, {"error": message})
-            return
-        self.active += 1
-        try:
-            await self.app(scope, receive, send)
         finally:
-            self.active -= 1
+            if held:
+                self.active -= 1
 
 
 class InternalErrors:
