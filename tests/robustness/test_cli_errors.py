@@ -25,6 +25,23 @@ class _Marker:
         return (os.system, (f"touch {self.path}",))
 
 
+class _Done:
+    """What a CLI call left: ``returncode``, ``stdout`` and ``stderr``."""
+
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def _cli(capsys, *args: str) -> _Done:
+    """``cnnkit ARGS`` through the real entry point, in this process (no interpreter start)."""
+    from cnnkit.cli.main import main
+
+    capsys.readouterr()
+    rc = main(list(args))
+    out, err = capsys.readouterr()
+    return _Done(rc, out, err)
+
+
 def _one_error_line(proc, *words: str) -> str:
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
     lines = proc.stderr.strip().splitlines()  # progress bars may come first
@@ -42,18 +59,18 @@ def data(tmp_path_factory) -> Path:
     return band_folder(tmp_path_factory.mktemp("bands") / "data", per_class=4)
 
 
-def test_a_pickled_pretrained_file_is_one_line_and_never_runs(tmp_path, data):
+def test_a_pickled_pretrained_file_is_one_line_and_never_runs(tmp_path, data, capsys):
     import torch
 
     marker = tmp_path / "pickle-ran"
     evil = tmp_path / "weights.pth"
     torch.save({"conv.weight": _Marker(marker)}, evil)
-    train = run_cnnkit("train", str(data), "--out", str(tmp_path / "run"), "--epochs", "1",
-                       "--model", "basic_convnet", "--pretrained", str(evil))  # fmt: skip
+    train = _cli(capsys, "train", str(data), "--out", str(tmp_path / "run"), "--epochs", "1",
+                 "--model", "basic_convnet", "--pretrained", str(evil))  # fmt: skip
     _one_error_line(train, str(evil), "not only tensors")
     image = next(data.rglob("*.png"))
-    acts = run_cnnkit("activations", "basic_convnet", str(image), "--out",
-                      str(tmp_path / "a.png"), "--pretrained", str(evil))  # fmt: skip
+    acts = _cli(capsys, "activations", "basic_convnet", str(image), "--out",
+                str(tmp_path / "a.png"), "--pretrained", str(evil))  # fmt: skip
     _one_error_line(acts, str(evil))
     assert not marker.exists()
 
@@ -78,10 +95,10 @@ def test_a_pickled_checkpoint_is_refused_without_torchs_advice(tmp_path):
     ["epochs: !!python/object/apply:os.system ['touch ran']\n", "epochs: !custom 3\n",
      "model: !!binary aGVsbG8=\nepochs: [1, 2\n", "a: b: c\n"],
 )  # fmt: skip
-def test_yaml_errors_are_one_line_naming_the_file(tmp_path, data, text):
+def test_yaml_errors_are_one_line_naming_the_file(tmp_path, data, text, capsys):
     config = tmp_path / "config.yaml"
     config.write_text(text)
-    proc = run_cnnkit("train", str(data), "--out", str(tmp_path / "run"), "--config", str(config))
+    proc = _cli(capsys, "train", str(data), "--out", str(tmp_path / "run"), "--config", str(config))
     _one_error_line(proc, str(config), "line ")
     assert not (tmp_path / "ran").exists()
 
@@ -101,7 +118,7 @@ HUGE_ARRAY = (b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n"
 
 
 @pytest.mark.parametrize("kind", ["code", "bytearray(10**13)", "5000 digits", "huge array"])
-def test_a_malicious_cifar_pickle_is_one_line(tmp_path, kind):
+def test_a_malicious_cifar_pickle_is_one_line(tmp_path, kind, capsys):
     marker = tmp_path / "pickle-ran"
     payload = {
         "code": pickle.dumps({b"data": _Marker(marker), b"labels": [0]}),
@@ -110,8 +127,8 @@ def test_a_malicious_cifar_pickle_is_one_line(tmp_path, kind):
         "huge array": HUGE_ARRAY,
     }[kind]
     batches = _cifar(tmp_path / "c10", payload)
-    proc = run_cnnkit("datasets", "export", "cifar10", str(tmp_path / "out"), "--path",
-                      str(batches), "--split", "test")  # fmt: skip
+    proc = _cli(capsys, "datasets", "export", "cifar10", str(tmp_path / "out"), "--path",
+                str(batches), "--split", "test")  # fmt: skip
     line = _one_error_line(proc, str(batches / "test_batch"), "not a CIFAR-10 batch file")
     assert "MemoryError" not in line and not marker.exists()
     record("cli_errors", malicious_cifar_pickles=4)
@@ -144,11 +161,11 @@ def test_predict_with_a_non_utf8_file_name(tiny_run, tmp_path):
     assert text.returncode == 0 and "photo-\\xe9\\xff.png" in text.stdout, text.stderr[-2000:]
 
 
-def test_a_split_csv_that_is_not_utf8_never_fails_without_its_name(tiny_run, tmp_path):
+def test_a_split_csv_that_is_not_utf8_never_fails_without_its_name(tiny_run, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     with open(run / "split.csv", "ab") as f:
         f.write(b"\xff\xfe\x00garbage,\xe9,validation\n")
-    proc = run_cnnkit("export", str(run))
+    proc = _cli(capsys, "export", str(run))
     if proc.returncode != 0:  # refusing is fine when it names the file, in one line
         _one_error_line(proc, str(run / "split.csv"))
