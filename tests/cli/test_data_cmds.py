@@ -14,9 +14,10 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
-from cnnkit.cli.data_cmds import augment_from_flags, augment_options, parse_shift_range
+from cnnkit.cli.data_cmds import augment_from_flags, augment_options
 from cnnkit.cli.main import main
 from cnnkit.data import Augment
+from cnnkit.data.augment import parse_shift_range
 
 
 def _write_tree(root: Path) -> Path:
@@ -123,15 +124,15 @@ def test_int_shift_range_reaches_augment_preview_and_train(tmp_path, capsys, mon
 
     seen = {}
 
-    def capture(cfg, *rest):  # the config `train` built, without training
+    def capture(cfg, *rest, **kw):  # the config `train` built, without training
         seen["augment"] = cfg.augment
         raise ValueError("captured")
 
-    monkeypatch.setattr(train_cmds, "_train_or_cv", capture)
+    monkeypatch.setattr(train_cmds, "train_run", capture)
     args = ["train", str(data), "--out", str(tmp_path / "run"), "--width-shift-range", "2"]
     assert main(args) == 2 and "captured" in capsys.readouterr().err
-    assert seen["augment"]["width_shift_range"] == 2
-    assert type(seen["augment"]["width_shift_range"]) is int
+    assert seen["augment"].width_shift_range == 2
+    assert type(seen["augment"].width_shift_range) is int
 
 
 def test_installed_script_subprocess(tmp_path):

@@ -137,7 +137,7 @@ def _config(data: str, names: Sequence[str], n_train: int, n_val: int, folds: in
         "schedule": "onecycle",
         "seed": 0,
         "validation_split": 0.2,
-        "folds": folds,
+        "folds": max(folds, 1),  # cnnkit writes 1 for a run without k-fold
         "augment": {
             "rotation_range": 10.0,
             "width_shift_range": 0.1,
@@ -245,7 +245,7 @@ def build_run(
     if folds:
         accs = [0.9 + 0.01 * i for i in range(folds)]
         cv = {
-            "folds": folds,
+            "folds": max(folds, 1),  # cnnkit writes 1 for a run without k-fold
             "accuracy_mean": float(np.mean(accs)),
             "accuracy_sd": float(np.std(accs, ddof=1)),
             "per_fold": [{"fold": i + 1, "accuracy": a} for i, a in enumerate(accs)],

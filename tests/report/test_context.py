@@ -90,9 +90,10 @@ def test_reproduce_command_uses_the_train_flags():
     cmd = ctx.reproduce_command(config, Path("runs/pets"))
     assert cmd is not None and all(len(line) <= 80 for line in cmd.splitlines())
     args = shlex.split(cmd.replace("\\\n", " "))
-    assert args[:5] == ["cnnkit", "train", "my photos", "--model", "resnet18"]
+    assert args[:3] == ["cnnkit", "train", "my photos"]
     text = " ".join(args)
     for part in (
+        "--model resnet18",
         "--out pets-again",
         "--image-size 224 224",
         "--lr 0.0001",
@@ -132,6 +133,7 @@ def test_settings_rows_hide_defaults_and_unused_transfer_options():
     rows = dict(
         ctx.settings_rows(
             {
+                "data": "digits",
                 "model": "lenet5",
                 "epochs": 3,
                 "devices": 1,

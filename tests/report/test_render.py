@@ -240,3 +240,12 @@ def test_not_a_run_folder(tmp_path):
 def test_n_top_losses_must_be_positive(make_run):
     with pytest.raises(ValueError, match="n_top_losses must be a positive int"):
         render_report(make_run(optional=False), n_top_losses=0)
+
+
+def test_the_re_render_line_names_the_run_folder(make_run):
+    """It once named the data folder; the command must work from anywhere."""
+    import shlex
+
+    run = make_run()
+    html = render_report(run).read_text(encoding="utf-8")
+    assert f"cnnkit report {shlex.quote(str(run.resolve()))}</code>" in html

@@ -55,3 +55,107 @@ def test_changed_keys_lists_identity_changes():
     b = TrainConfig(data="x", model="lenet5", image_size=(32, 32)).to_dict()
     assert changed_keys(a, b) == ["model", "image_size"]
     assert changed_keys(a, TrainConfig(data="x", early_stopping=3).to_dict()) == []
+
+
+# --- each setting defined once: the CLI, the report and the reproduce command derive from it
+
+NON_DEFAULT = {
+    "data": "photos",
+    "model": "lenet5",
+    "epochs": 7,
+    "batch_size": 16,
+    "lr": 0.003,
+    "optimizer": "sgd",
+    "momentum": 0.8,
+    "weight_decay": 0.01,
+    "schedule": "cosine",
+    "precision": "fp32",
+    "image_size": (40, 36),
+    "color_mode": "rgb",
+    "interpolation": "nearest",
+    "validation_split": 0.25,
+    "seed": 5,
+    "class_weight": "balanced",
+    "label_smoothing": 0.1,
+    "folds": 3,
+    "devices": 2,
+    "early_stopping": 4,
+    "pretrained": "weights.pth",
+    "strategy": "finetune",
+    "unfreeze": 2,
+    "bn": "train",
+    "checkpoint_every": 2,
+    "max_steps_per_epoch": 9,
+    "threads": 1,
+    "augment": {
+        "rotation_range": 12.0,
+        "width_shift_range": 3,
+        "height_shift_range": 0.1,
+        "shear_range": 5.0,
+        "zoom_range": 0.25,
+        "horizontal_flip": True,
+        "vertical_flip": True,
+        "fill_mode": "constant",
+        "cval": 7.0,
+        "brightness_range": (0.8, 1.2),
+        "contrast": 0.2,
+    },
+}
+
+
+def _cli_fields():
+    from dataclasses import fields
+
+    from cnnkit.data.augment import Augment
+    from cnnkit.settings import meta
+
+    names = {f.name for f in fields(TrainConfig) if meta(f)["cli"]}
+    return names, {f.name for f in fields(Augment) if meta(f)["cli"]}
+
+
+def test_the_enumeration_covers_every_setting():
+    train_fields, augment_fields = _cli_fields()
+    assert set(NON_DEFAULT) == train_fields, "give the new setting a non-default value here"
+    assert set(NON_DEFAULT["augment"]) == augment_fields
+
+
+def test_every_setting_has_a_cli_option_and_a_report_row():
+    from cnnkit.cli.main import load_command
+    from cnnkit.report.context import settings_rows
+    from cnnkit.settings import flag
+
+    command = load_command("train")
+    options = {o for p in command.params for o in p.opts}
+    train_fields, augment_fields = _cli_fields()
+    for name in (train_fields - {"data", "augment"}) | augment_fields:
+        assert flag(name) in options, name
+    config = TrainConfig.from_dict(NON_DEFAULT)
+    rows = dict(settings_rows({**config.to_dict(), "precision": {"value": "fp32"}}))
+    labels = {label for label, _ in config.table()}
+    assert labels - {"Data", "Augmentation"} <= set(rows)
+    assert len(labels) == len(train_fields) - 1 + len(augment_fields)  # each field a row
+
+
+def test_the_reproduce_command_gives_back_the_same_config(monkeypatch, capsys):
+    """The report's command, typed into the real CLI, builds the very same TrainConfig."""
+    import shlex
+    from pathlib import Path
+
+    from cnnkit.cli import train_cmds
+    from cnnkit.cli.main import main
+    from cnnkit.report.context import reproduce_command
+
+    config = TrainConfig.from_dict(NON_DEFAULT)
+    saved = {**config.to_dict(), "precision": {"value": "fp32"}}
+    text = reproduce_command(saved, Path("runs/photos"))
+    args = shlex.split(text.replace("\\\n", " "))
+    assert args[:3] == ["cnnkit", "train", "photos"]
+    seen = {}
+
+    def capture(cfg, *rest, **kw):
+        seen["config"] = cfg
+        raise ValueError("captured")
+
+    monkeypatch.setattr(train_cmds, "train_kfold", capture)  # folds=3 goes through k-fold
+    assert main(args[1:]) == 2 and "captured" in capsys.readouterr().err
+    assert seen["config"] == config

@@ -11,7 +11,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from cnnkit.train import TrainConfig, fit
-from cnnkit.train.distributed import _strip_devices, launch_command, shutdown
+from cnnkit.train.distributed import launch_command, shutdown
 
 
 def _net():
@@ -102,12 +102,11 @@ def test_a_failing_rank_releases_the_others_at_once(tmp_path):
     assert results[0][0] != "finished" and results[0][1] < 30, results
 
 
-def test_launch_command_strips_devices():
-    argv = ["train", "data", "--devices", "2", "--out", "r", "--devices=3"]
-    assert _strip_devices(argv) == ["train", "data", "--out", "r"]
-    cmd = launch_command(argv, 2)
+def test_launch_command_runs_the_worker_on_n_processes(tmp_path):
+    cmd = launch_command(tmp_path / "job.json", 2)
     assert cmd[1:4] == ["-m", "torch.distributed.run", "--standalone"]
-    assert "--nproc-per-node=2" in cmd and cmd[-4:] == ["train", "data", "--out", "r"]
+    assert "--nproc-per-node=2" in cmd
+    assert cmd[-3:] == ["-m", "cnnkit.train.worker", str(tmp_path / "job.json")]
 
 
 @pytest.mark.slow
@@ -148,3 +147,25 @@ def test_devices_2_writes_a_normal_run_folder(tmp_path):
     assert cfg["distributed"] == {"world_size": 2, "backend": "gloo"}
     for name in ("model.safetensors", "metrics.json", "history.csv", "split.csv"):
         assert (run / name).is_file()
+
+
+@pytest.mark.slow
+def test_devices_2_from_python_writes_the_same_run_folder(tmp_path):
+    """The library launches the processes itself: Python users get data-parallel runs too."""
+    import numpy as np
+    from PIL import Image
+
+    from cnnkit.train import train_run
+
+    for c in ("a", "b"):
+        (tmp_path / "data" / c).mkdir(parents=True)
+        for i in range(8):
+            v = 40 if c == "a" else 200
+            Image.fromarray(np.full((28, 28), v, np.uint8)).save(tmp_path / "data" / c / f"{i}.png")
+    config = TrainConfig(data=str(tmp_path / "data"), devices=2, epochs=1, batch_size=4)
+    res = train_run(config, tmp_path / "run", progress=False)
+    assert res.metrics["n"] == 3 and len(res.history) == 1  # round(0.2 * 16) validate
+    import json
+
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["distributed"] == {"world_size": 2, "backend": "gloo"}

@@ -15,10 +15,6 @@ from typing import Any
 
 import typer
 
-# The command line being run (without the program name); set by cnnkit.cli.main.main so a
-# command can re-launch itself (``train --devices N`` under torch.distributed.run).
-ARGV: list[str] = []
-
 JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
 
 

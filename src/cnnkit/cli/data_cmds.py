@@ -1,12 +1,12 @@
 """``cnnkit datasets | cache | audit | augment-preview``: thin commands over :mod:`cnnkit.data`.
 
-The augmentation flags are defined once here. Reuse them in another command either with the
-:func:`augment_options` decorator (the command then receives ``augment: Augment``), or by
-declaring the same Typer options and calling :func:`augment_from_flags` with their values::
+The augmentation options come from :class:`cnnkit.data.Augment`'s fields (one field, one
+option; :mod:`cnnkit.cli.options`). Add them to a command with :func:`augment_options` (the
+command then receives ``augment: Augment``)::
 
     @app.command()
     @augment_options
-    def train(data: str, augment: Augment) -> None: ...
+    def preview(data: str, augment: Augment) -> None: ...
 """
 
 from __future__ import annotations
@@ -19,114 +19,48 @@ from typing import Any, Optional
 import typer
 
 from cnnkit.cli._common import JSON_OPTION, emit, log
+from cnnkit.cli.options import settings_parameters
+from cnnkit.data.augment import Augment
+
+AUGMENT_PARAMETERS = settings_parameters(Augment)
+"""One Typer parameter per :class:`cnnkit.data.Augment` field."""
 
 
-def parse_shift_range(value: Any) -> float | int:
-    """``--width-shift-range``/``--height-shift-range``: ``3`` is the int 3, ``3.0`` a float.
+def augment_from_flags(**flags: Any) -> Augment:
+    """An :class:`cnnkit.data.Augment` from option values (unknown names are refused).
 
-    ImageDataGenerator gives the two different meanings (an int draws whole pixels in
-    ``(-3, 3)``, a float continuous shifts in ``[-3, 3]``), so the flag keeps what was typed.
-
-    Raises:
-        ValueError: not a number.
-    """
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if text.lstrip("+-").isdigit():
-        return int(text)
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(
-            f"a shift range must be a number (an int for whole pixels). Received: {value!r}"
-        ) from None
-
-
-_SHIFT_HELP = "Fraction of the {} if < 1, else pixels; an int (3, not 3.0): whole pixels."
-
-
-def shift_option(flag: str, side: str) -> Any:
-    """The Typer option of a shift range flag (an int stays an int)."""
-    return typer.Option(
-        0.0, flag, parser=parse_shift_range, metavar="FLOAT|INT", help=_SHIFT_HELP.format(side)
-    )
-
-
-AUGMENT_FLAGS: dict[str, Any] = {
-    "rotation_range": (
-        float,
-        typer.Option(0.0, "--rotation-range", help="Degrees, drawn in [-r, r]."),
-    ),
-    "width_shift_range": (float, shift_option("--width-shift-range", "width")),
-    "height_shift_range": (float, shift_option("--height-shift-range", "height")),
-    "shear_range": (float, typer.Option(0.0, "--shear-range", help="Shear angle in degrees.")),
-    "zoom_range": (
-        float,
-        typer.Option(
-            0.0, "--zoom-range", help="z: factor in [1-z, 1+z]; below 1 enlarges content."
-        ),
-    ),
-    "horizontal_flip": (
-        bool,
-        typer.Option(False, "--horizontal-flip", help="Random left-right flip."),
-    ),
-    "vertical_flip": (bool, typer.Option(False, "--vertical-flip", help="Random up-down flip.")),
-    "fill_mode": (
-        str,
-        typer.Option(
-            "nearest", "--fill-mode", help="nearest|reflect|wrap|constant (outside points)."
-        ),
-    ),
-    "cval": (float, typer.Option(0.0, "--cval", help="Outside value for --fill-mode constant.")),
-    "brightness_range": (
-        Optional[tuple[float, float]],  # noqa: UP045 (Typer needs Optional here)
-        typer.Option(None, "--brightness-range", help="LO HI multiplicative brightness."),
-    ),
-    "contrast": (float, typer.Option(0.0, "--contrast", help="c: contrast factor in [1-c, 1+c].")),
-}
-"""Field name -> (type, Typer option) of every augmentation flag (flags = fields with ``-``)."""
-
-
-def augment_from_flags(**flags: Any) -> Any:
-    """Build an :class:`cnnkit.data.Augment` from CLI flag values (unknown keys are refused).
-
-    ``None`` values are ignored (left at the field default), so commands may pass every flag.
+    ``None`` values are ignored (left at the field default), so commands may pass every option.
 
     Raises:
-        ValueError: an unknown flag or a bad value (named in the message).
+        ValueError: an unknown option or a bad value (named in the message).
     """
-    from cnnkit.data.augment import Augment
-
-    unknown = sorted(set(flags) - set(AUGMENT_FLAGS))
+    known = {p.name for p in AUGMENT_PARAMETERS}
+    unknown = sorted(set(flags) - known)
     if unknown:
-        raise ValueError(
-            f"unknown augmentation flags {unknown}. Expected some of {list(AUGMENT_FLAGS)}"
-        )
+        raise ValueError(f"unknown augmentation flags {unknown}. Expected some of {sorted(known)}")
     values = {k: v for k, v in flags.items() if v is not None}
-    if "brightness_range" in values:
-        values["brightness_range"] = tuple(values["brightness_range"])
-    return Augment(**values)
+    return Augment.from_dict(values)
 
 
 def augment_options(fn):
-    """Decorator: add the augmentation flags to a Typer command; it receives ``augment=``."""
+    """Decorator: add the augmentation options to a Typer command; it receives ``augment=``."""
     sig = inspect.signature(fn)
-    kept = [p for name, p in sig.parameters.items() if name != "augment"]
-    extra = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=typ)
-        for name, (typ, opt) in AUGMENT_FLAGS.items()
+    kept = [
+        p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+        for name, p in sig.parameters.items()
+        if name != "augment"
     ]
+    names = [p.name for p in AUGMENT_PARAMETERS]
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        flags = {k: kwargs.pop(k) for k in AUGMENT_FLAGS if k in kwargs}
+        flags = {k: kwargs.pop(k) for k in names if k in kwargs}
         return fn(*args, augment=augment_from_flags(**flags), **kwargs)
 
-    positional = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in kept]
-    wrapper.__signature__ = sig.replace(parameters=positional + extra)  # type: ignore[attr-defined]
-    wrapper.__annotations__ = {p.name: p.annotation for p in positional + extra}
-    del wrapper.__wrapped__  # so inspect/Typer see the new signature
+    params = kept + AUGMENT_PARAMETERS
+    wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    del wrapper.__wrapped__  # so inspect and Typer see the new signature
     return wrapper
 
 

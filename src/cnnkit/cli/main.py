@@ -15,34 +15,123 @@ from collections.abc import Callable
 from typing import Any
 
 import typer
+from typer.core import TyperCommand
 from typer.exceptions import TyperException
 
-from cnnkit.cli._help import CnnkitGroup
+from cnnkit.cli._help import CnnkitGroup, polish_command
 
 # Typer (>= 0.29) carries its own copy of click: only Typer's public names are used here, so
 # the CLI needs no click install (a base install that imported click failed on a fresh venv).
 # Usage errors (bad option, missing argument) are TyperExceptions with show() and exit_code.
 
+# Each command: (its module, which has register(app); the first line of its help). A command's
+# module (and the library stages it uses) loads only when that command runs or shows its help,
+# so `cnnkit --help` starts at once; tests/cli/test_main.py checks the lines match the commands.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": (
+        "cnnkit.cli.train_cmds",
+        "Export real MNIST digits (mnist-5k) to a PNG folder, train basic_convnet, write a report.",
+    ),
+    "datasets": (
+        "cnnkit.cli.data_cmds",
+        "List the named datasets (available or not, and how to get them); export one.",
+    ),
+    "audit": (
+        "cnnkit.cli.data_cmds",
+        "Classes, counts, sizes, modes, broken/mismatched/tiny files, EXIF rotation, duplicates.",
+    ),
+    "augment-preview": (
+        "cnnkit.cli.data_cmds",
+        "A grid of augmented versions of sample images (the lecture's figure).",
+    ),
+    "train": (
+        "cnnkit.cli.train_cmds",
+        "Train a model on a folder or a named dataset into a run folder.",
+    ),
+    "evaluate": (
+        "cnnkit.cli.train_cmds",
+        "Accuracy with a 95% CI, per-class precision/recall/F1 and the confusion matrix.",
+    ),
+    "predict": (
+        "cnnkit.cli.train_cmds",
+        "Top-k labels and probabilities per file (exit 1 if any file failed).",
+    ),
+    "summary": (
+        "cnnkit.cli.model_cmds",
+        "Layer table: output shapes, parameters, multiply-adds; trainable / non-trainable totals.",
+    ),
+    "models": (
+        "cnnkit.cli.model_cmds",
+        "List the model zoo: names, default input size, minimum size, parameters.",
+    ),
+    "activations": (
+        "cnnkit.cli.explain_cmds",
+        "Intermediate activations of IMAGE as channel grids, one per layer.",
+    ),
+    "filters": (
+        "cnnkit.cli.explain_cmds",
+        "Filter patterns of a layer by gradient ascent (--raw: first-layer kernels).",
+    ),
+    "explain": (
+        "cnnkit.cli.explain_cmds",
+        "Class-activation heatmap (Grad-CAM) of IMAGE, overlaid on it.",
+    ),
+    "report": (
+        "cnnkit.cli.report_cmds",
+        "Write RUN/report.html (one self-contained file) and the plots it shows.",
+    ),
+    "export": (
+        "cnnkit.cli.serve_cmds",
+        "Export RUN's model to ONNX and check it against PyTorch on the run's own images.",
+    ),
+    "serve": (
+        "cnnkit.cli.serve_cmds",
+        "Serve RUN over HTTP: POST /predict, POST /explain, GET /health and a web page at /.",
+    ),
+    "cache": ("cnnkit.cli.data_cmds", "The decode-once image cache ($CNNKIT_CACHE_DIR)."),
+    "genomics": (
+        "cnnkit.cli.genomics_cmds",
+        "Genomic prediction: 1D CNN / MLP on SNP matrices vs GBLUP and ridge baselines.",
+    ),
+}
+
+
+HELP_NAMES = ["-h", "--help"]
+
+
+def load_command(name: str) -> Any:
+    """The real click command ``name`` (its module imported and registered now)."""
+    sub = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    importlib.import_module(COMMANDS[name][0]).register(sub)
+    _interruptible(sub)
+    command = typer.main.get_group(sub).commands[name]
+    polish_command(command, HELP_NAMES)
+    return command
+
+
+class _LazyCommand(TyperCommand):
+    """Stands for a command in the root group (name and help line); the real command is
+    loaded when it is run or asked for its help."""
+
+    def make_context(self, info_name: Any, args: list[str], parent: Any = None, **extra: Any):
+        return load_command(self.name or "").make_context(info_name, args, parent=parent, **extra)
+
+
+class _Root(CnnkitGroup):
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        for name, (_, short) in COMMANDS.items():
+            self.commands[name] = _LazyCommand(name=name, help=short, callback=None)
+
+
 app = typer.Typer(
     name="cnnkit",
-    cls=CnnkitGroup,  # one help style for every option of every command (cnnkit.cli._help)
+    cls=_Root,  # commands load lazily; one help style for every option (cnnkit.cli._help)
     help="Convolutional neural networks on small, real data.\n\n"
     "Example: cnnkit train fm --out runs/fm (and cnnkit COMMAND --help for each command)",
     add_completion=False,
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
-# Command modules, each with register(app). A module that is missing (optional stage)
-# is skipped so the rest of the CLI still works.
-_COMMAND_MODULES = (
-    "cnnkit.cli.data_cmds",
-    "cnnkit.cli.model_cmds",
-    "cnnkit.cli.train_cmds",
-    "cnnkit.cli.explain_cmds",
-    "cnnkit.cli.report_cmds",
-    "cnnkit.cli.serve_cmds",
-    "cnnkit.cli.genomics_cmds",
+    context_settings={"help_option_names": HELP_NAMES},
 )
 
 
@@ -61,18 +150,6 @@ def _root(
     if ctx.invoked_subcommand is None:
         typer.echo(ctx.get_help())
         raise typer.Exit()
-
-
-def _register_all() -> None:
-    for mod_name in _COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(mod_name)
-        except ModuleNotFoundError as e:
-            if e.name == mod_name:
-                continue
-            raise
-        mod.register(app)
-    _interruptible(app)
 
 
 def _interruptible(typer_app: typer.Typer) -> None:
@@ -102,9 +179,6 @@ def _say_interrupt(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-_register_all()
-
-
 def _debug_requested(argv: list[str]) -> bool:
     return "--debug" in argv or os.environ.get("CNNKIT_DEBUG") == "1"
 
@@ -127,9 +201,6 @@ def main(argv: list[str] | None = None) -> int:
     if debug and args and args[0] != "--debug":
         # --debug is a root option; accept it anywhere on the line.
         args = ["--debug"] + [a for a in args if a != "--debug"]
-    from cnnkit.cli import _common
-
-    _common.ARGV[:] = [a for a in args if a != "--debug"]
     try:
         rv = app(args=args, prog_name="cnnkit", standalone_mode=False)
         return int(rv) if isinstance(rv, int) else 0

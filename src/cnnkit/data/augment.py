@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnkit.data import native
+from cnnkit.settings import setting
 
 FILL_MODES: dict[str, str] = {
     "nearest": "nearest",
@@ -102,6 +103,31 @@ def _pair(name: str, value, *, around_one: bool) -> tuple[float, float]:
     return lo, hi
 
 
+def parse_shift_range(value: Any) -> float | int:
+    """A shift range as typed: ``3`` is the int 3 (whole pixels), ``3.0`` the float.
+
+    ImageDataGenerator gives the two different meanings (an int draws whole pixels in
+    ``(-3, 3)``, a float continuous shifts in ``[-3, 3]``), so the text keeps what was typed.
+
+    Raises:
+        ValueError: not a number.
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.lstrip("+-").isdigit():
+        return int(text)
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(
+            f"a shift range must be a number (an int for whole pixels). Received: {value!r}"
+        ) from None
+
+
+_SHIFT_HELP = "Fraction of the {} if < 1, else pixels; an int (3, not 3.0): whole pixels."
+
+
 @dataclass(frozen=True, kw_only=True)
 class Augment:
     """Random geometric + photometric augmentation, ``ImageDataGenerator`` vocabulary.
@@ -135,17 +161,30 @@ class Augment:
         torch.Size([8, 3, 32, 32])
     """
 
-    rotation_range: float = 0.0
-    width_shift_range: float | int = 0.0
-    height_shift_range: float | int = 0.0
-    shear_range: float = 0.0
-    zoom_range: float | tuple[float, float] = 0.0
-    horizontal_flip: bool = False
-    vertical_flip: bool = False
-    fill_mode: str = "nearest"
-    cval: float = 0.0
-    brightness_range: tuple[float, float] | None = None
-    contrast: float = 0.0
+    rotation_range: float = setting(0.0, "Degrees, drawn in [-r, r].", label="Rotation")
+    width_shift_range: float | int = setting(
+        0.0, _SHIFT_HELP.format("width"), label="Width shift", cli_type=float,
+        parser=parse_shift_range, metavar="FLOAT|INT",
+    )  # fmt: skip
+    height_shift_range: float | int = setting(
+        0.0, _SHIFT_HELP.format("height"), label="Height shift", cli_type=float,
+        parser=parse_shift_range, metavar="FLOAT|INT",
+    )  # fmt: skip
+    shear_range: float = setting(0.0, "Shear angle in degrees, drawn in [-s, s].", label="Shear")
+    zoom_range: float | tuple[float, float] = setting(
+        0.0, "z: factor in [1-z, 1+z]; below 1 enlarges the content.", label="Zoom",
+        cli_type=float,
+    )  # fmt: skip
+    horizontal_flip: bool = setting(False, "Random left-right flip.", label="Horizontal flip")
+    vertical_flip: bool = setting(False, "Random up-down flip.", label="Vertical flip")
+    fill_mode: str = setting(
+        "nearest", "Points outside the image.", choices=tuple(FILL_MODES), label="Fill mode"
+    )
+    cval: float = setting(0.0, "Outside value for --fill-mode constant.", label="Fill value")
+    brightness_range: tuple[float, float] | None = setting(
+        None, "LO HI: multiplicative brightness factor.", label="Brightness", metavar="LO HI"
+    )
+    contrast: float = setting(0.0, "c: contrast factor in [1-c, 1+c].", label="Contrast")
 
     def __post_init__(self) -> None:
         for name in ("rotation_range", "shear_range"):
@@ -200,6 +239,11 @@ class Augment:
         """Plain JSON-able fields (pairs as lists)."""
         d = asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    def changed(self) -> dict:
+        """The fields that differ from the defaults, JSON-able (``{}``: no augmentation set)."""
+        base = _DEFAULTS.to_dict()
+        return {k: v for k, v in self.to_dict().items() if v != base[k]}
 
     @classmethod
     def from_dict(cls, d: dict) -> Augment:
@@ -412,3 +456,6 @@ def _restore_dtype(y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     if dtype == torch.uint8:  # round half up (values are >= 0), in place: one pass fewer
         return y.clamp_(0, 255).add_(0.5).to(torch.uint8)
     return y.to(dtype)
+
+
+_DEFAULTS = Augment()

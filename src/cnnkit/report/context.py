@@ -12,44 +12,16 @@ import statistics
 import struct
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from cnnkit.data.augment import Augment
 from cnnkit.report.html import png_data_uri
 from cnnkit.report.runfolder import RunFiles
 from cnnkit.runs.layout import HISTORY_FIELDS
+from cnnkit.train.config import TrainConfig
 
-_TRAIN_FLAGS = (
-    "epochs",
-    "batch_size",
-    "lr",
-    "optimizer",
-    "schedule",
-    "validation_split",
-    "seed",
-    "class_weight",
-    "color_mode",
-    "label_smoothing",
-    "weight_decay",
-    "early_stopping",
-    "folds",
-    "devices",
-)
-# Settings left out of the command and the settings list when they have their default value.
-_DEFAULTS = {"label_smoothing": 0, "weight_decay": 0, "early_stopping": 0, "folds": 1, "devices": 1}
-_TRANSFER_FLAGS = ("pretrained", "strategy", "unfreeze", "bn")
-_AUGMENT_FLAGS = (
-    "rotation_range",
-    "width_shift_range",
-    "height_shift_range",
-    "shear_range",
-    "zoom_range",
-    "horizontal_flip",
-    "vertical_flip",
-    "brightness_range",
-    "fill_mode",
-    "cval",
-)
 _ENV_LABELS = {
     "cnnkit": "cnnkit",
     "torch": "PyTorch",
@@ -305,71 +277,42 @@ def environment_rows(config: Mapping[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def run_settings(config: Mapping[str, Any]) -> TrainConfig | None:
+    """The run's settings as it ran them: the input it used, its learning rate and the
+    precision chosen; None when ``config.json`` does not hold a valid image-run config."""
+    names = {f.name for f in fields(TrainConfig)}
+    values = {k: v for k, v in config.items() if k in names}
+    precision = config.get("precision")
+    if isinstance(precision, Mapping):
+        values["precision"] = precision.get("value", "auto")
+    try:
+        return TrainConfig.from_dict(values)
+    except (ValueError, TypeError):
+        return None
+
+
 def settings_rows(config: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The training settings worth seeing next to the model summary (defaults left out)."""
-    labels = (
-        ("model", "Model"),
-        ("image_size", "Image size"),
-        ("color_mode", "Colour mode"),
-        ("in_chans", "Input channels"),
-        ("mean", "Normalisation mean"),
-        ("std", "Normalisation std"),
-        ("epochs", "Epochs"),
-        ("batch_size", "Batch size"),
-        ("optimizer", "Optimiser"),
-        ("lr", "Learning rate"),
-        ("schedule", "LR schedule"),
-        ("weight_decay", "Weight decay"),
-        ("label_smoothing", "Label smoothing"),
-        ("early_stopping", "Early-stopping patience"),
-        ("validation_split", "Validation split"),
-        ("class_weight", "Class weights"),
-        ("folds", "Folds"),
-        ("devices", "Processes"),
-        ("pretrained", "Pretrained weights"),
-        ("strategy", "Transfer strategy"),
-        ("unfreeze", "Unfrozen blocks"),
-        ("bn", "BatchNorm"),
-    )
-    rows = []
-    for key, label in labels:
-        value = config.get(key)
-        if value is None or value == "" or (key in _DEFAULTS and value == _DEFAULTS[key]):
-            continue
-        if key in _TRANSFER_FLAGS and not config.get("pretrained"):
-            continue
-        rows.append((label, _text(value)))
-    return rows
+    """Every setting that differs from its default (from :class:`TrainConfig`'s fields, so a
+    new setting shows up by itself), plus the input and normalisation the run resolved."""
+    settings = run_settings(config)
+    rows = settings.table() if settings is not None else []
+    for key, label in (("in_chans", "Input channels"), ("mean", "Normalisation mean"),
+                       ("std", "Normalisation std")):  # fmt: skip
+        if config.get(key) is not None:
+            rows.append((label, _text(config[key])))
+    return [(k, v) for k, v in rows if k not in ("Data", "Augmentation")]
 
 
 def augment_rows(config: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The augmentation settings that are switched on, as ``--flag``/value pairs."""
-    return [(f"--{k.replace('_', '-')}", " ".join(v) or "on") for k, v in _augment_args(config)]
-
-
-def _augment_args(config: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
-    aug = config.get("augment")
-    if not isinstance(aug, Mapping):
+    """The augmentation options that are switched on, as ``--flag``/value pairs."""
+    settings = run_settings(config)
+    if settings is None:
         return []
-    out: list[tuple[str, list[str]]] = []
-    for key in _AUGMENT_FLAGS:
-        value = aug.get(key)
-        if value is None or value is False or value == 0 or value == []:
-            continue
-        if key == "fill_mode" and value == "nearest":
-            continue
-        if key == "cval" and aug.get("fill_mode") != "constant":
-            continue
-        out.append((key, [] if value is True else _args(value)))
-    return out
+    return [(g[0], " ".join(g[1:]) or "on") for g in settings.cli_args() if _is_augment(g[0])]
 
 
-def _args(value: Any) -> list[str]:
-    if isinstance(value, (list, tuple)):
-        return [a for v in value for a in _args(v)]
-    if isinstance(value, float):
-        return [format(value, "g")]
-    return [str(value)]
+def _is_augment(option: str) -> bool:
+    return option.lstrip("-").replace("-", "_") in {f.name for f in fields(Augment)}
 
 
 def _text(value: Any) -> str:
@@ -383,30 +326,15 @@ def _text(value: Any) -> str:
 
 
 def reproduce_command(config: Mapping[str, Any], run_dir: Path) -> str | None:
-    """A ``cnnkit train`` command line that repeats this run into a new folder."""
-    if not config.get("data") or not config.get("model"):
+    """A ``cnnkit train`` command line that repeats this run into a new folder (generated
+    from :class:`TrainConfig`'s fields: every setting that differs from its default)."""
+    settings = run_settings(config)
+    if settings is None:
         return None
-    groups = [
-        ["cnnkit", "train", str(config["data"]), "--model", str(config["model"])],
-        ["--out", f"{run_dir.name}-again"],
-    ]
-    if config.get("image_size"):
-        groups.append(["--image-size", *_args(config["image_size"])])
-    for key in _TRAIN_FLAGS:
-        value = config.get(key)
-        if value is None or (key in _DEFAULTS and value == _DEFAULTS[key]):
-            continue
-        groups.append([f"--{key.replace('_', '-')}", *_args(value)])
-    precision = config.get("precision")
-    if isinstance(precision, Mapping):  # what was chosen ("auto" resolved) reproduces exactly
-        precision = precision.get("requested") or precision.get("value")
-    if precision:
-        groups.append(["--precision", str(precision)])
-    if config.get("pretrained"):
-        groups += [
-            [f"--{k}", *_args(config[k])] for k in _TRANSFER_FLAGS if config.get(k) is not None
-        ]
-    groups += [[f"--{k.replace('_', '-')}", *v] for k, v in _augment_args(config)]
+    args = settings.cli_args()
+    model = [g for g in args if g[0] == "--model"]
+    groups = [["cnnkit", "train", settings.data, *model[0]], ["--out", f"{run_dir.name}-again"]]
+    groups += [g for g in args if g[0] != "--model"]
     return _wrap([" ".join(shlex.quote(a) for a in g) for g in groups])
 
 

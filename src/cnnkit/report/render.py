@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +179,7 @@ def build_context(run: RunFiles, plots: dict[str, bytes], n_top_losses: int) -> 
     toc = [(sid, title) for sid, title in SECTIONS if sections[sid.replace("-", "_")]]
     return {
         "run_name": run.path.resolve().name,
+        "run_path": shlex.quote(str(run.path.resolve())),
         "header": _header(run),
         "notes": run.notes,
         "toc": toc,

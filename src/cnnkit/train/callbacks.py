@@ -9,8 +9,6 @@ phase by setting ``state.stop = True`` (a run of one phase then ends).
 from __future__ import annotations
 
 import copy
-import csv
-import io
 import math
 import sys
 import time
@@ -21,9 +19,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from cnnkit.fileio import atomic_write_text
 from cnnkit.progress import duration
-from cnnkit.runs.layout import HISTORY_FIELDS
+from cnnkit.runs.history import write_history
 from cnnkit.train.checkpoint import save_checkpoint
 
 
@@ -200,22 +197,6 @@ class CSVLogger(Callback):
 
     def on_epoch_end(self, state: TrainState) -> None:
         write_history(self.path, state.history)
-
-
-def write_history(path: str | Path, history: list[dict[str, Any]]) -> None:
-    """``history.csv`` with the :data:`~cnnkit.runs.HISTORY_FIELDS` columns, atomically."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    for row in history:
-        w.writerow({k: _fmt(row.get(k)) for k in HISTORY_FIELDS})
-    atomic_write_text(Path(path), buf.getvalue())
-
-
-def _fmt(v: Any) -> Any:
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return v
 
 
 class EarlyStopping(Callback):

@@ -1,45 +1,34 @@
 """The one frozen settings object behind ``cnnkit train`` and ``cnnkit.train.fit``.
 
-CLI flags map 1:1 onto the fields (``--batch-size`` -> ``batch_size``); ``--config FILE``
-loads the same fields from YAML or JSON. The resolved object is saved as
-``RUN/config.json``.
+Each setting is declared once, as a field with its help, choices and label
+(:func:`cnnkit.settings.setting`): ``cnnkit train``'s options (``--batch-size`` ->
+``batch_size``), the report's settings table and its reproduce command are generated from
+the fields. ``--config FILE`` loads the same fields from YAML or JSON. The resolved object is
+saved as ``RUN/config.json``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field, fields
+import shlex
+import typing
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+import yaml
+
+from cnnkit.data.augment import Augment
+from cnnkit.data.decode import COLOR_MODES, INTERPOLATIONS
+from cnnkit.settings import default_of, flag, label, meta, setting
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("none", "step", "cosine", "onecycle", "plateau")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-COLOR_MODES = ("grayscale", "rgb", "rgba")
 CLASS_WEIGHTS = ("none", "balanced")
 STRATEGIES = ("features", "frozen", "finetune")
 BN_MODES = ("frozen", "train")
-
-# Keys that define what a run *is*; resuming with any of them changed is refused.
-IDENTITY_KEYS = (
-    "data",
-    "model",
-    "epochs",
-    "image_size",
-    "color_mode",
-    "seed",
-    "validation_split",
-    "folds",
-    "pretrained",
-    "strategy",
-    "batch_size",
-    "optimizer",
-    "schedule",
-    "augment",
-    "class_weight",
-    "label_smoothing",
-)
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -54,90 +43,138 @@ def _positive(name: str, value: float | int | None, allow_none: bool = False) ->
         raise ValueError(f"{name} must be a positive number. Received: {name}={value!r}")
 
 
+def _posint(name: str, value: Any, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int. Received: {name}={value!r}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
-    """Every setting of a training run.
+    """Every setting of a training run (each field's help says what it does).
 
-    Attributes:
-        data: a folder of class sub-folders, or a named dataset (``mnist``, ``mnist-5k:train``).
-        model: a registered model name (``cnnkit.models.list_models()``).
-        epochs: passes over the training split.
-        batch_size: images per step.
-        lr: learning rate; ``None`` uses the optimiser's usual default (adam 1e-3, sgd 1e-2).
-        optimizer: ``sgd`` (with ``momentum``), ``adam``, ``adamw`` or ``rmsprop``.
-        schedule: ``none``, ``step``, ``cosine``, ``onecycle`` or ``plateau``.
-        precision: ``auto`` chooses from the hardware and records why; or ``fp32|bf16|fp16``.
-        image_size: ``(H, W)``; ``None`` uses the model card's.
-        color_mode: ``grayscale``, ``rgb`` or ``rgba``; ``None`` uses the model card's.
-        validation_split: fraction held out (stratified, seeded) for validation.
-        seed: seeds the split, the shuffling, augmentation and initialisation.
-        class_weight: ``balanced`` weights the loss by inverse class frequency.
-        folds: ``K > 1`` runs stratified K-fold cross-validation.
-        augment: ImageDataGenerator-style settings (``cnnkit.data.Augment`` fields).
-        early_stopping: patience in epochs on validation loss (0 = off); restores the best.
-        threads: CPU threads for training (None: PyTorch's default, one per core). Fewer
-            than the cores helps when other programs keep some of them busy: a thread that
-            waits for a busy core stalls every step. Bit-identical resumes need the same count.
+    ``augment`` is a :class:`cnnkit.data.Augment` (a dict of its fields is accepted and
+    checked at once, so a bad augmentation value fails before any image is decoded).
     """
 
-    data: str
-    model: str = "basic_convnet"
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float | None = None
-    optimizer: str = "adam"
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    schedule: str = "onecycle"
-    precision: str = "auto"
-    image_size: tuple[int, int] | None = None
-    color_mode: str | None = None
-    interpolation: str = "bilinear"
-    validation_split: float = 0.2
-    seed: int = 0
-    class_weight: str = "none"
-    label_smoothing: float = 0.0
-    folds: int = 1
-    devices: int = 1
-    early_stopping: int = 0
-    augment: dict[str, Any] = field(default_factory=dict)
-    pretrained: str | None = None
-    strategy: str | None = None
-    unfreeze: int = 0
-    bn: str = "frozen"
-    checkpoint_every: int = 1
-    max_steps_per_epoch: int | None = None
-    threads: int | None = None
+    data: str = setting(
+        help="Folder of class sub-folders, or a dataset name (mnist-5k, fashion-mnist, ...).",
+        argument=True, identity=True, label="Data",
+    )  # fmt: skip
+    model: str = setting(
+        "basic_convnet", "Model name; `cnnkit models` lists them.", identity=True, label="Model"
+    )
+    epochs: int = setting(10, "Passes over the training images.", identity=True, label="Epochs")
+    batch_size: int = setting(64, "Images per step.", identity=True, label="Batch size")
+    lr: float | None = setting(
+        None, "Learning rate (default: the optimiser's usual; 10x that for a transfer head).",
+        label="Learning rate",
+    )  # fmt: skip
+    optimizer: str = setting("adam", "", choices=OPTIMIZERS, identity=True, label="Optimiser")
+    momentum: float = setting(0.9, "SGD momentum.", label="Momentum")
+    weight_decay: float = setting(0.0, "L2 penalty (AdamW: decoupled).", label="Weight decay")
+    schedule: str = setting(
+        "onecycle", "Learning-rate schedule.", choices=SCHEDULES, identity=True,
+        label="LR schedule",
+    )  # fmt: skip
+    precision: str = setting(
+        "auto", "auto decides from the hardware (and records why).", choices=PRECISIONS,
+        label="Precision",
+    )  # fmt: skip
+    image_size: tuple[int, int] | None = setting(
+        None, "H W (default: the images' own size; a pretrained model's input).",
+        identity=True, metavar="H W", label="Image size",
+    )  # fmt: skip
+    color_mode: str | None = setting(
+        None, "Default: the images' own.", choices=tuple(COLOR_MODES), identity=True,
+        label="Colour mode",
+    )  # fmt: skip
+    interpolation: str = setting(
+        "bilinear", "Resize filter.", choices=tuple(INTERPOLATIONS), label="Resize filter"
+    )
+    validation_split: float = setting(
+        0.2, "Fraction held out (stratified, seeded).", identity=True, label="Validation split"
+    )
+    seed: int = setting(
+        0, "Seeds the split, shuffling, augmentation and initialisation.", identity=True,
+        label="Seed",
+    )  # fmt: skip
+    class_weight: str = setting(
+        "none", "balanced: weight the loss by inverse class frequency.",
+        choices=CLASS_WEIGHTS, identity=True, label="Class weights",
+    )  # fmt: skip
+    label_smoothing: float = setting(0.0, "In [0, 1).", identity=True, label="Label smoothing")
+    folds: int = setting(
+        1, "K > 1: stratified K-fold cross-validation.", identity=True, label="Folds"
+    )
+    devices: int = setting(1, "Local processes for data-parallel training.", label="Processes")
+    early_stopping: int = setting(
+        0, "Patience in epochs on the validation loss (0 = off); restores the best weights.",
+        label="Early-stopping patience",
+    )  # fmt: skip
+    augment: Augment = setting(
+        default_factory=Augment, help="ImageDataGenerator-style augmentation.",
+        identity=True, expand=True, label="Augmentation",
+    )  # fmt: skip
+    pretrained: str | None = setting(
+        None, "Weights: imagenet, a torchvision/timm name, a file.", identity=True,
+        label="Pretrained weights",
+    )  # fmt: skip
+    strategy: str | None = setting(
+        None, "Transfer learning with pretrained weights.", choices=STRATEGIES,
+        identity=True, label="Transfer strategy",
+    )  # fmt: skip
+    unfreeze: int = setting(0, "finetune: top N block groups to unfreeze.", label="Unfrozen blocks")
+    bn: str = setting("frozen", "finetune: BatchNorm statistics.", choices=BN_MODES,
+                      label="BatchNorm")  # fmt: skip
+    checkpoint_every: int = setting(
+        1, "Resumable checkpoint every N epochs.", label="Checkpoint every"
+    )
+    max_steps_per_epoch: int | None = setting(
+        None, "Cap the steps per epoch (quick trials).", label="Max steps per epoch"
+    )
+    threads: int | None = setting(
+        None, "CPU threads (default: one per core; fewer on a busy machine).", label="Threads"
+    )
 
     def __post_init__(self) -> None:
         if not str(self.data):
             raise ValueError("data must name a folder or a dataset. Received: data=''")
         for name in ("epochs", "batch_size", "folds", "devices", "checkpoint_every"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be a positive int. Received: {name}={v!r}")
+            _posint(name, getattr(self, name))
+        for name in ("threads", "max_steps_per_epoch"):
+            _posint(name, getattr(self, name), allow_none=True)
         _positive("lr", self.lr, allow_none=True)
-        if self.threads is not None and (
-            not isinstance(self.threads, int) or isinstance(self.threads, bool) or self.threads < 1
+        for f in fields(self):
+            allowed = meta(f)["choices"]
+            value = getattr(self, f.name)
+            if allowed and value is not None:
+                _choice(f.name, value, allowed)
+        self._check_transfer()
+        self._check_numbers()
+        object.__setattr__(self, "model", self.model.strip().lower().replace("-", "_"))
+        if not isinstance(self.augment, Augment):
+            object.__setattr__(self, "augment", Augment.from_dict(dict(self.augment or {})))
+
+    def _check_transfer(self) -> None:
+        if self.strategy is not None and self.pretrained is None:
+            raise ValueError(
+                f"strategy={self.strategy!r} needs pretrained weights. Received: pretrained=None"
+            )
+        if (
+            isinstance(self.unfreeze, bool)
+            or not isinstance(self.unfreeze, int)
+            or self.unfreeze < 0
         ):
-            raise ValueError(f"threads must be a positive int. Received: threads={self.threads!r}")
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("schedule", self.schedule, SCHEDULES)
-        _choice("precision", self.precision, PRECISIONS)
-        _choice("class_weight", self.class_weight, CLASS_WEIGHTS)
-        _choice("bn", self.bn, BN_MODES)
-        if self.color_mode is not None:
-            _choice("color_mode", self.color_mode, COLOR_MODES)
-        if self.strategy is not None:
-            _choice("strategy", self.strategy, STRATEGIES)
-            if self.pretrained is None:
-                raise ValueError(
-                    f"strategy={self.strategy!r} needs pretrained weights. "
-                    "Received: pretrained=None"
-                )
+            raise ValueError(f"unfreeze must be an int >= 0. Received: unfreeze={self.unfreeze!r}")
+
+    def _check_numbers(self) -> None:
         if self.image_size is not None:
             size = tuple(self.image_size)
-            if len(size) != 2 or any(not isinstance(s, int) or s < 1 for s in size):
+            if len(size) != 2 or any(
+                not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in size
+            ):
                 raise ValueError(
                     "image_size must be two positive ints. "
                     f"Received: image_size={self.image_size!r}"
@@ -156,8 +193,6 @@ class TrainConfig:
             raise ValueError(f"weight_decay must be >= 0. Received: {self.weight_decay!r}")
         if self.early_stopping < 0:
             raise ValueError(f"early_stopping must be >= 0. Received: {self.early_stopping!r}")
-        object.__setattr__(self, "model", self.model.strip().lower().replace("-", "_"))
-        object.__setattr__(self, "augment", dict(self.augment or {}))
 
     @property
     def resolved_lr(self) -> float:
@@ -167,8 +202,10 @@ class TrainConfig:
         return {"sgd": 1e-2, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3}[self.optimizer]
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
+        """JSON-able fields; ``augment`` holds only the settings that differ from the defaults."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["image_size"] = list(self.image_size) if self.image_size else None
+        d["augment"] = self.augment.changed()
         return d
 
     @classmethod
@@ -189,6 +226,92 @@ class TrainConfig:
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
+    def cli_args(self) -> list[list[str]]:
+        """The ``cnnkit train`` options that give this config, one group per setting that
+        differs from its default, and the model always (DATA, the positional argument, is
+        not among them)."""
+        groups = []
+        for f in fields(self):
+            if not meta(f)["cli"] or meta(f)["argument"]:
+                continue
+            if meta(f)["expand"]:
+                groups += _changed_args(getattr(self, f.name))
+            else:
+                groups += _changed_args_of(f, getattr(self, f.name), f.name == "model")
+        return groups
+
+    def reproduce(self, out: str) -> str:
+        """A ``cnnkit train`` command line that trains this config into ``out``."""
+        parts = [["cnnkit", "train", self.data], ["--out", out], *self.cli_args()]
+        return " ".join(" ".join(shlex.quote(a) for a in g) for g in parts)
+
+    def table(self) -> list[tuple[str, str]]:
+        """``(label, value)`` of every setting that differs from its default, the data and
+        model first; augmentation settings each on a row of their own."""
+        rows = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if meta(f)["expand"]:
+                rows += [(label(g), _text(getattr(value, g.name))) for g in _changed_fields(value)]
+            elif value != default_of(f) or f.name in ("data", "model", "epochs"):
+                rows.append((label(f), _text(value)))
+        return rows
+
+
+# --------------------------------------------------------------------------- CLI text
+
+
+def _changed_fields(obj: Any) -> list[dataclasses.Field]:
+    changed = obj.changed() if hasattr(obj, "changed") else {}
+    return [f for f in fields(obj) if f.name in changed and meta(f)["cli"]]
+
+
+def _changed_args(obj: Any) -> list[list[str]]:
+    return [
+        g for f in _changed_fields(obj) for g in _changed_args_of(f, getattr(obj, f.name), True)
+    ]
+
+
+def _changed_args_of(f: dataclasses.Field, value: Any, changed: bool = False) -> list[list[str]]:
+    if not changed and value == default_of(f):
+        return []
+    if value is None:
+        return []
+    if isinstance(value, bool):
+        return [[flag(f.name)]] if value else []
+    if f.name == "zoom_range" and isinstance(value, tuple):  # the CLI's z for (1 - z, 1 + z)
+        return [[flag(f.name), _num(value[1] - 1.0)]]
+    if isinstance(value, (tuple, list)):
+        return [[flag(f.name), *(_num(v) for v in value)]]
+    return [[flag(f.name), _num(value)]]
+
+
+def _num(v: Any) -> str:
+    return format(v, "g") if isinstance(v, float) else str(v)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return " x ".join(_text(v) for v in value) if value else "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return format(value, "g")
+    return "-" if value is None else str(value)
+
+
+def identity_keys() -> tuple[str, ...]:
+    """Keys that define what a run *is*; resuming with any of them changed is refused."""
+    return tuple(f.name for f in fields(TrainConfig) if meta(f)["identity"])
+
+
+IDENTITY_KEYS = identity_keys()
+
+
+def field_types() -> dict[str, Any]:
+    """``{field: type}`` of TrainConfig with the string annotations resolved."""
+    return typing.get_type_hints(TrainConfig)
+
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML or JSON config file into a dict of TrainConfig fields.
@@ -202,19 +325,14 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"config file not found: {p}")
     text = p.read_text(encoding="utf-8")
     try:
-        if p.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text)
-    except Exception as e:  # noqa: BLE001 - re-raised with the file named
+        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as e:
         raise ValueError(f"{p}: cannot parse config ({_parse_reason(e)})") from None
     if not isinstance(data, dict):
         raise ValueError(
             f"{p}: a config file must hold a mapping of settings. Received: {type(data).__name__}"
         )
-    return {k.replace("-", "_"): v for k, v in data.items()}
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
 def _parse_reason(e: BaseException) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cnnkit.data import Augment, load_dataset, load_folder, parse_dataset_spec, split_indices
+from cnnkit.data import load_dataset, load_folder, parse_dataset_spec, split_indices
 from cnnkit.data.datasets import is_dataset_name, list_datasets
 from cnnkit.data.decode import COLOR_MODES, conform_images
 from cnnkit.data.probe import profile_images
@@ -270,7 +270,4 @@ def build_model(config: TrainConfig, arrays: Any, *, pretrained: bool = True) ->
 
 def build_augment(config: TrainConfig) -> Any:
     """The batched augmentation of the run, or ``None`` when none is asked for."""
-    if not config.augment:
-        return None
-    aug = Augment(**config.augment)
-    return None if aug.is_identity else aug
+    return None if config.augment.is_identity else config.augment

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cnnkit.data.augment import Augment
 from cnnkit.train.config import TrainConfig
 from cnnkit.train.run import train_run
 
@@ -63,7 +64,7 @@ def run_demo(out: str | Path = "cnnkit-demo", epochs: int = 12, seed: int = 0) -
         schedule="onecycle",
         seed=seed,
         validation_split=0.2,
-        augment=dict(DEMO_AUGMENT),
+        augment=Augment.from_dict(DEMO_AUGMENT),
     )
     result = train_run(config, out / "run")
     import json

@@ -15,9 +15,13 @@ process group (``WORLD_SIZE`` > 1 in the environment) the trainer:
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -120,9 +124,9 @@ def wrap(model: torch.nn.Module, device: torch.device, sync_bn: bool = False) ->
     return DDP(model, device_ids=ids)
 
 
-def launch_command(argv: list[str], nproc: int) -> list[str]:
-    """The ``torch.distributed.run`` command that runs ``cnnkit <argv>`` on ``nproc`` processes."""
-    args = _strip_devices(argv)
+def launch_command(spec: Path, nproc: int) -> list[str]:
+    """The ``torch.distributed.run`` command that runs the job in ``spec`` on ``nproc``
+    local processes (:mod:`cnnkit.train.worker`)."""
     return [
         sys.executable,
         "-m",
@@ -130,33 +134,42 @@ def launch_command(argv: list[str], nproc: int) -> list[str]:
         "--standalone",
         f"--nproc-per-node={nproc}",
         "-m",
-        "cnnkit",
-        *args,
+        "cnnkit.train.worker",
+        str(spec),
     ]
 
 
-def _strip_devices(argv: list[str]) -> list[str]:
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-            continue
-        if a == "--devices":
-            skip = True
-            continue
-        if a.startswith("--devices="):
-            continue
-        out.append(a)
-    return out
+def launch(job: dict[str, Any], nproc: int) -> int:
+    """Run ``job`` (a train or resume, see :mod:`cnnkit.train.worker`) data-parallel on
+    ``nproc`` local processes; returns the exit code.
 
-
-def launch(argv: list[str], nproc: int) -> int:
-    """Run ``cnnkit <argv>`` data-parallel on ``nproc`` local processes; returns the exit code."""
+    Each process gets ``cores / nproc`` threads unless ``OMP_NUM_THREADS`` says otherwise.
+    """
     if nproc < 1:
-        raise ValueError(f"--devices must be a positive int. Received: {nproc}")
+        raise ValueError(f"devices must be a positive int. Received: devices={nproc}")
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    return subprocess.run(launch_command(argv, nproc), env=env).returncode
+    with tempfile.TemporaryDirectory(prefix="cnnkit-ddp-") as tmp:
+        spec = Path(tmp) / "job.json"
+        spec.write_text(json.dumps(job), encoding="utf-8")
+        return subprocess.run(launch_command(spec, nproc), env=env).returncode
+
+
+@contextlib.contextmanager
+def process_group() -> Iterator[torch.device | None]:
+    """Inside ``torchrun`` (``WORLD_SIZE`` > 1): join the group for the body and leave it
+    after (at once on an error, see :func:`shutdown`); yields this rank's device. Elsewhere
+    a no-op yielding None."""
+    if env_world_size() == 1:
+        yield None
+        return
+    device = init_from_env()
+    try:
+        yield device
+    except BaseException:
+        shutdown(clean=False)
+        raise
+    shutdown()
 
 
 def run_dir_ready(path: Path) -> None:

@@ -27,12 +27,13 @@ from cnnkit import __version__
 from cnnkit.allocator import keep_freed_memory
 from cnnkit.data import native
 from cnnkit.data.preview import preview_grid
-from cnnkit.errors import RunFolderError
-from cnnkit.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+from cnnkit.errors import CnnkitError, RunFolderError
+from cnnkit.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from cnnkit.models.summaries import summary
 from cnnkit.models.transfer import describe_text
 from cnnkit.runs import layout
 from cnnkit.runs.config import read_run_config
+from cnnkit.runs.history import read_history
 from cnnkit.runs.inference import Precision, model_normalizer, predict_proba
 from cnnkit.runs.layout import (
     RunDir,
@@ -148,6 +149,20 @@ def train_run(
     Raises:
         RunInterrupted: Ctrl-C; the folder keeps its last checkpoint for :func:`resume_run`.
     """
+    if config.devices > 1 and distributed.env_world_size() == 1:
+        check_run_dir(out, overwrite=overwrite)
+        job = {"config": config.to_dict(), "out": str(out), "overwrite": overwrite}
+        return _parallel(job, config.devices, Path(out))
+    with distributed.process_group() as group_device:
+        return _train_new(config, out, overwrite, progress, device or _name(group_device),
+                          data, split)  # fmt: skip
+
+
+def _name(device: torch.device | None) -> str | None:
+    return None if device is None else str(device)
+
+
+def _train_new(config, out, overwrite, progress, device, data, split) -> RunResult:
     main = distributed.is_main()
     if main:
         check_run_dir(out, overwrite=overwrite)  # refuse before any decoding
@@ -188,6 +203,14 @@ def resume_run(
     run_dir = adopt_run_dir(out).path
     saved = read_run_config(run_dir)
     config, continued = _resume_config(run_dir, saved, overrides or {})
+    if config.devices > 1 and distributed.env_world_size() == 1:
+        job = {"resume": str(run_dir), "overrides": overrides or {}}
+        return _parallel(job, config.devices, run_dir)
+    with distributed.process_group() as group_device:
+        return _resume(run_dir, config, continued, progress, device or _name(group_device))
+
+
+def _resume(run_dir: Path, config: TrainConfig, continued: list[int], progress, device):
     read_split_rows(run_dir / layout.SPLIT)  # a damaged split is named before anything else
     ckpt_path = run_dir / CHECKPOINT
     ckpt = load_checkpoint(ckpt_path) if ckpt_path.is_file() else None
@@ -204,6 +227,24 @@ def resume_run(
     trainer = _Trainer(config, run_dir, data, train_idx, val_idx, device, progress)
     phases = _plan(config.replace(epochs=config.epochs - sum(continued)), trainer.lr)
     return trainer.train(model, ckpt, _continue(phases, continued))
+
+
+def _parallel(job: dict[str, Any], devices: int, run_dir: Path) -> RunResult:
+    """Run ``job`` on ``devices`` local processes and read the result from the run folder."""
+    t0 = time.perf_counter()
+    code = distributed.launch(job, devices)
+    if code != 0:
+        raise CnnkitError(
+            f"data-parallel training on {devices} processes failed (exit code {code}); "
+            "the messages above say why"
+        )
+    metrics = (
+        read_json(run_dir / layout.METRICS, "metrics")
+        if (run_dir / layout.METRICS).is_file()
+        else {}
+    )
+    return RunResult(run_dir, metrics, read_history(run_dir / layout.HISTORY),
+                     time.perf_counter() - t0)  # fmt: skip
 
 
 def saved_settings(saved: dict[str, Any]) -> dict[str, Any]:
@@ -330,7 +371,7 @@ class _Trainer:
         transfer.freeze_base(model)
         feats, hit, path = transfer.cached_features(model, self.data.arrays.images, self.dev)
         info = {"hit": hit, "path": str(path), "shape": list(feats.shape[1:])}
-        if self.config.augment:
+        if not self.config.augment.is_identity:
             info["augment_ignored"] = "features are computed once, without augmentation"
         f_tr = Tensors(feats[torch.as_tensor(self.train_idx)], tr.labels)
         f_va = Tensors(feats[torch.as_tensor(self.val_idx)], va.labels) if va is not None else None
