@@ -11,7 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from cnnkit.cli._help import CnnkitGroup, spaced_choices
-from cnnkit.cli.main import app, main
+from cnnkit.cli.main import COMMANDS, app, load_command, main
 
 
 class Bn(str, Enum):
@@ -21,15 +21,15 @@ class Bn(str, Enum):
 
 def _command_paths() -> list[list[str]]:
     """Every command and group of the ``cnnkit`` tree, as argv prefixes."""
-    root = typer.main.get_command(app)
-    paths: list[list[str]] = []
+    paths: list[list[str]] = [[]]
 
     def walk(command, path):
         paths.append(path)
         for name, sub in getattr(command, "commands", {}).items():
             walk(sub, [*path, name])
 
-    walk(root, [])
+    for name in COMMANDS:  # each command loads when it is run or asked for help
+        walk(load_command(name), [name])
     return paths
 
 

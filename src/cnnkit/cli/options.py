@@ -23,7 +23,7 @@ def _help(f: dataclasses.Field) -> str:
     m = meta(f)
     text = m["help"]
     if m["choices"]:
-        text = (text + " " if text else "") + "One of: " + ", ".join(m["choices"]) + "."
+        text = (text + " " if text else "") + "One of: " + " | ".join(m["choices"]) + "."
     return text
 
 

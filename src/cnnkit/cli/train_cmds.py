@@ -39,7 +39,7 @@ def train(
     ctx: typer.Context,
     settings: dict,
     out: Path | None = typer.Option(
-        None, "--out", help="Run folder to write (required, unless --resume)."
+        None, "--out", help="Run folder to write (required unless --resume)."
     ),
     config: Path | None = typer.Option(
         None, "--config", help="YAML/JSON file of settings (options typed here win)."
