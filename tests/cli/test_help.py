@@ -11,7 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from cnnkit.cli._help import CnnkitGroup, spaced_choices
-from cnnkit.cli.main import COMMANDS, app, load_command, main
+from cnnkit.cli.main import COMMANDS, load_command, main
 
 
 class Bn(str, Enum):
