@@ -356,3 +356,32 @@ def test_ctrl_c_says_how_to_continue_and_resume_says_where(tmp_path):
     resume.kill()
     resume.communicate()
     assert first.strip() == f"resuming {run} at epoch {epoch} of 200"
+
+
+def test_evaluate_on_the_training_folder_leaves_the_training_images_out(trained, capsys):
+    data, run = trained
+    rc = main(["evaluate", str(run), str(data), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["n"] == 9 and out["excluded_train"] == 36  # 45 images, 36 trained
+    assert main(["evaluate", str(run), str(data)]) == 0
+    assert "left out 36 images the run trained on" in capsys.readouterr().out
+    assert main(["evaluate", str(run), str(data), "--include-train", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n"] == 45 and out["excluded_train"] == 0
+
+
+def test_training_images_are_recognised_from_another_folder_and_name(tmp_path, monkeypatch):
+    """A run trained on the relative folder `d` is evaluated from elsewhere by an absolute
+    path: the same files, left out. A copy of the folder (same names) is not the same files."""
+    import shutil
+
+    from cnnkit.train.evaluate import evaluate_run
+
+    make_folder(tmp_path / "d", per_class=10)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "d", "--out", "run", "--epochs", "1", "--no-report"]) == 0
+    monkeypatch.chdir(tmp_path.parent)
+    assert evaluate_run(tmp_path / "run", str(tmp_path / "d"))["excluded_train"] == 24
+    shutil.copytree(tmp_path / "d", tmp_path / "copy")
+    m = evaluate_run(tmp_path / "run", str(tmp_path / "copy"))
+    assert m["excluded_train"] == 0 and m["n"] == 30

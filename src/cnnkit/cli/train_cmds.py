@@ -119,13 +119,16 @@ def evaluate(
     tta: int = typer.Option(
         0, "--tta", help="Test-time augmentation: average over N augmented copies."
     ),
+    include_train: bool = typer.Option(
+        False, "--include-train", help="Count the images the run trained on (left out by default)."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Accuracy with a 95% CI, per-class precision/recall/F1 and the confusion matrix.
 
-    Example: cnnkit evaluate runs/fm
+    Example: cnnkit evaluate runs/fm fm_test
     """
-    metrics = evaluate_run(run, data, tta=tta)
+    metrics = evaluate_run(run, data, tta=tta, include_train=include_train)
     emit(metrics, as_json, format_metrics)
 
 

@@ -64,6 +64,7 @@ class RunData:
     color_mode: str
     source: str  # "folder" or "dataset"
     choice: InputChoice | None = None
+    root: str | None = None  # the data folder's absolute path
 
     def summary(self) -> dict[str, Any]:
         a = self.arrays
@@ -76,6 +77,8 @@ class RunData:
         }
         if self.choice is not None:
             out["input"] = self.choice.describe()
+        if self.root is not None:
+            out["root"] = self.root  # places split.csv's relative paths (evaluate)
         return out
 
 
@@ -229,7 +232,8 @@ def load_run_data(config: TrainConfig) -> RunData:
             f"{config.data}: need at least two classes to train a classifier. "
             f"Received: {arrays.class_names}"
         )
-    return RunData(arrays, choice.color_mode, kind, choice)
+    root = os.path.abspath(path) if path is not None else None
+    return RunData(arrays, choice.color_mode, kind, choice, root)
 
 
 def split(arrays: Any, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:

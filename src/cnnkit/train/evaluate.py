@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cnnkit.data.arrays import parse_dataset_path
 from cnnkit.errors import ModelOutputError
-from cnnkit.runs import LoadedRun, load_run, read_split
+from cnnkit.runs import LoadedRun, load_run, read_split, training_paths
+from cnnkit.runs.layout import SPLIT
 from cnnkit.train import data_source
 from cnnkit.train.config import TrainConfig
 from cnnkit.train.metrics import classification_metrics
@@ -35,6 +38,46 @@ def evaluation_arrays(run: LoadedRun, data: str | None) -> Any:
     return _align_classes(arrays, run.class_names, data)
 
 
+def _key(path: str) -> str:
+    """A file's real absolute path (a named dataset's pseudo-path as it is)."""
+    return path if parse_dataset_path(path) else os.path.realpath(path)
+
+
+def trained_on(run: LoadedRun) -> set[str]:
+    """The images the run trained on, as :func:`_key` s (from ``split.csv``).
+
+    File paths in ``split.csv`` are as the data folder was named when training (maybe
+    relative); the folder's absolute path recorded then (``data_summary.root``) places them.
+    """
+    cfg = run.config
+    root = (cfg.get("data_summary") or {}).get("root")
+    given = str(cfg.get("data", ""))
+    keys = set()
+    for path in training_paths(run.path / SPLIT):
+        if parse_dataset_path(path) is None and root and not os.path.isabs(path):
+            path = os.path.join(root, os.path.relpath(path, given))
+        keys.add(_key(path))
+    return keys
+
+
+def _leave_out_training(run: LoadedRun, arrays: Any, data: str) -> tuple[Any, int]:
+    """``arrays`` without the images the run trained on, and how many were left out.
+
+    Raises:
+        ValueError: every image of ``data`` was a training image.
+    """
+    trained = trained_on(run)
+    keep = [i for i, p in enumerate(arrays.file_paths) if _key(p) not in trained]
+    left_out = len(arrays) - len(keep)
+    if left_out and not keep:
+        raise ValueError(
+            f"{data}: all {left_out} images are images the run trained on, so they say nothing "
+            "about new images; evaluate other images, or pass --include-train "
+            "(include_train=True) to count them anyway"
+        )
+    return (arrays.subset(np.asarray(keep, dtype=np.int64)) if left_out else arrays), left_out
+
+
 def _align_classes(arrays: Any, names: list[str], data: str) -> Any:
     """Map the evaluation data's class names onto the run's class indices."""
     index = {n: i for i, n in enumerate(names)}
@@ -48,13 +91,22 @@ def _align_classes(arrays: Any, names: list[str], data: str) -> Any:
 
 
 def evaluate_run(
-    run_dir: str | Path, data: str | None = None, *, tta: int = 0, seed: int = 0
+    run_dir: str | Path,
+    data: str | None = None,
+    *,
+    tta: int = 0,
+    seed: int = 0,
+    include_train: bool = False,
 ) -> dict[str, Any]:
     """Metrics (accuracy with Wilson 95% CI, per-class P/R/F1, confusion matrix, log loss).
+
+    Evaluating on DATA that holds the run's own training images leaves those out (counted
+    in ``excluded_train``): a model scored on what it learned looks better than it is.
 
     Args:
         run_dir: the run folder.
         data: a folder or ``NAME[:split]``; None = the run's saved validation split.
+        include_train: count the run's training images too.
         tta: test-time augmentation: average the probabilities of the image and ``tta``
             augmented copies (the run's own augmentation settings; a horizontal flip if the
             run had none).
@@ -64,6 +116,9 @@ def evaluate_run(
         raise ValueError(f"tta must be >= 0. Received: tta={tta}")
     run = load_run(run_dir)
     arrays = evaluation_arrays(run, data)
+    left_out = 0
+    if data is not None and not include_train:
+        arrays, left_out = _leave_out_training(run, arrays, data)
     if len(arrays) == 0:
         raise ValueError(
             f"nothing to evaluate: the {'validation split' if data is None else data} is empty"
@@ -74,6 +129,7 @@ def evaluate_run(
     _check_finite(probs, run.path)
     metrics = classification_metrics(arrays.labels, probs, run.class_names)
     metrics["tta"] = tta
+    metrics["excluded_train"] = left_out
     return metrics
 
 

@@ -81,6 +81,13 @@ def classification_metrics(
     }
 
 
+def _left_out(m: dict[str, Any]) -> list[str]:
+    n = m.get("excluded_train") or 0
+    if not n:
+        return []
+    return [f"left out {n} images the run trained on (--include-train to count them)"]
+
+
 def format_metrics(m: dict[str, Any]) -> str:
     """Human-readable text for :func:`classification_metrics` output."""
     lo, hi = m["accuracy_ci"]
@@ -90,6 +97,7 @@ def format_metrics(m: dict[str, Any]) -> str:
         f"accuracy {m['accuracy']:.4f} (95% CI {lo:.4f}-{hi:.4f}, n={m['n']})",
         f"macro F1 {m['macro_f1']:.4f}  weighted F1 {m['weighted_f1']:.4f}  "
         f"log loss {m['log_loss']:.4f}",
+        *_left_out(m),
         "",
         f"{'class':<{width}}  precision  recall     f1  support",
     ]
