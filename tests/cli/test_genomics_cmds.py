@@ -137,3 +137,45 @@ def test_errors_are_one_line(tmp_path, capsys):
     assert "methods must be" in capsys.readouterr().err
     assert main(["genomics", "cv", str(tmp_path / "none.bed"), str(tmp_path / "p.csv")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_kernel_model_train_and_predict_with_reliabilities(tmp_path, capsys):
+    geno, pheno = _write_csv(tmp_path)
+    lines = pheno.read_text().splitlines()
+    pheno.write_text("\n".join(lines[:-5]) + "\n")  # 5 lines genotyped only
+    run = tmp_path / "gb"
+    args = ["genomics", "train", str(geno), str(pheno), "--model", "gblup", "--out", str(run)]
+    assert main([*args, "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["model"] == "gblup" and res["n"] == 75 and res["n_predicted"] == 5
+    assert 0 < res["h2"] < 1 and res["h2_se"] > 0
+    assert main(args) == 2 and "pass --overwrite" in capsys.readouterr().err
+    out = tmp_path / "pred.csv"
+    assert main(["genomics", "predict", str(run), str(geno), "--out", str(out)]) == 0
+    rows = out.read_text().splitlines()
+    assert rows[0] == "sample_id,prediction,gebv,reliability" and len(rows) == 81
+    capsys.readouterr()
+    assert main(["genomics", "explain", str(run), "--out", str(tmp_path / "e.png"), "--json"]) == 0
+    top = json.loads(capsys.readouterr().out)["top_loci"]
+    assert {t["snp_id"] for t in top[:4]} <= {"rs0", "rs1", "rs2", "rs3", "rs4", "rs5"}
+
+
+def test_cv_with_fixed_effects_fold_file_and_groups(tmp_path, capsys):
+    geno, pheno = _write_csv(tmp_path)
+    rows = pheno.read_text().splitlines()
+    fam = {f"s{i}": f"F{i % 4}" for i in range(80)}
+    pheno.write_text(rows[0] + ",family\n" + "".join(f"{r},{fam[r.split(',')[0]]}\n"
+                                                    for r in rows[1:]))  # fmt: skip
+    (tmp_path / "folds.csv").write_text("id,fold\n" + "".join(f"s{i},{i % 3}\n" for i in range(80)))
+    base = ["genomics", "cv", str(geno), str(pheno), "--methods", "gblup,rkhs,ridge", "--json"]
+    assert main([*base, "--fixed", "family", "--fold-file", str(tmp_path / "folds.csv")]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert (
+        res["scheme"] == "fold-file" and res["folds"] == 3 and res["fixed"]["factors"] == ["family"]
+    )
+    assert [m["method"] for m in res["methods"]] == ["gblup", "rkhs", "ridge"]
+    assert main([*base, "--group-col", "family"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["scheme"] == "leave-group-out" and res["folds"] == 4
+    assert main([*base, "--fixed", "nope"]) == 2
+    assert "'nope' is not a column" in capsys.readouterr().err

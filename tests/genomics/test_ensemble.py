@@ -149,7 +149,8 @@ def test_run_folder_saves_and_predicts_with_every_member(tmp_path):
     train = SnpTrainConfig(**FAST, ensemble=3)
     saved = train_run(geno, pheno, tmp_path / "run", train=train, seed=2)
     files = {f.name for f in (tmp_path / "run").iterdir()}
-    assert files == {"config.json", "model.safetensors", "preprocessor.safetensors", "history.csv"}
+    assert files == {".cnnkit-run", "config.json", "model.safetensors", "preprocessor.safetensors",
+                     "history.csv"}  # fmt: skip
     keys = load_file(str(tmp_path / "run" / "model.safetensors"))
     assert {k.split(".")[1] for k in keys} == {"0", "1", "2"}
     assert [m["seed"] for m in saved["members"]] == [2, 1002, 2002]
@@ -179,6 +180,7 @@ def test_cli_ensemble_for_train_and_cv(tmp_path, capsys):
     assert main([*cv, "--repeats", "1", "--ensemble", "2", "--json"]) == 0
     assert [m["method"] for m in json.loads(capsys.readouterr().out)["methods"]] == [
         "cnn",
+        "cnn_linear",
         "gblup",
     ]
     assert main([*cv, "--ensemble", "0"]) == 2

@@ -85,17 +85,74 @@ def simulate_cmd(
     emit(result, as_json, lambda r: "\n".join(f"{k}: {v}" for k, v in paths.items()))
 
 
+FIXED = typer.Option(
+    None, "--fixed", help="Phenotype-file columns used as fixed-effect factors (trial,tester)."
+)
+COVARIATES = typer.Option(
+    None, "--covariates", help="Numeric phenotype-file columns used as covariates (pc1,pc2)."
+)
+KINSHIP = typer.Option(
+    None,
+    "--kinship",
+    help="Relationship matrix (pedigree A or any K) for method kblup: CSV "
+    "with ids as header and first column, or a plain matrix in genotype order.",
+)
+SELECT = typer.Option(
+    "reml",
+    "--select",
+    help="Kernel models' variance ratio (and RKHS bandwidth): reml "
+    "(restricted likelihood, as rrBLUP/sommer) or loo (exact leave-one-out error).",
+)
+ENV_COL = typer.Option(
+    None, "--env-col", help="Long phenotype file: the column naming each row's environment."
+)
+
+
 @genomics_app.command("cv")
 def cv_cmd(
     geno: Path = typer.Argument(..., help=GENO_HELP),
     pheno: Path = typer.Argument(..., help=PHENO_HELP),
-    pheno_col: str | None = PHENO_COL,
-    methods: str = typer.Option("cnn,mlp,gblup,ridge,lasso,elasticnet", "--methods"),
+    pheno_col: str | None = typer.Option(
+        None,
+        "--pheno-col",
+        help="Trait column(s): NAME or INDEX (1 = first trait column); "
+        "several comma-separated = several environments.",
+    ),
+    env_col: str | None = ENV_COL,
+    methods: str | None = typer.Option(
+        None,
+        "--methods",
+        help="Comma-separated, from: cnn, mlp, gblup, rkhs, ridge, lasso, elasticnet, kblup. "
+        "Default: all but kblup (added with --kinship).",
+    ),
     folds: int = typer.Option(5, "--folds"),
     repeats: int = typer.Option(2, "--repeats"),
+    scheme: str = typer.Option(
+        "cv1",
+        "--scheme",
+        help="cv1 (new lines), cv2 (lines seen in some environments), leave-env-out.",
+    ),
+    fold_file: Path | None = typer.Option(
+        None, "--fold-file", help="CSV of id,fold: your own folds (replaces --folds/--repeats)."
+    ),
+    group_col: str | None = typer.Option(
+        None, "--group-col", help="Phenotype-file column of groups (family): leave-group-out."
+    ),
+    fixed: str | None = FIXED,
+    covariates: str | None = COVARIATES,
+    kinship: Path | None = KINSHIP,
     seed: int = typer.Option(0, "--seed"),
-    h2: float | None = typer.Option(None, "--h2", help="Fix GBLUP's h2 instead of inner CV."),
-    out: Path | None = typer.Option(None, "--out", help="Folder for cv.json and report.html."),
+    h2: float | None = typer.Option(None, "--h2", help="Fix the kernel models' h2 (no REML)."),
+    select: str = SELECT,
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Folder for cv.json and report.html; finished folds are kept in "
+        "DIR/progress.jsonl, and the same command resumes an interrupted run.",
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Discard an unfinished run of other settings in --out."
+    ),
     device: str = typer.Option("cpu", "--device", help="Torch device of the networks."),
     jobs: int = typer.Option(1, "--jobs", help="Worker processes for the (fold, method) tasks."),
     ensemble: int | None = ENSEMBLE,
@@ -103,46 +160,90 @@ def cv_cmd(
 ) -> None:
     """Cross-validate the methods on identical folds; r, MSE, slope with SE.
 
-    Example: cnnkit genomics cv sim/geno.bed sim/pheno.csv --methods cnn,gblup --out cv
+    Example: cnnkit genomics cv sim/geno.bed sim/pheno.csv --methods gblup,rkhs,cnn --out cv
     """
+    from cnnkit.fileio import finite
     from cnnkit.genomics.cv import CVConfig, cross_validate
-    from cnnkit.genomics.methods import parse_methods
+    from cnnkit.genomics.dataset import load_dataset
+    from cnnkit.genomics.methods import default_methods, parse_methods
     from cnnkit.genomics.report import write_cv_outputs
-    from cnnkit.genomics.run import load_data
     from cnnkit.genomics.simulate import find_truth
 
+    data = load_dataset(
+        geno, pheno, pheno_col=_pheno_col(pheno_col), env_col=env_col, fixed=fixed,
+        covariates=covariates, group_col=group_col,
+    )  # fmt: skip
+    chosen = parse_methods(methods) if methods else default_methods(data.multi, kinship)
     cfg = CVConfig(
-        methods=tuple(parse_methods(methods)),
-        folds=folds,
-        repeats=repeats,
-        seed=seed,
-        h2=h2,
-        device=device,
-        n_jobs=jobs,
-    )
-    g, y, info = load_data(geno, pheno, _pheno_col(pheno_col))
-    log(f"{g.n} samples x {g.p} SNPs, trait {info['trait']}")
-    train = None if ensemble is None else {"ensemble": ensemble}
-    result = cross_validate(g.matrix, y, cfg, train=train, simulation=find_truth(geno), log=log)
-    result["trait"], result["data"] = info["trait"], info
+        methods=tuple(chosen), folds=folds, repeats=repeats, seed=seed, h2=h2, device=device,
+        n_jobs=jobs, scheme=scheme.strip().lower().replace("_", "-"), select=select,
+    )  # fmt: skip
+    trait = ",".join(data.traits)
+    log(f"{data.geno.n} samples x {data.geno.p} SNPs, trait {trait}")
+    extra = _cv_extras(data, kinship, fold_file)
+    progress = None
     if out is not None:
-        result["outputs"] = write_cv_outputs(result, out, info["trait"])
-    emit({k: v for k, v in result.items() if k != "fold_results"}, as_json, _cv_text)
+        progress = out / "progress.jsonl"
+        if overwrite and progress.exists():
+            progress.unlink()
+    train = None if ensemble is None else {"ensemble": ensemble}
+    result = cross_validate(
+        data.geno.matrix, data.y if data.multi else data.y[:, 0], cfg, train=train,
+        simulation=find_truth(geno), log=log, fixed=data.fixed, envs=data.traits,
+        groups=data.groups, progress_file=progress, **extra,
+    )  # fmt: skip
+    result["trait"], result["data"] = trait, data.info
+    if data.fixed is not None:
+        result["fixed"] = data.fixed.to_dict()
+    if kinship is not None:
+        result["kinship"] = str(Path(kinship).resolve())
+    if out is not None:
+        result["outputs"] = write_cv_outputs(result, out, trait)
+        progress.unlink(missing_ok=True)  # type: ignore[union-attr]
+    shown = finite({k: v for k, v in result.items() if k != "fold_results"})
+    emit(shown, as_json, _cv_text)
+
+
+def _cv_extras(data, kinship: Path | None, fold_file: Path | None) -> dict:
+    """The relationship matrix and user folds, ordered like the genotypes."""
+    from cnnkit.genomics.dataset import read_fold_file
+    from cnnkit.genomics.kernels import read_relationship
+
+    g = data.geno
+    extra: dict = {}
+    if kinship is not None:
+        extra["kinship"] = read_relationship(kinship, g.sample_ids if g.has_ids else None, g.n)
+    if fold_file is not None:
+        extra["fold_of"] = read_fold_file(fold_file, g.sample_ids, g.has_ids)
+    return extra
+
+
+def _f(v, width: int = 0, digits: int = 3) -> str:
+    """A number for the text table; None (not finite) as ``n/a``."""
+    return f"{v:{width}.{digits}f}" if v is not None else f"{'n/a':>{width}s}"
 
 
 def _cv_text(r: dict) -> str:
     lines = [
-        f"n={r['n']} p={r['p']} folds={r['folds']} repeats={r['repeats']}",
-        f"{'method':12s} {'r':>14s} {'mse':>14s} {'slope':>6s} {'r - gblup':>15s}",
+        f"n={r['n']} p={r['p']} folds={r['folds']} repeats={r['repeats']} scheme={r['scheme']}",
+        f"{'method':12s} {'env':>8s} {'r':>14s} {'mse':>14s} {'slope':>6s} {'r - gblup':>15s}",
     ]
-    paired = {p["method"]: p for p in r["paired"]}
+    paired = {(p["method"], p.get("env")): p for p in r["paired"] if p["against"] == "gblup"}
+    own = {(p["method"], p.get("env")): p for p in r["paired"] if p["against"] != "gblup"}
     for m in r["methods"]:
-        d = paired.get(m["method"])
+        key = (m["method"], m.get("env"))
+        d = paired.get(key)
         diff = f"{d['r_diff_mean']:+.3f} +/- {d['r_diff_se']:.3f}" if d else ""
         lines.append(
-            f"{m['method']:12s} {m['r_mean']:.3f} +/- {m['r_se']:.3f} "
-            f"{m['mse_mean']:.3f} +/- {m['mse_se']:.3f} {m['slope_mean']:6.2f} {diff:>15s}"
+            f"{m['method']:12s} {str(m.get('env', '')):>8s} {_f(m['r_mean'])} +/- {_f(m['r_se'])} "
+            f"{_f(m['mse_mean'])} +/- {_f(m['mse_se'])} {_f(m['slope_mean'], 6, 2)} {diff:>15s}"
         )
+        if key in own:
+            o = own[key]
+            lines.append(
+                f"{'':12s} {'':>8s} {m['method']} - {o['against']}: "
+                f"{o['r_diff_mean']:+.3f} +/- {o['r_diff_se']:.3f}"
+            )
     lines.append(f"monomorphic SNPs dropped per training fold: up to {r['snps_dropped_max']}")
     if r.get("ceiling") is not None:
         dae = f", Daetwyler {r['daetwyler']:.3f}" if r.get("daetwyler") is not None else ""
@@ -158,7 +259,18 @@ def train_cmd(
     pheno: Path = typer.Argument(..., help=PHENO_HELP),
     out: Path = typer.Option(..., "--out", help="Run folder to write."),
     pheno_col: str | None = PHENO_COL,
-    model: str = typer.Option("snp_cnn1d", "--model", help="snp_cnn1d (cnn) or snp_mlp (mlp)."),
+    model: str = typer.Option(
+        "snp_cnn1d",
+        "--model",
+        help="snp_cnn1d (cnn), snp_mlp (mlp), or a kernel model: "
+        "gblup, rkhs, kblup (these also write gebv.csv: breeding values with reliabilities "
+        "for every genotyped line, phenotyped or not; gblup also marker_effects.csv).",
+    ),
+    fixed: str | None = FIXED,
+    covariates: str | None = COVARIATES,
+    kinship: Path | None = KINSHIP,
+    h2: float | None = typer.Option(None, "--h2", help="Fix a kernel model's h2 (no REML)."),
+    select: str = SELECT,
     epochs: int = typer.Option(150, "--epochs"),
     batch_size: int = typer.Option(64, "--batch-size"),
     lr: float = typer.Option(1e-3, "--lr"),
@@ -173,9 +285,9 @@ def train_cmd(
     overwrite: bool = typer.Option(False, "--overwrite"),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Train a SNP network on all samples and write a run folder.
+    """Train a SNP network or a kernel model on all phenotyped samples; write a run folder.
 
-    Example: cnnkit genomics train sim/geno.bed sim/pheno.csv --out snp-run
+    Example: cnnkit genomics train sim/geno.bed sim/pheno.csv --model gblup --out gebv-run
     """
     from cnnkit.genomics.run import train_run
 
@@ -190,6 +302,11 @@ def train_cmd(
         seed=seed,
         overwrite=overwrite,
         device=device,
+        fixed=fixed,
+        covariates=covariates,
+        kinship=kinship,
+        h2=h2,
+        select=select,
     )
     result = {
         "run": str(Path(out).resolve()),
@@ -197,19 +314,32 @@ def train_cmd(
         "n": saved["data"]["n"],
         "snps_kept": saved["snps_kept"],
         "snps_dropped": saved["snps_dropped"],
-        "epochs_run": saved["epochs_run"],
-        "best_val_loss": saved["best_val_loss"],
         "trait": saved["data"]["trait"],
-        "ensemble": saved["train"]["ensemble"],
     }
-    emit(
-        result,
-        as_json,
-        lambda r: (
-            f"trained {r['model']} on {r['n']} samples "
-            f"({r['snps_kept']} SNPs, {r['snps_dropped']} monomorphic dropped)\nrun: {r['run']}"
-        ),
+    if "train" in saved:
+        result.update(
+            epochs_run=saved["epochs_run"], best_val_loss=saved["best_val_loss"],
+            ensemble=saved["train"]["ensemble"],
+        )  # fmt: skip
+    else:
+        result.update(
+            h2=saved["h2"], h2_se=saved["h2_se"], n_predicted=saved["n_predicted"],
+            gebv=str(Path(out, "gebv.csv").resolve()),
+        )  # fmt: skip
+    emit(result, as_json, _train_text)
+
+
+def _train_text(r: dict) -> str:
+    head = (
+        f"trained {r['model']} on {r['n']} samples "
+        f"({r['snps_kept']} SNPs, {r['snps_dropped']} monomorphic dropped)"
     )
+    if "h2" in r:
+        head += (
+            f"\nh2 {r['h2']:.3f} +/- {r['h2_se']:.3f} (REML); breeding values for "
+            f"{r['n_predicted']} unphenotyped lines too: {r['gebv']}"
+        )
+    return f"{head}\nrun: {r['run']}"
 
 
 @genomics_app.command("predict")
@@ -223,18 +353,23 @@ def predict_cmd(
 
     Example: cnnkit genomics predict snp-run new.bed --out predictions.csv
     """
+    from cnnkit.fileio import atomic_write_text
     from cnnkit.genomics.run import predict_run
 
     rows = predict_run(run, geno)
+    cols = ["sample_id", "prediction"] + (["gebv", "reliability"] if "gebv" in rows[0] else [])
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(
-            "sample_id,prediction\n"
-            + "".join(f"{r['sample_id']},{r['prediction']:.6g}\n" for r in rows),
-            encoding="utf-8",
+        body = "".join(
+            ",".join(str(r[c]) if c == "sample_id" else f"{r[c]:.6g}" for c in cols) + "\n"
+            for r in rows
         )
+        atomic_write_text(out, ",".join(cols) + "\n" + body)
     emit(
-        rows, as_json, lambda rs: "\n".join(f"{r['sample_id']}\t{r['prediction']:.4f}" for r in rs)
+        rows,
+        as_json,
+        lambda rs: "\n".join(
+            "\t".join(str(r[c]) if c == "sample_id" else f"{r[c]:.4f}" for c in cols) for r in rs
+        ),
     )
 
 

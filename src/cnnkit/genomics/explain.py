@@ -109,7 +109,15 @@ def explain_run(run, out: str | Path, *, geno: str | Path | None = None, top: in
     g = read_genotypes(geno)
     x = r.pre.transform(match_snps(r, g))
     scores = np.full(r.pre.n_input, np.nan)
-    scores[r.pre.keep] = saliency(r.net, x)
+    if r.net is not None:
+        scores[r.pre.keep] = saliency(r.net, x)
+    elif r.config["model"] == "gblup":  # linear: gradient x input is x_j * beta_j
+        beta = r.kernel.beta
+        scores[r.pre.keep] = np.mean(np.abs(x.astype(np.float64) * beta), axis=0)
+    else:
+        raise ValueError(
+            f"{r.path}: explain needs a network or a gblup run. Received: {r.config['model']}"
+        )
     truth = find_truth(r.config["geno"])
     manhattan_plot(scores, out, truth)
     qtl, pairs = _truth_loci(truth)

@@ -492,6 +492,7 @@ def _resolve_column(header: list[str] | None, ntraits: int, col, path: Path) -> 
 
 
 def _parse_trait(tokens: list[str], path: Path, first_line: int) -> np.ndarray:
+    """Trait values, NaN for missing; anything else but a finite number names the lines."""
     out, bad = np.empty(len(tokens)), []
     for i, t in enumerate(tokens):
         if t.lower() in _MISSING:
@@ -502,8 +503,14 @@ def _parse_trait(tokens: list[str], path: Path, first_line: int) -> np.ndarray:
         except ValueError:
             out[i] = np.nan
             bad.append(f"line {i + first_line} = {t!r}")
+            continue
+        if not math.isfinite(out[i]) or abs(out[i]) > 1e150:
+            bad.append(f"line {i + first_line} = {t!r}")
     if bad:
-        raise ValueError(f"{path}: phenotype values must be numbers or NA; found {_few(bad)}")
+        raise ValueError(
+            f"{path}: phenotype values must be finite numbers (|x| <= 1e150) or NA; "
+            f"found {_few(bad)}"
+        )
     return out
 
 

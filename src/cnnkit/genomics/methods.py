@@ -1,5 +1,6 @@
-"""Prediction methods by short name (``cnn``, ``mlp``, ``gblup``, ``ridge``, ``lasso``,
-``elasticnet``), each an estimator with ``fit(x, y)`` / ``predict(x)`` on centred genotypes.
+"""Prediction methods by short name (``cnn``, ``mlp``, ``gblup``, ``rkhs``, ``ridge``,
+``lasso``, ``elasticnet``, and ``kblup`` on a user relationship matrix), each an estimator
+with ``fit(x, y)`` / ``predict(x)`` on centred genotypes.
 
 The networks (:class:`NeuralRegressor`) start from GBLUP: their linear skip path is set to
 the GBLUP marker effects of the training rows and frozen, and the convolutional (or dense)
@@ -16,12 +17,18 @@ from typing import Any, cast
 import numpy as np
 import torch
 
-from cnnkit.genomics.baselines import GBLUP, ElasticNet, Lasso, Ridge
+from cnnkit.genomics.baselines import GBLUP, RKHS, ElasticNet, FixedEffects, Lasso, Ridge
 from cnnkit.genomics.trainer import SnpTrainConfig, fit_network
 from cnnkit.models.registry import create_model
 
-METHODS = ("cnn", "mlp", "gblup", "ridge", "lasso", "elasticnet")
+METHODS = ("cnn", "mlp", "gblup", "rkhs", "ridge", "lasso", "elasticnet", "kblup")
 MODEL_OF = {"cnn": "snp_cnn1d", "mlp": "snp_mlp"}
+# Methods that estimate fixed effects themselves (GLS); the others get FixedEffects.
+NATIVE_FIXED = frozenset({"gblup", "rkhs"})
+# Networks whose linear part alone is also scored (``cnn_linear``) on the same fits.
+LINEAR_PART = frozenset({"cnn", "mlp"})
+# Methods fitted on every environment at once (y of shape (N, E)).
+MULTI_ENV: frozenset[str] = frozenset()
 
 # The default CNN (tuned on simulations, see bench/results/genomics.md).
 CNN_DEFAULTS: dict[str, Any] = dict(
@@ -192,6 +199,21 @@ class NeuralRegressor:
         out = average_prediction(self.net, xt, self.train.task == "binary")
         return out if self.train.task == "binary" else out * self.y_std + self.y_mean
 
+    @torch.no_grad()
+    def predict_linear(self, x: np.ndarray) -> np.ndarray:
+        """The linear (skip) path alone, members averaged, on the trait scale; shape ``(M,)``.
+
+        Without a skip path this is the trait mean (the deep path does everything).
+        """
+        xt = torch.as_tensor(x, dtype=torch.float32, device=self.device)
+        outs = []
+        for member in members_of(self.net):
+            member.eval()
+            linear = cast(Any, member).forward_linear
+            outs.append(linear(xt)[:, 0])  # (M, 1) -> (M,)
+        out = torch.stack(outs).mean(0).cpu().numpy().astype(np.float64)
+        return out * self.y_std + self.y_mean
+
 
 def make_method(
     name: str,
@@ -202,25 +224,52 @@ def make_method(
     train: SnpTrainConfig | dict | None = None,
     model_kwargs: dict | None = None,
     device: str = "cpu",
+    fixed: bool = False,
+    select: str = "reml",
 ):
     """A fresh, unfitted estimator for method ``name`` (see :data:`METHODS`).
+
+    Args:
+        fixed: the estimator will get a fixed-effect design (``fit(x, y, fixed)``); methods
+            without native fixed effects are wrapped in :class:`FixedEffects`.
+        select: how the kernel methods estimate their variance ratio (and RKHS its
+            bandwidth): ``"reml"`` or ``"loo"``.
 
     Raises:
         ValueError: unknown method name.
     """
     key = name.strip().lower().replace("-", "_")
     if key == "gblup":
-        return GBLUP(h2=h2, means=means)
+        return GBLUP(h2=h2, means=means, select=select)
+    if key == "rkhs":
+        return RKHS(h2=h2, select=select)
+    est: Any
     if key in ("ridge", "rrblup", "rr_blup"):
-        return Ridge(means=means)
-    if key == "lasso":
-        return Lasso(seed=seed)
-    if key in ("elasticnet", "elastic_net", "enet"):
-        return ElasticNet(seed=seed)
-    if key in MODEL_OF or key in MODEL_OF.values():
+        est = Ridge(means=means)
+    elif key == "lasso":
+        est = Lasso(seed=seed)
+    elif key in ("elasticnet", "elastic_net", "enet"):
+        est = ElasticNet(seed=seed)
+    elif key in MODEL_OF or key in MODEL_OF.values():
         model = MODEL_OF.get(key, key)
-        return NeuralRegressor(model, model_kwargs, train, seed=seed, means=means, device=device)
-    raise ValueError(f"unknown method {name!r}; expected one of {', '.join(METHODS)}")
+        est = NeuralRegressor(model, model_kwargs, train, seed=seed, means=means, device=device)
+    else:
+        raise ValueError(f"unknown method {name!r}; expected one of {', '.join(METHODS)}")
+    return FixedEffects(est) if fixed else est
+
+
+def default_methods(multi: bool = False, kinship=None) -> list[str]:
+    """The methods ``genomics cv`` runs without ``--methods``."""
+    out = ["cnn", "mlp", "gblup", "rkhs", "ridge", "lasso", "elasticnet"]
+    if kinship is not None:
+        out.append("kblup")
+    if multi:
+        out += [m for m in MULTI_ENV_DEFAULTS if m in MULTI_ENV]
+    return out
+
+
+# Multi-environment methods run by default with several environments.
+MULTI_ENV_DEFAULTS = ("gblup_me", "rkhs_me", "cnn_me")
 
 
 def parse_methods(text: str | list[str]) -> list[str]:

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnkit.errors import Arg, user_error
+
 TRAITS = ("additive", "local-epistasis", "mixed", "null")
 
 
@@ -56,6 +58,21 @@ class SimConfig:
             raise ValueError(f"trait must be one of {', '.join(TRAITS)}. Received: {self.trait!r}")
         if not self.genome_morgans > 0:
             raise ValueError(f"genome_morgans must be > 0. Received: {self.genome_morgans}")
+        names = {"n_qtl": Arg("n_qtl", "--n-qtl"), "snps": Arg("snps", "--snps")}
+        if self.n_qtl > self.snps:
+            raise user_error(
+                ValueError,
+                "{n_qtl} must be <= {snps}: every QTL is one of the simulated SNPs. "
+                f"Received: {{n_qtl}}={self.n_qtl}, {{snps}}={self.snps}",
+                **names,
+            )
+        if self.trait in ("local-epistasis", "mixed") and self.snps < 6:
+            raise user_error(
+                ValueError,
+                "{snps} must be >= 6 for interacting pairs 1-5 SNPs apart. "
+                f"Received: {{snps}}={self.snps}",
+                **names,
+            )
 
 
 @dataclass
