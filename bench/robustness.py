@@ -85,9 +85,12 @@ NOTES = [
     "does not load or lacks the kernel's symbols is rebuilt, or the reason is recorded. "
     "`cnnkit cache clear` deletes only the folders cnnkit made (tagged when made) that "
     "belong to the user: `CNNKIT_CACHE_DIR=~/.cache` keeps `pip/` and `torch/`. Decoded "
-    "pixels and cached features are data, not code: in a cache others can write they can "
-    "change what you train on, so keep `CNNKIT_CACHE_DIR` private or shared only with "
-    "people you trust.",
+    "pixels and cached features are read back as training data, so a `decode/` or "
+    "`features/` folder another user made is neither read nor written: cnnkit uses "
+    "`decode-<uid>/` (tested with planted pixels in another user's `decode/`). Not "
+    "promised: in a cache folder anyone may write and rename in (mode 0777 without the "
+    "sticky bit) the data caches are still used; keep such a folder out of "
+    "`CNNKIT_CACHE_DIR`.",
     "- **The server under floods** (`test_server_flood.py`, `test_fuzz_http.py`): against a "
     "real `cnnkit serve` process on 127.0.0.1, 260 sockets that send half a request header "
     "or nothing and wait keep nobody out: `/health` answers within a second and `/predict` "

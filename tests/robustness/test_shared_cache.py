@@ -7,6 +7,7 @@ through a fresh ``python`` process, as ``cnnkit train`` would.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -173,3 +174,43 @@ def test_cache_clear_deletes_only_what_cnnkit_made(tmp_path):
     assert (cache / "features" / "notes.txt").is_file()
     after = sorted(p.relative_to(cache) for p in cache.rglob("*"))
     assert after == before  # everything that is not cnnkit's decode cache is still there
+
+
+LOAD = (
+    "import sys, json; from cnnkit.data import load_folder; "
+    "d = load_folder(sys.argv[1], image_size=(8, 8), progress=False, workers=1); "
+    "print(json.dumps([int(d.images.max()), len(d.images)]))"
+)
+
+
+def test_another_users_decode_cache_is_neither_read_nor_written(tmp_path, require):
+    require(os.getuid() == 0, "root, to give the decode cache to another user")
+    from PIL import Image
+
+    data = tmp_path / "data" / "c"
+    data.mkdir(parents=True)
+    for i in range(3):
+        Image.new("L", (8, 8), 10 * i).save(data / f"{i}.png")
+    cache = tmp_path / "lab-cache"
+    env = {"CNNKIT_CACHE_DIR": str(cache)}
+    first = run_cnnkit_python(LOAD, str(data.parent), **env)
+    assert json.loads(first) == [20, 3]
+    for pixels in (cache / "decode").rglob("pixels-*.u8"):
+        pixels.write_bytes(b"\xff" * pixels.stat().st_size)  # what another user could write
+    for path in [cache / "decode", *(cache / "decode").rglob("*")]:
+        os.chown(path, OTHER_UID, OTHER_UID, follow_symlinks=False)
+    cache.chmod(0o1777)
+    again = run_cnnkit_python(LOAD, str(data.parent), unprivileged=True, **env)
+    assert json.loads(again) == [20, 3]  # decoded again, privately: not the planted pixels
+    assert (cache / f"decode-{os.getuid()}").is_dir()
+
+
+def run_cnnkit_python(code: str, *args: str, unprivileged: bool = False, **env: str) -> str:
+    from rb_helpers import without_file_override
+
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args], env=child_env(**env), capture_output=True,
+        text=True, timeout=300, preexec_fn=without_file_override if unprivileged else None,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout.strip().splitlines()[-1]

@@ -82,6 +82,35 @@ def make_dirs(path: Path, mode: int = 0o755) -> bool:
     return True
 
 
+def foreign_writable(path: Path) -> str:
+    """Why someone other than this user or root could change ``path``; "" when nobody can.
+
+    ``path`` (symbolic links resolved) and every folder above it must belong to this user or
+    root and must not be writable by group or others; a folder with the sticky bit may be
+    (there nobody else may rename or delete what is ours: ``/tmp``, a mode 1777 cache).
+    Systems without POSIX owners (Windows) are not checked.
+    """
+    if not hasattr(os, "getuid"):
+        return ""
+    uid = os.getuid()
+    real = Path(os.path.realpath(path))
+    for p in (real, *real.parents):
+        try:
+            st = os.lstat(p)
+        except OSError as e:
+            return f"cannot check {p} ({e.strerror or e})"
+        mode = stat.S_IMODE(st.st_mode)
+        if st.st_uid not in (uid, 0):
+            return f"{p} belongs to another user (uid {st.st_uid})"
+        if stat.S_ISLNK(st.st_mode):  # realpath resolved it: it changed meanwhile
+            return f"{p} changed while it was checked"
+        sticky = stat.S_ISDIR(st.st_mode) and mode & stat.S_ISVTX
+        if mode & 0o022 and not sticky:
+            who = "other users" if mode & 0o002 else "its group"
+            return f"{p} is writable by {who} (mode {mode:04o})"
+    return ""
+
+
 def _tag_text(name: str) -> str:
     return f"{_SIGNATURE}# cnnkit cache folder {name!r}: made by cnnkit; `cnnkit cache clear`\n"
 
@@ -98,8 +127,18 @@ def cache_subdir(name: str, *, private: bool = False) -> Path:
     return folder
 
 
+def own_subdir(name: str) -> Path:
+    """``cache_dir() / name`` where nobody but this user (or root) can change it, else this
+    user's own ``<name>-<uid>/`` (mode 0700): the folder another user made in a shared cache
+    is neither written (it would fail) nor read (it could hold what they chose)."""
+    folder = cache_subdir(name)
+    if not foreign_writable(folder) or not hasattr(os, "getuid"):
+        return folder
+    return cache_subdir(f"{name}-{os.getuid()}", private=True)
+
+
 def _decode_root() -> Path:
-    return cache_subdir("decode")
+    return own_subdir("decode")
 
 
 @dataclass(frozen=True)
@@ -429,8 +468,8 @@ def cache_info() -> dict:
     """Where the cache is, its decode entries and the bytes in cnnkit's cache folders."""
     root = cache_dir()
     entries = []
-    decode = root / "decode"
-    for entry in sorted(decode.iterdir()) if decode.is_dir() else []:
+    folders = [f for f in cnnkit_folders(root) if f.name.split("-")[0] == "decode"]
+    for entry in sorted(e for folder in folders for e in folder.iterdir()):
         if not entry.is_dir():  # the folder's CACHEDIR.TAG
             continue
         size = sum(f.stat().st_size for f in entry.iterdir() if f.is_file())

@@ -30,7 +30,7 @@ import torch
 from safetensors.torch import load_file, save
 from torch import nn
 
-from cnnkit.data.cache import cache_subdir
+from cnnkit.data.cache import own_subdir
 from cnnkit.fileio import atomic_write_bytes
 from cnnkit.models.pretrained import zero_classifier
 from cnnkit.models.transfer import (
@@ -164,8 +164,9 @@ def cached_features(
 ) -> tuple[torch.Tensor, bool, Path]:
     """``model.forward_features`` of every image, from the on-disk cache when it matches.
 
-    The cache lives in ``$CNNKIT_CACHE_DIR/features/<key>.safetensors``; any change to the
-    base's weights, the images or the preprocessing gives a new key (a miss).
+    The cache lives in ``$CNNKIT_CACHE_DIR/features/<key>.safetensors`` (``features-<uid>/``
+    where another user made ``features/``); any change to the base's weights, the images or
+    the preprocessing gives a new key (a miss).
 
     Returns:
         ``(features, hit, path)``; features float32 on the CPU.
@@ -173,7 +174,7 @@ def cached_features(
     Shape:
         images: ``(N, C, H, W)`` uint8 -> features ``(N, num_features, h, w)``.
     """
-    path = cache_subdir("features") / f"{feature_cache_key(model, images)}.safetensors"
+    path = own_subdir("features") / f"{feature_cache_key(model, images)}.safetensors"
     if path.is_file():
         feats = load_file(str(path))["features"]
         if len(feats) == len(images):

@@ -43,7 +43,6 @@ import os
 import platform
 import re
 import shutil
-import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -51,6 +50,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
+
+from cnnkit.data.cache import foreign_writable
 
 SOURCE = Path(__file__).with_name("warp.c")
 FLAGS = ("-O3", "-march=native", "-shared", "-fPIC")
@@ -132,35 +133,6 @@ def library_path(cc: str, flags: tuple[str, ...] = FLAGS) -> Path:
 
 class UnsafeLocation(PermissionError):
     """A library (or a folder above it) that someone other than this user or root can change."""
-
-
-def foreign_writable(path: Path) -> str:
-    """Why someone other than this user or root could change ``path``; "" when nobody can.
-
-    ``path`` (symbolic links resolved) and every folder above it must belong to this user or
-    root and must not be writable by group or others; a folder with the sticky bit may be
-    (there nobody else may rename or delete what is ours: ``/tmp``, a mode 1777 cache).
-    Systems without POSIX owners (Windows) are not checked.
-    """
-    if not hasattr(os, "getuid"):
-        return ""
-    uid = os.getuid()
-    real = Path(os.path.realpath(path))
-    for p in (real, *real.parents):
-        try:
-            st = os.lstat(p)
-        except OSError as e:
-            return f"cannot check {p} ({e.strerror or e})"
-        mode = stat.S_IMODE(st.st_mode)
-        if st.st_uid not in (uid, 0):
-            return f"{p} belongs to another user (uid {st.st_uid})"
-        if stat.S_ISLNK(st.st_mode):  # realpath resolved it: it changed meanwhile
-            return f"{p} changed while it was checked"
-        sticky = stat.S_ISDIR(st.st_mode) and mode & stat.S_ISVTX
-        if mode & 0o022 and not sticky:
-            who = "other users" if mode & 0o002 else "its group"
-            return f"{p} is writable by {who} (mode {mode:04o})"
-    return ""
 
 
 def _build(cc: str, flags: tuple[str, ...], out: Path) -> None:
