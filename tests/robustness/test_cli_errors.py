@@ -161,6 +161,15 @@ def test_predict_with_a_non_utf8_file_name(tiny_run, tmp_path):
     assert text.returncode == 0 and "photo-\\xe9\\xff.png" in text.stdout, text.stderr[-2000:]
 
 
+def test_explain_with_a_non_utf8_file_name(tiny_run, tmp_path, capsys):
+    raw = os.fsencode(tmp_path) + b"/photo-\xe9\xff.png"
+    Image.fromarray(np.full((28, 28), 90, np.uint8)).save(os.fsdecode(raw))
+    out = tmp_path / "cam.png"
+    proc = _cli(capsys, "explain", str(tiny_run), os.fsdecode(raw), "--out", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert os.fsencode(json.loads(proc.stdout)["file"]) == raw and out.stat().st_size > 0
+
+
 def test_a_split_csv_that_is_not_utf8_never_fails_without_its_name(tiny_run, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)

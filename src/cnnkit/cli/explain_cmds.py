@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from cnnkit.cli._common import JSON_OPTION, emit, log
+from cnnkit.cli._common import JSON_OPTION, emit, log, printable
 
 if TYPE_CHECKING:  # the library is imported when a command runs: `cnnkit --help` stays fast
     from cnnkit.runs.source import Source
@@ -254,7 +254,7 @@ def explain_cmd(
         "out": str(out),
     }
     title = (
-        f"{image.name}: {res.method} for {target_name!r} at {res.target_layer}\n"
+        f"{printable(image.name)}: {res.method} for {target_name!r} at {res.target_layer}\n"
         f"predicted {result['label']} ({result['probability']:.1%})"
     )
     _write(out, cam_figure_png(original, cam, title=title, peak=peak, note=note))
