@@ -43,6 +43,8 @@ def _layout(base: Path, p: dict) -> Path:
         planted = base / "attic" / "lib.so"
         planted.parent.mkdir()
         target.symlink_to(planted)
+        if p["link_other"]:  # a link another user made: theirs to repoint at any time
+            os.lchown(target, OTHER_UID, OTHER_UID)
     planted.write_bytes(b"\x7fELF planted")
     planted.chmod(p["file_mode"])
     if p["other_owner"]:
@@ -57,7 +59,8 @@ def _layout(base: Path, p: dict) -> Path:
 def _expected_planted_loads(p: dict) -> bool:
     chain = [p["cache_mode"], p["native_mode"]] + ([p["attic_mode"]] if p["link"] else [])
     file_ok = not p["other_owner"] and not p["file_mode"] & 0o022
-    return file_ok and all(_safe_dir(m) for m in chain)
+    link_ok = not (p["link"] and p["link_other"])
+    return file_ok and link_ok and all(_safe_dir(m) for m in chain)
 
 
 def _build(cc, flags, out: Path) -> None:
@@ -88,6 +91,7 @@ def _params() -> st.SearchStrategy[dict]:
         "file_mode": st.sampled_from(FILE_MODES),
         "other_owner": st.booleans() if os.getuid() == 0 else st.just(False),
         "link": st.booleans(),
+        "link_other": st.booleans() if os.getuid() == 0 else st.just(False),
     })  # fmt: skip
 
 

@@ -22,6 +22,7 @@ programs use too, such as ``~/.cache``).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import hashlib
 import json
 import multiprocessing as mp
@@ -93,6 +94,10 @@ def foreign_writable(path: Path) -> str:
     if not hasattr(os, "getuid"):
         return ""
     uid = os.getuid()
+    with contextlib.suppress(OSError):  # a link someone else made is theirs to repoint
+        link = os.lstat(path)
+        if stat.S_ISLNK(link.st_mode) and link.st_uid not in (uid, 0):
+            return f"{path} is a symbolic link of another user (uid {link.st_uid})"
     real = Path(os.path.realpath(path))
     for p in (real, *real.parents):
         try:
