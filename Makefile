@@ -48,6 +48,7 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy src
 	$(BIN)/deptry src
+	$(BIN)/lint-imports
 	-@$(BIN)/python -m pip_audit --version >/dev/null 2>&1 && $(BIN)/python -m pip_audit || echo "pip-audit: advisory scan not run (pip-audit missing or advisory service unreachable)"
 
 bench: $(VENV)/.dev-installed

@@ -78,6 +78,9 @@ def _window(fn) -> dict:
 
 
 def cnnkit_pipeline(jpegs: str, cache: str):
+    from cnnkit.allocator import keep_freed_memory
+
+    keep_freed_memory()  # a Python program opts in first, as the CLI does (docs/data.md)
     from cnnkit.data import Augment, image_dataset_from_directory
 
     os.environ["CNNKIT_CACHE_DIR"] = cache

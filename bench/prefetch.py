@@ -25,7 +25,8 @@ from _common import command_line, machine, machine_line, write_result  # noqa: E
 
 FAULTS = """
 import resource, numpy as np
-import cnnkit
+import cnnkit.allocator
+cnnkit.allocator.keep_freed_memory()  # what the CLI does first, as docs/data.md advises
 from cnnkit.data.pipeline import from_arrays
 images = np.random.default_rng(0).integers(0, 255, (1024, 3, 180, 180), dtype=np.uint8)
 ds = from_arrays(images, batch_size=32).map(lambda x: x * 1.0).prefetch(2)

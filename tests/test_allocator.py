@@ -30,7 +30,8 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / 20)
 
 _PREFETCH = """
 import resource, threading, numpy as np
-import cnnkit
+import cnnkit.allocator
+cnnkit.allocator.keep_freed_memory()  # what the CLI does first (import cnnkit changes nothing)
 t = threading.Thread(target=lambda: bytearray(1 << 20)); t.start(); t.join()  # a worker thread
 from cnnkit.data.pipeline import from_arrays
 images = np.random.default_rng(0).integers(0, 255, (1024, 3, 180, 180), dtype=np.uint8)
@@ -70,7 +71,7 @@ def test_tuned_steps_take_far_fewer_page_faults():
 @glibc
 def test_a_prefetch_thread_reuses_its_batches_memory_too():
     # a thread of its own gets a glibc arena of its own (64 MiB heaps, unmapped when empty)
-    # unless cnnkit limits the arenas at import, before any thread allocates
+    # unless the arenas are limited before any thread allocates (the CLI's first step)
     tuned = float(_run(_PREFETCH, "1", threads="2")[0])
     untuned = float(_run(_PREFETCH, "0", threads="2")[0])
     assert untuned > 300  # a 12 MB batch is ~3,000 pages
@@ -90,3 +91,14 @@ def test_switched_off_by_the_environment(monkeypatch):
     monkeypatch.setenv("CNNKIT_MALLOC_TUNING", "0")
     assert allocator.keep_freed_memory() is None
     allocator.keep_freed_memory.cache_clear()  # later tests see the default again
+
+
+def test_importing_cnnkit_changes_nothing_in_the_process():
+    """A host application (a threaded server, a notebook) that imports cnnkit keeps glibc's
+    own malloc settings; the CLI and the training loop opt in."""
+    code = (
+        "import cnnkit, cnnkit.data, cnnkit.train, cnnkit.allocator as a;"
+        "print(a.keep_freed_memory.cache_info().currsize)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "0"

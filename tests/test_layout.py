@@ -32,3 +32,16 @@ def test_serving_does_not_load_the_trainer():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_stage_arrows_hold(require):
+    """import-linter checks the contracts in pyproject.toml: each stage imports only the
+    stages to its left, and the shared utilities import none."""
+    import shutil
+    import subprocess
+    import sys
+
+    exe = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    require(exe is not None, "import-linter (dev extra)")
+    res = subprocess.run([exe], cwd=TESTS.parent, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout[-3000:]

@@ -18,8 +18,12 @@ Zen 5 EPYC, 2026-12-02).
 :func:`keep_freed_memory` raises both thresholds and limits glibc to one arena, once per
 process (``mallopt``, glibc only): blocks up to 32 MiB come from the heap and up to 1 GiB of
 freed heap stays with the process. glibc fixes its arena limit the first time a second
-thread needs an arena, so ``import cnnkit`` calls it. ``CNNKIT_MALLOC_TUNING=0`` turns it
-off. Elsewhere (macOS, Windows, musl) it does nothing. Torch-free, so every stage may call it.
+thread needs an arena, so the ``cnnkit`` command calls it first thing; ``import cnnkit``
+changes nothing (a host application keeps glibc's settings), and :func:`cnnkit.train.fit`
+and iterating a :class:`cnnkit.data.Dataset` opt in when they start (after other threads may
+have made arenas of their own: a Python program that prefetches batches calls it first).
+``CNNKIT_MALLOC_TUNING=0`` turns it off. Elsewhere (macOS, Windows, musl) it does nothing.
+Torch-free, so every stage may call it.
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from tqdm.auto import tqdm
+
 
 def duration(seconds: float) -> str:
     """``42 s``, ``3 min``, ``1 h 05 min``: what a progress line says is left."""
@@ -62,8 +64,6 @@ class Progress:
         self._bar: Any = None
         self._plain = enabled and not _is_terminal(self.stream)
         if enabled and not self._plain:
-            from tqdm.auto import tqdm
-
             self._bar = tqdm(total=self.total, desc=desc, unit=unit.rstrip("s"), file=self.stream)
         elif self._plain:
             self._line()

@@ -59,7 +59,7 @@ def test_public_names_of_the_serve_package():
     import cnnkit.serve as serve
 
     assert serve.Predictor is Predictor and serve.predict is predict
-    assert callable(serve.export_onnx) and callable(serve.create_app)
+    assert callable(serve.export_onnx)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         serve.nope  # noqa: B018
 

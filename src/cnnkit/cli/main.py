@@ -18,6 +18,7 @@ import typer
 from typer.core import TyperCommand
 from typer.exceptions import TyperException
 
+from cnnkit.allocator import keep_freed_memory
 from cnnkit.cli._help import CnnkitGroup, polish_command
 
 # Typer (>= 0.29) carries its own copy of click: only Typer's public names are used here, so
@@ -196,6 +197,7 @@ def _message(e: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
+    keep_freed_memory()  # before any thread allocates: the CLI opts in (cnnkit.allocator)
     args = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(args)
     if debug and args and args[0] != "--debug":

@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import platformdirs
+from tqdm.auto import tqdm
 
 from cnnkit.data.decode import (
     check_aspect_flags,
@@ -58,8 +60,6 @@ def cache_dir() -> Path:
     env = os.environ.get("CNNKIT_CACHE_DIR")
     if env:
         return Path(env).expanduser()
-    import platformdirs
-
     return Path(platformdirs.user_cache_dir("cnnkit"))
 
 
@@ -288,8 +288,6 @@ def _pool_context():
 
 def _run_decode(data_path, shape, jobs, settings, workers, progress) -> list:
     """Decode ``jobs`` with a process pool (or inline when small); returns failures."""
-    from tqdm.auto import tqdm
-
     chunks = [jobs[i : i + _CHUNK] for i in range(0, len(jobs), _CHUNK)]
     bar = tqdm(total=len(jobs), desc="decoding", unit="img", file=sys.stderr, disable=not progress)
     failures: list = []

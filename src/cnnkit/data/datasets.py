@@ -24,8 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
+from sklearn.datasets import load_digits
 
 from cnnkit.data.arrays import ImageArrays, dataset_path
+from cnnkit.data.shapes import make_shapes
 
 MNIST_CLASSES = [str(i) for i in range(10)]
 FASHION_CLASSES = [
@@ -545,8 +548,6 @@ def _digits_locate(path: str | None) -> str | None:
 
 
 def _digits_load(where: str, split: str) -> ImageArrays:
-    from sklearn.datasets import load_digits
-
     bunch = load_digits()
     idx = _split_every_fifth(len(bunch.images), split)
     x = np.rint(bunch.images[idx] * (255.0 / 16.0)).astype(np.uint8)[:, None]  # 0..16 -> 0..255
@@ -610,8 +611,6 @@ def export_dataset(
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"export directory {out} exists and is not empty; choose another")
     modes = {1: "L", 3: "RGB", 4: "RGBA"}
-    from PIL import Image
-
     counts: dict[str, int] = {}
     for k, cls in enumerate(data.class_names):
         folder = safe_folder_name(cls)
@@ -654,8 +653,6 @@ SHAPES_SIZES = {"train": (1500, 0), "test": (500, 1)}  # split -> (count, seed)
 
 
 def _shapes_load(where: str, split: str) -> ImageArrays:
-    from cnnkit.data.shapes import make_shapes
-
     if split != "all":
         n, seed = SHAPES_SIZES[split]
         return make_shapes(n, seed=seed, split=split)

@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from cnnkit.errors import ImageDecodeError
@@ -379,9 +381,6 @@ def _bilinear_u8(im: Image.Image, size: tuple[int, int]) -> np.ndarray:
     faster on a CPU, which makes the decode cache's first pass about a quarter faster. Used for
     L and RGB only: Pillow resizes RGBA with premultiplied alpha.
     """
-    import torch
-    import torch.nn.functional as F
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # read-only array: torch only reads it
         hwc = torch.from_numpy(np.asarray(im, dtype=np.uint8).reshape(im.height, im.width, -1))

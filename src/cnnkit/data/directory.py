@@ -21,6 +21,7 @@ import sys
 from collections.abc import Sequence
 
 import numpy as np
+from sklearn.model_selection import train_test_split
 
 from cnnkit.data.cache import DecodeSettings, decode_files
 from cnnkit.data.decode import (
@@ -65,8 +66,6 @@ def split_indices(
     n_val = int(round(validation_split * len(y)))
     if n_val == 0 or len(y) < 2:
         return idx, np.empty(0, dtype=np.int64)
-    from sklearn.model_selection import train_test_split
-
     counts = np.bincount(y) if len(y) else np.zeros(0)
     can_stratify = stratified and counts[counts > 0].min() >= 2 and n_val >= (counts > 0).sum()
     train, val = train_test_split(

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from cnnkit.explain.gradcam import cam_note, gradcam
-from cnnkit.explain.plots import _hwc_uint8, _pyplot, figure_png, overlay
+from cnnkit.explain.plots import _hwc_uint8, figure_png, new_figure, overlay
 
 
 def gradcam_gallery(
@@ -97,11 +97,11 @@ def _cams(model, prep, imgs, chosen, method, target_layer, class_names, batch: i
 
 
 def _draw(imgs, y, p, class_names, rows, cams) -> bytes:
-    plt = _pyplot()
     ncols = len(rows[0])
     size = 1.9
     height = size * len(rows) + 0.4
-    fig, axes = plt.subplots(len(rows), ncols, figsize=(size * ncols, height), squeeze=False)
+    fig = new_figure(figsize=(size * ncols, height))
+    axes = fig.subplots(len(rows), ncols, squeeze=False)
     # Matplotlib's default top margin is a fraction of the height (12%): inches of blank
     # space on a tall gallery. Keep the title band a fixed 0.4 inch instead.
     fig.subplots_adjust(top=1 - 0.4 / height, bottom=0.1 / height, hspace=0.25, wspace=0.05)

@@ -1,7 +1,8 @@
 """Pictures of explanations as PNG bytes: channel grids, filter grids, heatmap overlays.
 
-Matplotlib (Agg, no display) draws the labelled figures; the overlay is a plain image the
-size of the input, blended with Pillow.
+Matplotlib draws the labelled figures through its object API (a ``Figure`` on an Agg canvas:
+no pyplot, no global backend switched, so a notebook that imports cnnkit keeps its own); the
+overlay is a plain image the size of the input, blended with Pillow.
 """
 
 from __future__ import annotations
@@ -10,29 +11,28 @@ import io
 import math
 from collections.abc import Mapping
 
+import matplotlib
 import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
 from PIL import Image, ImageDraw
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+def new_figure(**kwargs) -> Figure:
+    """A matplotlib ``Figure`` on its own Agg canvas (``figsize``, ``dpi`` as matplotlib's)."""
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
 
 
-def figure_png(fig) -> bytes:
-    """Save a matplotlib figure as PNG bytes and close it."""
-    plt = _pyplot()
+def figure_png(fig: Figure) -> bytes:
+    """A matplotlib figure as PNG bytes."""
     buf = io.BytesIO()
-    try:
-        fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    finally:
-        plt.close(fig)
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     return buf.getvalue()
 
 
@@ -93,9 +93,9 @@ def activation_grid_png(
     if not maps:
         raise ValueError("acts must hold at least one 4D (B, C, H, W) activation. Received none")
     grids = {n: tile(_standardise(m[:max_channels]), cols, fill=np.nan) for n, m in maps.items()}
-    plt = _pyplot()
     heights = [g.shape[0] / g.shape[1] * 12 + 0.5 for g in grids.values()]
-    fig, axes = plt.subplots(len(grids), 1, figsize=(12, sum(heights)), squeeze=False)
+    fig = new_figure(figsize=(12, sum(heights)))
+    axes = fig.subplots(len(grids), 1, squeeze=False)
     for ax, (name, grid) in zip(axes[:, 0], grids.items(), strict=True):
         c, h, w = maps[name].shape
         ax.imshow(grid, cmap=cmap, vmin=0, vmax=1, interpolation="nearest", aspect="equal")
@@ -114,9 +114,6 @@ def _colorbar(
 ) -> None:
     """A colour bar for values ``vmin``..``vmax`` in ``cmap``, in a place of its own (so the
     images keep their size): right of ``axes``, or ``below`` them across their width."""
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
-
     boxes = [ax.get_position() for ax in axes]
     left, right = min(b.x0 for b in boxes), max(b.x1 for b in boxes)
     bottom, top = min(b.y0 for b in boxes), max(b.y1 for b in boxes)
@@ -164,8 +161,8 @@ def image_grid_png(
     cols = max(1, min(cols, n))
     rows = math.ceil(n / cols)
     cell = max(1.6, 3.2 / cols)
-    plt = _pyplot()
-    fig, axes = plt.subplots(rows, cols, figsize=(cell * cols, (cell + 0.15) * rows), squeeze=False)
+    fig = new_figure(figsize=(cell * cols, (cell + 0.15) * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i >= n:
@@ -224,7 +221,7 @@ def overlay(
         (H, W, 3) uint8.
     """
     base = _hwc_uint8(image)
-    heat = _pyplot().get_cmap(cmap)(resize_map(cam, base.shape[:2]))[..., :3] * 255
+    heat = matplotlib.colormaps[cmap](resize_map(cam, base.shape[:2]))[..., :3] * 255
     return np.clip((1 - alpha) * base + alpha * heat, 0, 255).astype(np.uint8)
 
 
@@ -292,9 +289,8 @@ def cam_figure_png(
     big = np.repeat(np.repeat(shown, scale, axis=0), scale, axis=1)  # nearest: crisp pixels
     if peak is not None and note is None:
         big = _cross(big, (peak[0] * scale + scale // 2, peak[1] * scale + scale // 2))
-    plt = _pyplot()
     dpi = 100
-    fig = plt.figure(figsize=(big.shape[1] / dpi, big.shape[0] / dpi), dpi=dpi)
+    fig = new_figure(figsize=(big.shape[1] / dpi, big.shape[0] / dpi), dpi=dpi)
     ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))  # the image fills the axes, pixel for pixel
     ax.imshow(big, interpolation="nearest")
     ax.axis("off")
@@ -304,9 +300,6 @@ def cam_figure_png(
         ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center", va="center", fontsize=11,
                 wrap=True, bbox=box)  # fmt: skip
     else:
-        from matplotlib.cm import ScalarMappable
-        from matplotlib.colors import Normalize
-
         bar_ax = fig.add_axes((1.03, 0.0, 0.05, 1.0))  # beside the image, not over it
         mappable = ScalarMappable(norm=Normalize(0, 1), cmap=cmap)
         bar = fig.colorbar(mappable, cax=bar_ax)

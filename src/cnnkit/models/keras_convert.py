@@ -31,6 +31,7 @@ from torch import nn
 
 from cnnkit.models.layers import SeparableConv2d
 from cnnkit.models.pretrained import PretrainedInfo, load_state_into
+from cnnkit.optional import needs
 
 CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)
 KERAS_MODES = {"vgg16": "caffe", "vgg19": "caffe", "xception": "tf", "mobilenet": "tf"}
@@ -45,12 +46,8 @@ def read_keras_h5(path: str | Path) -> KerasLayers:
     Raises:
         ValueError: the file is not a Keras weight file (names the file).
     """
-    try:
+    with needs(f"reading the Keras weight file {path}"):
         import h5py
-    except ImportError:
-        raise ValueError(
-            f"reading Keras weight files needs h5py (pip install h5py). Received: {path}"
-        ) from None
     try:
         with h5py.File(path, "r") as f:
             if "layers" in f and "layer_names" not in f.attrs:

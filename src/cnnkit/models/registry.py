@@ -16,8 +16,10 @@ import difflib
 import importlib
 import inspect
 import sys
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -337,8 +339,6 @@ def text_table(kind: str | None = None, width: int = 100) -> str:
     """The models table for a terminal ``width`` columns wide: name, input (C x H x W), the
     smallest input, parameters and what the model is, wrapped (``--markdown`` adds the source).
     """
-    import textwrap
-
     head = ("name", "input", "min", "params", "what")
     rows = [
         (n, shape, least, params, what) for n, shape, least, params, _, what in _table_rows(kind)
@@ -365,8 +365,6 @@ def update_markdown(path: str) -> None:
         FileNotFoundError: no such file.
         ValueError: the file lacks the start/end markers.
     """
-    from pathlib import Path
-
     text = Path(path).read_text(encoding="utf-8")
     if TABLE_START not in text or TABLE_END not in text:
         raise ValueError(f"{path}: missing the markers {TABLE_START!r} and {TABLE_END!r}")

@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnkit.models.registry import check_input_size, create_model
+
 PARAM_MODES = ("torch", "keras")
 
 
@@ -143,8 +145,6 @@ def _resolve(
     model: nn.Module | str, input_shape: tuple[int, ...] | None
 ) -> tuple[nn.Module, tuple]:
     if isinstance(model, str):
-        from cnnkit.models.registry import create_model
-
         with torch.device("meta"):  # shapes and counts only: no weights to initialise
             model = create_model(model, input_size=input_shape)
     card = getattr(model, "card", None)
@@ -156,8 +156,6 @@ def _resolve(
     if not shape or not all(isinstance(v, int) and v > 0 for v in shape):
         raise ValueError(f"input_shape must be positive ints. Received: input_shape={input_shape}")
     if card is not None:
-        from cnnkit.models.registry import check_input_size
-
         check_input_size(card, shape)
     return model, shape
 

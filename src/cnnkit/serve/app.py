@@ -29,13 +29,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from PIL import Image
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cnnkit import __version__
 from cnnkit.errors import CnnkitError, ModelOutputError
+from cnnkit.explain import METHODS, cam_note, gradcam, overlay_png
+from cnnkit.runs import LoadedRun, load_run
 from cnnkit.serve.middleware import (
     BodyLimit,
     ConcurrencyLimit,
@@ -123,10 +128,6 @@ def choose_backend(run_dir: Path, requested: str) -> tuple[str, str]:
 
 
 def _load_predictor(run: Any, requested: str, threads: int | None) -> tuple[Predictor, str]:
-    import torch
-
-    from cnnkit.runs import LoadedRun, load_run
-
     if threads:
         torch.set_num_threads(int(threads))
     loaded = run if isinstance(run, LoadedRun) else load_run(run)
@@ -188,8 +189,6 @@ def create_app(run: Any, options: ServeOptions | None = None) -> FastAPI:
 
 
 def _version() -> str:
-    from cnnkit import __version__
-
     return __version__
 
 
@@ -304,8 +303,6 @@ def _add_routes(app: FastAPI, state: _State) -> None:
     async def explain(
         request: Request, method: str = Query("gradcam"), class_name: str | None = Query(None)
     ) -> Response:
-        from cnnkit.explain import METHODS
-
         if method not in METHODS:
             return error(422, f"method must be one of {list(METHODS)}. Received: {method!r}")
         target = _class_index(state, class_name)
@@ -378,8 +375,6 @@ def _class_index(state: _State, class_name: str | None) -> int | None | Response
 
 def _explain(state: _State, name: str, data: bytes, method: str, target: int | None) -> Response:
     """Grad-CAM of one upload, drawn over the image at the model's input size (enlarged)."""
-    from cnnkit.explain import cam_note, gradcam, overlay_png
-
     predictor = state.predictor
     buf = io.BytesIO(data)
     buf.name = name
@@ -416,8 +411,6 @@ def _explain(state: _State, name: str, data: bytes, method: str, target: int | N
 
 def _png(image: np.ndarray) -> bytes:
     """RGB PNG bytes (as the heatmaps are) of a uint8 ``(C, H, W)`` image, C = 1 or 3."""
-    from PIL import Image
-
     rgb = np.repeat(image, 3, axis=0) if image.shape[0] == 1 else image
     hwc = rgb.transpose(1, 2, 0)  # (C, H, W) -> (H, W, C)
     buf = io.BytesIO()
@@ -431,8 +424,6 @@ def display_image(image: np.ndarray, side: int = 320) -> np.ndarray:
     Shape:
         ``(C, H, W)`` uint8 -> ``(C', H', W')`` uint8 with ``C'`` 1 or 3 (alpha dropped).
     """
-    from PIL import Image
-
     chw = image[:3] if image.shape[0] == 4 else image
     h, w = chw.shape[1:]
     scale = max(1.0, side / max(h, w))

@@ -22,8 +22,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from cnnkit import __version__
 from cnnkit.data.lookup import ImageLookup
 from cnnkit.errors import CnnkitError
+from cnnkit.optional import needs
+from cnnkit.runs import LoadedRun, load_run
 from cnnkit.serve.onnx_backend import (
     INPUT_NAME,
     META_PREFIX,
@@ -92,8 +95,6 @@ def export_onnx(
         ValueError: ``tolerance`` or ``n_check`` is not positive.
         CnnkitError: the exporter or onnxruntime failed, or ``run`` is not a run folder.
     """
-    from cnnkit.runs import LoadedRun, load_run
-
     if not tolerance > 0 or n_check < 1:
         raise ValueError(
             "tolerance and n_check must be positive. "
@@ -134,8 +135,6 @@ def export_onnx(
 
 def export_metadata(run: Any) -> dict[str, Any]:
     """The preprocessing and provenance stored in the ONNX file (``cnnkit.*`` keys)."""
-    from cnnkit import __version__
-
     cfg = run.config
     return {
         "model": cfg.get("model"),
@@ -221,7 +220,8 @@ def _export(run: Any, images: np.ndarray, tmp: Path) -> None:
 
 def _write_metadata(path: Path, meta: dict[str, Any]) -> int:
     """Add ``cnnkit.*`` metadata_props to the file in place; returns its default-domain opset."""
-    import onnx
+    with needs("ONNX export"):
+        import onnx
 
     proto = onnx.load(str(path))
     keep = [p for p in proto.metadata_props if not p.key.startswith(META_PREFIX)]

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from cnnkit.errors import CnnkitError
+from cnnkit.optional import available, needs
 
 META_PREFIX = "cnnkit."
 """Prefix of cnnkit's keys in the ONNX ``metadata_props``."""
@@ -26,11 +27,7 @@ OUTPUT_NAME = "logits"
 
 def onnxruntime_available() -> bool:
     """Whether onnxruntime can be imported here."""
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return available("onnxruntime")
 
 
 def file_sha256(path: str | Path) -> str:
@@ -85,12 +82,8 @@ class OnnxSession:
             raise FileNotFoundError(
                 f"ONNX model not found: {self.path} (make it with `cnnkit export RUN`)"
             )
-        try:
+        with needs("the onnx backend"):
             import onnxruntime as ort
-        except ImportError as e:
-            raise CnnkitError(
-                f"backend 'onnx' needs onnxruntime (pip install 'cnnkit[serve]'). Received: {e}"
-            ) from None
         opts = ort.SessionOptions()
         opts.log_severity_level = 3  # errors only; warnings go to stderr otherwise
         if threads:

@@ -19,8 +19,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from cnnkit.data.decode import load_image
+from cnnkit.data.scan import iter_image_files
 from cnnkit.errors import CnnkitError, ImageDecodeError, ModelOutputError
+from cnnkit.runs import LoadedRun, load_run
 from cnnkit.serve.batching import Coalescer
+from cnnkit.serve.onnx_backend import OnnxSession, file_sha256
 
 DECODE_SLOTS = 4
 """Most images decoded at the same time in one process (bounds peak memory)."""
@@ -43,8 +47,6 @@ class Predictor:
     """
 
     def __init__(self, run: Any, backend: str = "torch", *, threads: int | None = None) -> None:
-        from cnnkit.runs import LoadedRun, load_run
-
         self.run = run if isinstance(run, LoadedRun) else load_run(run)
         if backend not in ("torch", "onnx"):
             raise ValueError(f"backend must be torch or onnx. Received: backend={backend!r}")
@@ -53,8 +55,6 @@ class Predictor:
         self._coalescer = Coalescer(self._forward, max_batch=64)
         self._onnx = None
         if backend == "onnx":
-            from cnnkit.serve.onnx_backend import OnnxSession
-
             self._onnx = OnnxSession(self.run.path / "model.onnx", threads=threads)
             _check_onnx_matches(self._onnx, self.run)
 
@@ -73,8 +73,6 @@ class Predictor:
             max_pixels: refuse larger images (decompression bombs); None = the data
                 layer's default.
         """
-        from cnnkit.data import load_image
-
         cfg = self.run.config
         with _DECODE_SLOTS:
             return load_image(
@@ -188,8 +186,6 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[tuple[str, str]]:
     Returns:
         ``(path, problem)`` pairs; ``problem`` is empty, or says why a folder gave no file.
     """
-    from cnnkit.data.scan import iter_image_files
-
     found: list[tuple[str, str]] = []
     for item in inputs:
         path = str(item)
@@ -237,8 +233,6 @@ def predictions_csv(results: Sequence[dict[str, Any]], top_k: int = 3) -> str:
 
 def _check_onnx_matches(session: Any, run: Any) -> None:
     """Refuse an ONNX file exported from other weights or with other classes than ``run``."""
-    from cnnkit.serve.onnx_backend import file_sha256
-
     meta = session.metadata
     if "class_names" in meta and list(meta["class_names"]) != run.class_names:
         raise CnnkitError(

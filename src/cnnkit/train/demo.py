@@ -7,11 +7,13 @@ a user follows with their own images), 80/20 stratified split, light augmentatio
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cnnkit.data import export_dataset
 from cnnkit.data.augment import Augment
 from cnnkit.train.config import TrainConfig
 from cnnkit.train.run import train_run
@@ -48,8 +50,6 @@ def _prepare(out: Path) -> None:
 
 def run_demo(out: str | Path = "cnnkit-demo", epochs: int = 12, seed: int = 0) -> DemoResult:
     """Export mnist-5k to ``out/digits``, train into ``out/run`` and return its metrics."""
-    from cnnkit.data import export_dataset
-
     out = Path(out)
     _prepare(out)
     digits = out / "digits"
@@ -67,8 +67,6 @@ def run_demo(out: str | Path = "cnnkit-demo", epochs: int = 12, seed: int = 0) -
         augment=Augment.from_dict(DEMO_AUGMENT),
     )
     result = train_run(config, out / "run")
-    import json
-
     cfg = json.loads((result.run_dir / "config.json").read_text())
     n_train = sum(
         1

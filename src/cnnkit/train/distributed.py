@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 
 def env_world_size() -> int:
@@ -114,8 +115,6 @@ def wrap(model: torch.nn.Module, device: torch.device, sync_bn: bool = False) ->
     """
     if rank_world()[1] == 1:
         return model
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
     if sync_bn:
         if device.type != "cuda":
             raise ValueError("--sync-bn needs CUDA devices (SyncBatchNorm has no CPU kernel)")

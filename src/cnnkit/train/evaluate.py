@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from cnnkit.data import Augment
 from cnnkit.data.arrays import parse_dataset_path
 from cnnkit.errors import ModelOutputError
 from cnnkit.runs import LoadedRun, load_run, read_split, training_paths
@@ -146,10 +148,6 @@ def _check_finite(probs: np.ndarray, run_dir: Path) -> None:
 def _tta_probs(
     run: LoadedRun, images: np.ndarray, probs: np.ndarray, n: int, seed: int
 ) -> np.ndarray:
-    import torch
-
-    from cnnkit.data import Augment
-
     settings = run.config.get("augment") or {"horizontal_flip": True}
     augment = Augment(**settings)
     gen = torch.Generator().manual_seed(seed)

@@ -14,6 +14,7 @@ backward; step. No per-sample Python work, no worker processes.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -477,6 +478,37 @@ class _Fit:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
+    def sweep(self, start: float, end: float, steps: int) -> tuple[list[float], list[float]]:
+        """The range test's steps (see :func:`range_test`)."""
+        s = self.settings
+        steps = max(10, min(steps, 5 * math.ceil(len(self.tr) / s.batch_size)))
+        state = TrainState(self.model, None, None, 1, steps)
+        self._enter(state, 0, self.phases[0], None)
+        self.step.sched = None  # the sweep sets the rate itself
+        scales = [g["lr"] for g in state.optimizer.param_groups]  # relative rates of the groups
+        top = max(scales)
+        gen = torch.Generator().manual_seed(s.seed)
+        augment = self.augment if self.phases[0].augment else None
+        lrs: list[float] = []
+        losses: list[float] = []
+        self.model.train()
+        for i in range(steps):
+            lr = start * (end / start) ** (i / max(steps - 1, 1))
+            for group, scale in zip(state.optimizer.param_groups, scales, strict=True):
+                group["lr"] = lr * scale / top
+            idx = torch.randint(0, len(self.tr), (min(s.batch_size, len(self.tr)),), generator=gen)
+            x = self._batch(self.tr.images[idx], augment, gen)
+            y = self.tr.labels[idx].to(self.dev)
+            try:
+                loss, _ = self.step(x, y, f"range test step {i + 1}")
+            except TrainingDiverged:  # past the useful range
+                break
+            lrs.append(lr)
+            losses.append(loss)
+            if i > 5 and loss > 4 * min(losses):
+                break
+        return lrs, losses
+
     @torch.inference_mode()
     def validate(self, batch_size: int = 512) -> tuple[float, float]:
         """``(val_loss, val_accuracy)`` of the current model on the validation set."""
@@ -494,6 +526,35 @@ class _Fit:
         out, y = torch.cat(outs), self.va.labels
         loss = float(Objective(self.settings.task).loss(out, y))
         return loss, self.objective.correct(out, y) / len(y)
+
+
+def range_test(
+    model: nn.Module,
+    train: Any,
+    config: Any,
+    *,
+    phase: Phase | None = None,
+    augment: Any = None,
+    device: str | torch.device | None = None,
+    precision: Precision | None = None,
+    start: float = 1e-7,
+    end: float = 10.0,
+    steps: int = 100,
+) -> tuple[list[float], list[float]]:
+    """A learning-rate range test on a copy of ``model``: ``steps`` optimiser steps at rates
+    growing exponentially from ``start`` to ``end`` (at most 5 epochs of ``train``), stopped
+    when the loss diverges. The model and the random streams are left as they were.
+
+    Returns:
+        The rate of each step and the loss after it (see :mod:`cnnkit.train.lr_find`).
+    """
+    settings = LoopSettings.of(config)
+    with torch.random.fork_rng(devices=[]), cpu_threads(settings.threads):
+        torch.manual_seed(settings.seed)
+        trial = copy.deepcopy(model)
+        run = _Fit(trial, train, None, settings, [phase or Phase("train", 1)], augment, device,
+                   precision)  # fmt: skip
+        return run.sweep(start, end, steps)
 
 
 class _HeadOnly(nn.Module):
@@ -615,4 +676,5 @@ __all__ = [
     "fit",
     "per_step",
     "phase_at",
+    "range_test",
 ]

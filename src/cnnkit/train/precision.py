@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from cnnkit.runs.inference import Precision
+from cnnkit.train import distributed
 
 
 @lru_cache(maxsize=1)
@@ -209,8 +210,6 @@ def choose_for_model(
 
 def _agree_across_ranks(chosen: Precision) -> Precision:
     """In a process group every rank takes rank 0's timed choice (timings differ per rank)."""
-    from cnnkit.train import distributed
-
     if distributed.rank_world()[1] == 1:
         return chosen
     if distributed.broadcast_flag(chosen.value == "bf16") == (chosen.value == "bf16"):

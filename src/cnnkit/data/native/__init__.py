@@ -51,7 +51,7 @@ from pathlib import Path
 
 import torch
 
-from cnnkit.data.cache import foreign_writable
+from cnnkit.data.cache import cache_dir, cache_subdir, foreign_writable, make_dirs
 
 SOURCE = Path(__file__).with_name("warp.c")
 FLAGS = ("-O3", "-march=native", "-shared", "-fPIC")
@@ -126,8 +126,6 @@ def build_key(cc: str, flags: tuple[str, ...] = FLAGS) -> str:
 def library_path(cc: str, flags: tuple[str, ...] = FLAGS) -> Path:
     """Where the build for this source, compiler, flags and CPU lives in the cache's
     ``native/`` folder (loaded only when :func:`foreign_writable` finds nothing)."""
-    from cnnkit.data.cache import cache_dir
-
     return cache_dir() / "native" / f"warp-{build_key(cc, flags)}.so"
 
 
@@ -172,8 +170,6 @@ def _safe_folders(refused: list[str]) -> Iterator[Path]:
         UnsafeLocation: someone other than this user or root could change the cache folder.
         OSError: a folder cannot be made.
     """
-    from cnnkit.data.cache import cache_dir, cache_subdir, make_dirs
-
     root = cache_dir()
     make_dirs(root)
     why = foreign_writable(root)
