@@ -385,3 +385,17 @@ def test_training_images_are_recognised_from_another_folder_and_name(tmp_path, m
     shutil.copytree(tmp_path / "d", tmp_path / "copy")
     m = evaluate_run(tmp_path / "run", str(tmp_path / "copy"))
     assert m["excluded_train"] == 0 and m["n"] == 30
+
+
+def test_missing_pretrained_weights_fail_before_any_image_is_decoded(tmp_path, capsys, monkeypatch):
+    from cnnkit.data.cache import cache_info
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty hub cache
+    data = make_folder(tmp_path / "data", per_class=3)
+    argv = ["train", str(data), "--out", str(tmp_path / "run"), "--model", "resnet18"]
+    assert main([*argv, "--pretrained", "imagenet", "--strategy", "features"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: pretrained weights 'imagenet' for resnet18 are not on this")
+    assert "decoding" not in err
+    assert not any(str(data) in e["root"] for e in cache_info()["entries"])  # nothing decoded
+    assert not (tmp_path / "run").exists()

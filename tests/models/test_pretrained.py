@@ -340,3 +340,57 @@ def test_caffe_weights_set_caffe_preprocessing_on_the_card(tmp_path, require):
     assert torch.equal(model.features[28].weight, src.features[28].weight)
     assert model.card.std == pytest.approx((1 / 255,) * 3)
     assert model.card.mean == pytest.approx((123.68 / 255, 116.779 / 255, 103.939 / 255))
+
+
+def test_imagenet_is_the_cards_default_weights_from_local_caches_only(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty cache of its own
+    with pytest.raises(FileNotFoundError) as e:  # torchvision's DEFAULT, in the hub cache
+        _resnet18(pretrained="imagenet")
+    msg = str(e.value)
+    assert "'imagenet' for resnet18" in msg and str(_hub_dir() / "resnet18-f37072fd.pth") in msg
+    assert "cnnkit weights fetch resnet18 imagenet" in msg
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    with pytest.raises(FileNotFoundError) as e:  # a Keras application: Keras' file and URL
+        create_model("xception", input_size=(3, 71, 71), pretrained="ImageNet")
+    msg = str(e.value)
+    assert (
+        str(tmp_path / "keras" / "models" / "xception_weights_tf_dim_ordering_tf_kernels.h5") in msg
+    )
+    assert (
+        "https://storage.googleapis.com/tensorflow/keras-applications/xception/"
+        "xception_weights_tf_dim_ordering_tf_kernels.h5" in msg
+    )
+    with pytest.raises(ValueError, match="lenet5 has no published ImageNet weights.*resnet18"):
+        create_model("lenet5", pretrained="imagenet")
+
+
+def test_a_missing_keras_file_names_its_download_url(tmp_path):
+    missing = tmp_path / "mobilenet_1_0_224_tf.h5"
+    with pytest.raises(FileNotFoundError) as e:
+        create_model("mobilenet", input_size=(3, 32, 32), pretrained=str(missing))
+    msg = str(e.value)
+    assert str(missing) in msg
+    assert "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/" in msg
+    assert f"curl -L -o {missing}" in msg
+
+
+def test_a_keras_file_that_is_not_the_published_one_is_refused(tmp_path, monkeypatch, require):
+    h5py = _h5py(require)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    (tmp_path / "models").mkdir()
+    with h5py.File(
+        tmp_path / "models" / "xception_weights_tf_dim_ordering_tf_kernels.h5", "w"
+    ) as f:
+        f.attrs["layer_names"] = []
+    with pytest.raises(ValueError, match="md5 .* is not the 0a58e3b7378bc2990ea3b43d5981f1f6"):
+        create_model("xception", input_size=(3, 71, 71), pretrained="imagenet")
+
+
+def test_check_pretrained_finds_files_without_reading_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    assert pt.check_pretrained("resnet18", "timm:resnet18") is None
+    (tmp_path / "w.pth").write_bytes(b"not read by the check")
+    assert pt.check_pretrained("resnet18", str(tmp_path / "w.pth")) == str(tmp_path / "w.pth")
+    with pytest.raises(FileNotFoundError, match="resnet18-f37072fd.pth"):
+        pt.check_pretrained("resnet18", "imagenet")

@@ -18,7 +18,9 @@ if TYPE_CHECKING:  # the library is imported when a command runs: `cnnkit --help
     from cnnkit.runs.source import Source
 
 PRETRAINED_OPTION = typer.Option(
-    None, "--pretrained", help="Weights for a model NAME (file, torchvision/timm name)."
+    None,
+    "--pretrained",
+    help="Weights for a model NAME: imagenet (its published), a file, a torchvision/timm name.",
 )
 
 

@@ -65,6 +65,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cnnkit.cli.model_cmds",
         "List the model zoo: names, default input size, minimum size, parameters.",
     ),
+    "weights": (
+        "cnnkit.cli.model_cmds",
+        "Published pretrained weights, fetched on request (cnnkit never downloads by itself).",
+    ),
     "activations": (
         "cnnkit.cli.explain_cmds",
         "Intermediate activations of IMAGE as channel grids, one per layer.",

@@ -136,7 +136,45 @@ def models_cmd(
     emit(cards, as_json, markdown_table() if markdown else text_table(width=width))
 
 
+weights_app = typer.Typer(
+    help="Published pretrained weights, fetched on request (cnnkit never downloads by itself)."
+    "\n\nOn a machine with internet, `weights fetch` puts them in the torch hub cache "
+    "($TORCH_HOME/hub/checkpoints); copy that folder to machines without."
+    "\n\nExample: cnnkit weights fetch resnet18",
+    no_args_is_help=True,
+)
+
+
+@weights_app.command("fetch")
+def weights_fetch_cmd(
+    model: str = typer.Argument(..., help="Model name (cnnkit models lists them)."),
+    weights: str = typer.Argument(
+        "imagenet", help="imagenet (the model's), a torchvision weight name or a Keras .h5 name."
+    ),
+    mirror: Optional[str] = typer.Option(  # noqa: UP045
+        None,
+        "--mirror",
+        help="Base URL of a copy of the files (a lab's), instead of the publisher.",
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Download a model's published weights into the torch hub cache, checked against their hash.
+
+    Example: cnnkit weights fetch resnet18 imagenet
+    """
+    from cnnkit.models.fetch import fetch_weights
+    from cnnkit.models.registry import get_card
+
+    name = get_card(model).name
+    r = fetch_weights(name, weights, mirror=mirror)
+    result = {"model": name, "weights": weights, "path": str(r.path), "url": r.url,
+              "checked": r.checked, "downloaded": r.downloaded}  # fmt: skip
+    done = "fetched" if r.downloaded else "already here (not fetched again)"
+    emit(result, as_json, f"{done}: {r.path}\nchecked: {r.checked}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the model commands to the ``cnnkit`` app."""
     app.command("summary", cls=_ShapeCommand)(summary_cmd)
     app.command("models")(models_cmd)
+    app.add_typer(weights_app, name="weights")

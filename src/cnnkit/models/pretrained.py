@@ -2,15 +2,24 @@
 
 ``create_model(name, pretrained=W)`` calls :func:`load_pretrained`. ``W`` may be:
 
+- ``"imagenet"`` (Keras' word): the model card's ImageNet weights (``card.imagenet_weights``:
+  torchvision's ``DEFAULT`` for torchvision models, the Keras application file for Keras ones);
 - a torchvision weight name (``"IMAGENET1K_V1"``, ``"DEFAULT"``,
   ``"ResNet18_Weights.IMAGENET1K_V1"``), read from the torch hub cache
   ``$TORCH_HOME/hub/checkpoints/<torchvision's file name>`` with torchvision's hash check
   (the sha256 prefix in the file name);
 - a local ``.pth``/``.pt``/``.bin`` file (``torch.load(weights_only=True)``) or ``.safetensors``;
 - a Keras application weight file (``.h5`` / ``.weights.h5``), converted by
-  :mod:`cnnkit.models.keras_convert`;
+  :mod:`cnnkit.models.keras_convert`; Keras' own file names
+  (``xception_weights_tf_dim_ordering_tf_kernels.h5``) are looked up in the torch hub cache
+  and in ``$KERAS_HOME/models`` (``~/.keras/models``, where Keras keeps them), with Keras'
+  md5 check;
 - ``"timm:NAME"`` when the optional ``timm`` extra is installed (offline: the Hugging Face
   cache only).
+
+A missing file is one error naming where it was looked for, its download URL and the
+command that fetches it on a machine with internet (``cnnkit weights fetch``, the only part of
+cnnkit that downloads, and only when asked: :mod:`cnnkit.models.fetch`).
 
 A classifier of another size (1,000-class weights into a 5-class model) keeps a fresh head
 whose last layer starts at zero;
@@ -35,6 +44,43 @@ import torch
 from torch import nn
 
 HASH_REGEX = re.compile(r"-([a-f0-9]*)\.")  # torchvision/torch.hub: name-<sha256 prefix>.pth
+IMAGENET = "imagenet"
+"""Keras' word for a model's published ImageNet weights (``card.imagenet_weights``)."""
+
+_KERAS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
+KERAS_WEIGHT_FILES: dict[str, tuple[str, str | None]] = {
+    # file name: (download URL, the md5 Keras checks it against; None: Keras publishes none)
+    "xception_weights_tf_dim_ordering_tf_kernels.h5": (
+        _KERAS_URL + "xception/xception_weights_tf_dim_ordering_tf_kernels.h5",
+        "0a58e3b7378bc2990ea3b43d5981f1f6",
+    ),
+    "xception_weights_tf_dim_ordering_tf_kernels_notop.h5": (
+        _KERAS_URL + "xception/xception_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "b0042744bf5b25fce3cb969f33bebb97",
+    ),
+    "vgg16_weights_tf_dim_ordering_tf_kernels.h5": (
+        _KERAS_URL + "vgg16/vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+        "64373286793e3c8b2b4e3219cbf3544b",
+    ),
+    "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5": (
+        _KERAS_URL + "vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "6d6bbae143d832006294945121d1f1fc",
+    ),
+    "vgg19_weights_tf_dim_ordering_tf_kernels.h5": (
+        _KERAS_URL + "vgg19/vgg19_weights_tf_dim_ordering_tf_kernels.h5",
+        "cbe5617147190e668d6c5d5026f83318",
+    ),
+    "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5": (
+        _KERAS_URL + "vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "253f8cb515780f3b799900260a226db6",
+    ),
+    "mobilenet_1_0_224_tf.h5": (_KERAS_URL + "mobilenet/mobilenet_1_0_224_tf.h5", None),
+    "mobilenet_1_0_224_tf_no_top.h5": (
+        _KERAS_URL + "mobilenet/mobilenet_1_0_224_tf_no_top.h5",
+        None,
+    ),
+}
+"""Keras application weight files cnnkit converts, as ``keras.applications`` fetches them."""
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 KERAS_SUFFIXES = (".h5", ".hdf5", ".keras")
 _MAX_LISTED = 8
@@ -92,16 +138,19 @@ def load_pretrained(model: Any, name: str, pretrained: Any) -> PretrainedInfo:
             "pretrained must be a weight name, a file path or 'timm:NAME'. "
             f"Received: pretrained={pretrained!r}"
         )
-    spec = os.fspath(spec)
+    given = spec = os.fspath(spec)
+    spec = resolve_imagenet(name, spec)
     if spec.startswith("timm:"):
         info = _load_timm(model, spec)
+    elif is_keras_file_name(spec):
+        info = _load_file(model, name, str(keras_weights_path(name, spec, given)), given)
     elif _looks_like_path(spec):
         info = _load_file(model, name, spec)
     else:
-        path = torchvision_weights_path(name, spec)
+        path = torchvision_weights_path(name, spec, given)
         check_hash(path)
         state = read_state_dict(path)
-        info = PretrainedInfo(spec, "torchvision", str(path))
+        info = PretrainedInfo(given, "torchvision", str(path))
         load_state_into(model, _fix_legacy_keys(name, state), str(path), info)
         if not info.fresh_head and model.num_classes:
             info.categories = torchvision_categories(name, spec)
@@ -109,23 +158,104 @@ def load_pretrained(model: Any, name: str, pretrained: Any) -> PretrainedInfo:
     return info
 
 
+def resolve_imagenet(name: str, spec: str) -> str:
+    """``"imagenet"`` (any case) -> the card's ImageNet weights; any other ``spec`` as given.
+
+    Raises:
+        ValueError: the model has no published ImageNet weights (names those that do).
+    """
+    if spec.strip().lower() != IMAGENET:
+        return spec
+    from cnnkit.models.registry import get_card, list_models
+
+    card = get_card(name)
+    if card.imagenet_weights:
+        return card.imagenet_weights
+    have = [n for n in list_models() if get_card(n).imagenet_weights]
+    raise ValueError(
+        f"{card.name} has no published ImageNet weights; pretrained='imagenet' works for "
+        f"{', '.join(have)}. Received: pretrained={spec!r}"
+    )
+
+
+def is_keras_file_name(spec: str) -> bool:
+    """A Keras application weight file named without a folder (looked up in the caches)."""
+    return spec in KERAS_WEIGHT_FILES and not Path(spec).exists()
+
+
+def keras_cache_dirs() -> list[Path]:
+    """Where Keras application files are looked for: the torch hub cache (where ``cnnkit
+    weights fetch`` puts them), then Keras' own (``$KERAS_HOME/models``, ``~/.keras/models``)."""
+    keras_home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
+    return [Path(torch.hub.get_dir()) / "checkpoints", keras_home / "models"]
+
+
+def keras_weights_path(name: str, file_name: str, given: str | None = None) -> Path:
+    """The Keras application weight file ``file_name`` in the first cache that has it.
+
+    Raises:
+        FileNotFoundError: in no cache (with the URL and the command that fetches it).
+    """
+    found = [d / file_name for d in keras_cache_dirs() if (d / file_name).is_file()]
+    if found:
+        return found[0]
+    url = KERAS_WEIGHT_FILES[file_name][0]
+    where = " or ".join(str(d / file_name) for d in keras_cache_dirs())
+    raise FileNotFoundError(
+        f"pretrained weights {given or file_name!r} for {name} are not on this machine: expected "
+        f"{where}. cnnkit never downloads by itself; on a machine with internet run "
+        f"`cnnkit weights fetch {name} {given or file_name}`, or download {url} "
+        f"({fetch_command(url, keras_cache_dirs()[0] / file_name)}), and copy the file there"
+    )
+
+
+def check_pretrained(name: str, pretrained: Any) -> str | None:
+    """Find ``pretrained``'s weight file for model ``name`` without reading it, so a run can
+    fail before it decodes any data. None for timm names (timm finds its own).
+
+    Raises:
+        FileNotFoundError, ValueError: as :func:`load_pretrained` would.
+    """
+    spec = resolve_imagenet(name, os.fspath("DEFAULT" if pretrained is True else pretrained))
+    if spec.startswith("timm:"):
+        return None
+    if is_keras_file_name(spec):
+        return str(keras_weights_path(name, spec, os.fspath(pretrained)))
+    if _looks_like_path(spec):
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(_missing_file_message(path, spec))
+        return str(path)
+    return str(torchvision_weights_path(name, spec, os.fspath(pretrained)))
+
+
 def _looks_like_path(spec: str) -> bool:
     suffixes = TORCH_SUFFIXES + KERAS_SUFFIXES + (".safetensors",)
     return spec.lower().endswith(suffixes) or os.sep in spec or Path(spec).exists()
 
 
-def _load_file(model: nn.Module, name: str, spec: str) -> PretrainedInfo:
+def _missing_file_message(path: Path, spec: str) -> str:
+    """A missing weight file; a Keras application file is named with its download URL."""
+    msg = (
+        f"pretrained weight file not found: {path}. Expected a .pth/.pt, .safetensors or "
+        f"Keras .h5 file. Received: pretrained={spec!r}"
+    )
+    if path.name in KERAS_WEIGHT_FILES:
+        url = KERAS_WEIGHT_FILES[path.name][0]
+        msg += f". It is Keras' {path.name}, downloaded from {url} ({fetch_command(url, path)})"
+    return msg
+
+
+def _load_file(model: nn.Module, name: str, spec: str, given: str | None = None) -> PretrainedInfo:
     path = Path(spec).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(
-            f"pretrained weight file not found: {path}. Expected a .pth/.pt, .safetensors or "
-            f"Keras .h5 file. Received: pretrained={spec!r}"
-        )
+        raise FileNotFoundError(_missing_file_message(path, spec))
     if path.name.lower().endswith(KERAS_SUFFIXES):
         from cnnkit.models.keras_convert import load_keras_weights
 
-        return load_keras_weights(model, name, path, spec)
-    info = PretrainedInfo(spec, "file", str(path))
+        check_keras_hash(path)
+        return load_keras_weights(model, name, path, given or spec)
+    info = PretrainedInfo(given or spec, "file", str(path))
     load_state_into(model, read_state_dict(path), str(path), info)
     return info
 
@@ -174,12 +304,13 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 # --- torchvision names and the hub cache -------------------------------------------------
 
 
-def torchvision_weights_path(name: str, weight: str) -> Path:
+def torchvision_weights_path(name: str, weight: str, given: str | None = None) -> Path:
     """Where torchvision's ``weight`` file for model ``name`` lives in the hub cache.
 
     Args:
         name: cnnkit model name (same as torchvision's for torchvision models).
         weight: ``"IMAGENET1K_V1"``, ``"DEFAULT"`` or ``"ResNet18_Weights.IMAGENET1K_V1"``.
+        given: what the user wrote (``"imagenet"``), for the message.
 
     Returns:
         ``$TORCH_HOME/hub/checkpoints/<file>``, the existing file.
@@ -192,10 +323,11 @@ def torchvision_weights_path(name: str, weight: str) -> Path:
     path = hub_checkpoint_path(url)
     if not path.is_file():
         raise FileNotFoundError(
-            f"pretrained weights {weight!r} for {name} are not on this machine: expected "
-            f"{path} (torch hub cache, $TORCH_HOME/hub/checkpoints). cnnkit never downloads; "
-            f"on a machine with internet run: {fetch_command(url, path)} "
-            f"and copy the file to {path.parent}/"
+            f"pretrained weights {given or weight!r} for {name} are not on this machine: "
+            f"expected {path} (torch hub cache, $TORCH_HOME/hub/checkpoints). cnnkit never "
+            f"downloads by itself; on a machine with internet run `cnnkit weights fetch {name} "
+            f"{given or weight}`, or download {url} ({fetch_command(url, path)}), and copy the "
+            f"file to {path.parent}/"
         )
     return path
 
@@ -249,17 +381,39 @@ def check_hash(path: Path) -> None:
     m = HASH_REGEX.search(path.name)
     if not m or not m.group(1):
         return
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    got = digest.hexdigest()
+    got = file_digest(path)
     if not got.startswith(m.group(1)):
         raise ValueError(
             f"{path}: sha256 {got[: len(m.group(1))]}... does not match the prefix "
             f"{m.group(1)!r} in its name (damaged or substituted download); delete it and "
             "fetch it again"
         )
+
+
+def check_keras_hash(path: Path) -> None:
+    """Keras' check of its application files: the md5 ``keras.applications`` records.
+
+    Raises:
+        ValueError: the digest does not match (a damaged or substituted download).
+    """
+    want = KERAS_WEIGHT_FILES.get(path.name, ("", None))[1]
+    if want is None:
+        return
+    got = file_digest(path, "md5")
+    if got != want:
+        raise ValueError(
+            f"{path}: md5 {got} is not the {want} Keras publishes for {path.name} (damaged or "
+            "substituted download); delete it and fetch it again"
+        )
+
+
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """Hex digest of the file at ``path``, read in 1 MiB chunks."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _fix_legacy_keys(name: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

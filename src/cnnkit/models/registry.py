@@ -54,6 +54,9 @@ class ModelCard:
         kind: ``"image"`` (2D input) or ``"snp"`` (1D genotype input).
         source: where the architecture comes from (``torchvision``, ``keras``, ...).
         description: one line for the models table.
+        imagenet_weights: what ``pretrained="imagenet"`` (Keras' word) loads: a torchvision
+            weight name (``DEFAULT``, torchvision's recommended) or a Keras application weight
+            file; empty: the model has no published ImageNet weights.
     """
 
     name: str
@@ -71,6 +74,7 @@ class ModelCard:
     kind: str = "image"
     source: str = "cnnkit"
     description: str = ""
+    imagenet_weights: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

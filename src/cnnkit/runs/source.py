@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torchvision.models import get_model_weights
 
 from cnnkit.data.decode import load_image
 from cnnkit.models import create_model, get_card, list_models
@@ -113,17 +112,13 @@ def _from_name(name: str, pretrained: str | None) -> Source:
 
 
 def _weight_categories(model: Any, name: str, pretrained: str | None) -> list[str] | None:
-    """ImageNet class names when torchvision weights with their own head were loaded."""
+    """ImageNet class names when torchvision weights with their own head were loaded (what
+    ``load_pretrained`` read from the weights' metadata, whatever name chose them: a weight
+    name, ``DEFAULT`` or ``imagenet``)."""
     info = getattr(model, "pretrained_info", None)
     if info is None or getattr(info, "kind", "") != "torchvision" or info.fresh_head:
         return None
-    try:
-        weights = get_model_weights(name)
-        key = str(pretrained).rsplit(".", 1)[-1]
-        meta = (weights.DEFAULT if key == "DEFAULT" else weights[key]).meta
-    except (ValueError, KeyError, AttributeError):
-        return None
-    cats = meta.get("categories")
+    cats = info.categories
     return [str(c) for c in cats] if cats and len(cats) == model.num_classes else None
 
 

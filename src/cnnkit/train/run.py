@@ -29,6 +29,7 @@ from cnnkit.data import native
 from cnnkit.data.preview import preview_grid
 from cnnkit.errors import CnnkitError, RunFolderError
 from cnnkit.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from cnnkit.models.pretrained import check_pretrained
 from cnnkit.models.summaries import summary
 from cnnkit.models.transfer import describe_text
 from cnnkit.runs import layout
@@ -166,6 +167,8 @@ def _train_new(config, out, overwrite, progress, device, data, split) -> RunResu
     main = distributed.is_main()
     if main:
         check_run_dir(out, overwrite=overwrite)  # refuse before any decoding
+    if config.pretrained:
+        check_pretrained(config.model, config.pretrained)  # a missing weight file, as early
     if data is None:
         data = _load_data_once(config)
         if main and data.choice is not None:

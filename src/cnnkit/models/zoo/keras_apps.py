@@ -131,6 +131,7 @@ def _xception_features(in_chans: int) -> nn.Sequential:
         published_params=22_855_952,
         source="keras",
         description="Xception (Chollet): depthwise-separable Inception, Keras application",
+        imagenet_weights="xception_weights_tf_dim_ordering_tf_kernels.h5",
     )
 )
 def xception(
@@ -220,6 +221,7 @@ class _MobileNetV1(CnnkitModel):
         published_params=4_231_976,
         source="keras",
         description="MobileNet v1 (Howard et al.), alpha 1.0, Keras application",
+        imagenet_weights="mobilenet_1_0_224_tf.h5",
     )
 )
 def mobilenet(

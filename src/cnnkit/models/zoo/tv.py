@@ -178,7 +178,7 @@ def _init_head(head: nn.Module) -> None:
 
 
 def _card(name: str, **kw: Any) -> ModelCard:
-    kw = {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, **kw}
+    kw = {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, "imagenet_weights": "DEFAULT", **kw}
     return ModelCard(name=name, source="torchvision", **kw)
 
 
