@@ -7,8 +7,9 @@ The one liberty: ``cnnkit serve`` gets ``--port`` with a free port (8000 may be 
 asked for ``/health``, ``/predict`` and ``/explain``, then stopped with Ctrl-C.
 
 Real Fashion-MNIST is needed (Debian ``dataset-fashion-mnist``): missing, the test fails in CI.
-About a minute on an idle 2-core machine (a dozen commands, each importing torch, and two
-trainings), so it is ``slow``: ``make tour`` runs it, and CI runs ``make tour`` after ``make test``.
+A dozen commands, each starting Python and importing torch, and two trainings: 3-4 minutes on
+this project's shared 2-core machines, so it is ``slow``: ``make tour`` runs it, and CI runs
+``make tour`` after ``make test``.
 """
 
 from __future__ import annotations

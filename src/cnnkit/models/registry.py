@@ -356,7 +356,7 @@ def text_table(kind: str | None = None, width: int = 100) -> str:
             c.rjust(w) if i == 3 else c.ljust(w)  # params right-aligned
             for i, (c, w) in enumerate(zip(row[:-1], fixed, strict=True))
         ]
-        what = textwrap.wrap(row[-1], wrap, break_on_hyphens=False) or [""]
+        what = textwrap.wrap(row[-1], wrap) or [""]
         lines.append("  ".join([*cells, what[0]]).rstrip())
         lines.extend(" " * indent + more for more in what[1:])
     return "\n".join(lines) + "\n"
