@@ -225,14 +225,22 @@ def test_console_entry_point(run_dir, image, tmp_path):
     assert "peak x=" in proc.stdout and out.is_file()
 
 
-def test_imagenet_names_for_torchvision_weights():
-    from types import SimpleNamespace
+def test_imagenet_names_for_torchvision_weights(tmp_path, monkeypatch):
+    """A model NAME with ImageNet weights (named ``imagenet`` or by torchvision's name)
+    explains with ImageNet's class names; a new head has none."""
+    import hashlib
 
-    model = SimpleNamespace(
-        num_classes=1000,
-        pretrained_info=SimpleNamespace(kind="torchvision", fresh_head=False),
-    )
-    names = source._weight_categories(model, "resnet18", "IMAGENET1K_V1")
-    assert names is not None and names[0] == "tench" and len(names) == 1000
-    model.pretrained_info.fresh_head = True  # a new head: its classes are not ImageNet's
-    assert source._weight_categories(model, "resnet18", "IMAGENET1K_V1") is None
+    from cnnkit.models import pretrained as pt
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    torch.save(create_model("resnet18").state_dict(), hub / "w.pth")
+    name = f"resnet18-{hashlib.sha256((hub / 'w.pth').read_bytes()).hexdigest()[:8]}.pth"
+    (hub / "w.pth").rename(hub / name)
+    monkeypatch.setattr(pt, "torchvision_weights_url", lambda n, w: f"https://example/{name}")
+    for weights in ("imagenet", "IMAGENET1K_V1"):
+        names = source.resolve_source("resnet18", weights).class_names
+        assert names[0] == "tench" and len(names) == 1000
+    model = create_model("resnet18", num_classes=5, pretrained="imagenet")
+    assert source._weight_categories(model, "resnet18", "imagenet") is None  # a new head
