@@ -27,6 +27,7 @@ from typing import BinaryIO
 
 import torch
 
+from cnnkit.models import create_model
 from cnnkit.models.pretrained import (
     HASH_REGEX,
     KERAS_WEIGHT_FILES,
@@ -176,8 +177,6 @@ def _passes(wf: WeightFile, path: Path, name: str, weights: str) -> bool:
 
 def _loads(path: Path, name: str, weights: str) -> str | None:
     """None when the file at ``path`` loads into model ``name``, else why not."""
-    from cnnkit.models import create_model
-
     try:
         with torch.device("cpu"):
             create_model(name, pretrained=str(path))

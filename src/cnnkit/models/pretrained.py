@@ -43,6 +43,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnkit.models.registry import get_card, list_models
+
 HASH_REGEX = re.compile(r"-([a-f0-9]*)\.")  # torchvision/torch.hub: name-<sha256 prefix>.pth
 IMAGENET = "imagenet"
 """Keras' word for a model's published ImageNet weights (``card.imagenet_weights``)."""
@@ -166,8 +168,6 @@ def resolve_imagenet(name: str, spec: str) -> str:
     """
     if spec.strip().lower() != IMAGENET:
         return spec
-    from cnnkit.models.registry import get_card, list_models
-
     card = get_card(name)
     if card.imagenet_weights:
         return card.imagenet_weights
