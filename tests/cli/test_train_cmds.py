@@ -158,6 +158,9 @@ def test_predict_png_jpeg_and_corrupt(trained, tmp_path, capsys):
     assert res[0]["top_k"][0]["probability"] >= res[0]["top_k"][1]["probability"]
     assert "error" in res[2] and "bad.png" in res[2]["error"]
     assert "error" in res[3]
+    assert main(["predict", str(run), str(bad)]) == 1  # as text: the file named once
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith(f"{bad}: ERROR ") and line.count("bad.png") == 1, line
 
 
 def test_predict_folders_recursively_to_a_csv_r_can_read(trained, tmp_path, capsys):

@@ -165,16 +165,22 @@ def predict(
 
 def _predict_summary(results: list, out: Path) -> str:
     """With ``--out``: one line for the CSV, and one for each file that failed."""
-    failed = [f"{r['file']}: ERROR {r['error']}" for r in results if "error" in r]
+    failed = [_error_line(r) for r in results if "error" in r]
     head = f"wrote {out} ({len(results)} files, {len(failed)} failed)"
     return "\n".join([head, *failed])
+
+
+def _error_line(result: dict) -> str:
+    """``FILE: ERROR why``, the file named once (the error starts with it)."""
+    file, error = result["file"], result["error"]
+    return f"{file}: ERROR {error.removeprefix(f'{file}: ')}"
 
 
 def _predict_text(results: list) -> str:
     lines = []
     for r in results:
         if "error" in r:
-            lines.append(f"{r['file']}: ERROR {r['error']}")
+            lines.append(_error_line(r))
         else:
             alts = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top_k"])
             lines.append(f"{r['file']}: {r['label']} ({r['probability']:.3f})  [{alts}]")
