@@ -29,6 +29,17 @@ ROWS = [
     ("Fuzz examples: image decoding", "fuzz", "image_decode_examples"),
     ("Fuzz examples: run folder (config.json, safetensors)", "fuzz", "run_folder_examples"),
     ("Fuzz examples: genotype (CSV/VCF/PLINK) + phenotype readers", "fuzz", "genomics_examples"),
+    (
+        "Fuzz examples: folders to overwrite (foreign config.json, links)",
+        "fuzz",
+        "overwrite_examples",
+    ),
+    (
+        "Fuzz examples: config/metrics JSON nested up to 200,000 deep",
+        "fuzz",
+        "nested_json_examples",
+    ),
+    ("Fuzz examples: shared cache layouts (modes, owners, links)", "fuzz", "shared_cache_examples"),
     ("Malformed genotype sets (all refused)", "genomics", "malformed_sets"),
     ("Training SIGKILL points, resumed bit-identical", "crash", "training_kill_points"),
     ("SIGKILLs during checkpoint writes", "crash", "checkpoint_write_kills"),
@@ -60,7 +71,11 @@ NOTES = [
     "colour modes), `cnnkit predict`.",
     "- **Fuzzing** (`test_fuzz_*.py`, hypothesis): byte flips (biased to headers), "
     "truncation, insertion and splicing of seed files; NaN and infinity written into run "
-    "weights; cache folders of random modes, owners and symbolic links; sockets sending "
+    "weights; cache folders of random modes, owners and symbolic links; folders to "
+    "overwrite holding a drawn mix of cnnkit's and a user's names, links out of the folder, "
+    "with or without the run marker and with cnnkit's, a web project's or no `config.json`; "
+    "`config.json`/`metrics.json` nested up to 200,000 levels (image and genomics runs, "
+    "report); sockets sending "
     "nothing, cut, garbled or whole requests. `make fuzz` runs 2,000 examples per harness "
     "(300 for the weights and 200 for the sockets, which take seconds each); the default "
     "suite 30 (10 for the sockets).",
@@ -101,6 +116,22 @@ NOTES = [
     "garbled or whole requests; every answer has the headers and every socket is closed "
     "by the deadlines. Not promised: a limit of connections per client (a reverse proxy's "
     "job for a server others can reach).",
+    "- **Overwrite and interrupted runs** (`tests/runs/test_run_layout.py`, "
+    "`test_fuzz_overwrite.py`, `tests/train/test_run_folder.py`, "
+    "`tests/genomics/test_run.py`): `--overwrite` (and `overwrite=True`) replaces only a run "
+    "folder, one holding cnnkit's `.cnnkit-run` marker (or a `config.json` cnnkit wrote "
+    "before markers: one naming `cnnkit_version` and a `model`); any other non-empty folder, "
+    "a web project's `config.json` and all, is refused with nothing changed. In a run folder "
+    "only the names cnnkit writes go (and its `fold-N/` and hidden `.tmp` files); anything "
+    "else stays and is named, and a symbolic link is removed, never followed. The same holds "
+    "for `genomics train`. A run killed before its `config.json` (only the marker and "
+    "`split.csv`) is started again by a rerun without `--overwrite`; `--resume` of it says "
+    "there is no config to resume; a run killed after its config resumes; the temporary "
+    "file of a write a kill interrupted is removed by the next run or resume. A run folder's "
+    "`config.json` is checked once before use (colour mode against channels, sizes up to "
+    "4096, nesting up to 64 levels, every key present), for image and genomics runs alike. "
+    "Not promised: a file a user named like one of cnnkit's (`summary.txt`, `report.html`) "
+    "inside a run folder survives `--overwrite`.",
     "- **Damaged weights** (`test_nan_weights.py`, `test_fuzz_runfolder.py`): weights that "
     "give NaN or infinity never put `NaN` in JSON: `predict` reports each file as an error "
     "naming it (exit 1), `explain` and `evaluate` fail in one line naming the image or the "
@@ -109,8 +140,12 @@ NOTES = [
     "file or checkpoint, YAML tags, malicious CIFAR-10 pickles (code, `bytearray(10**13)`, "
     "huge arrays, 5000-digit integers) are one line naming the file, never torch's advice "
     "to load with `weights_only=False`; an unreadable file is `unreadable` in `audit` (never "
-    "hashed) and a per-file error in `predict`; file names that are not UTF-8 come out of "
-    "`audit` and `predict` as valid UTF-8 (`\\udcXX` in JSON).",
+    "hashed) and a per-file error in `predict` (exit 1, the others predicted); file names "
+    "that are not UTF-8 come out of `audit` and `predict` as valid UTF-8 (`\\udcXX` in "
+    "JSON). Errors name their file or option: NaN weights in `evaluate` (never scikit-learn's "
+    "`Input contains NaN.`), a 5000-digit integer in a CIFAR-10 pickle (never Python's "
+    "`Exceeds the limit (4300 digits)`), a `split.csv` that is not UTF-8 in `export`, "
+    "`genomics simulate`'s `--n-qtl` (never its parameter name `num_causal`).",
     "",
     "Known limits: a `.fam` listing one to three people too many is refused when they read "
     "from the zero padding as homozygous A1 at every SNP and a genuine person would look "
@@ -131,7 +166,12 @@ NOTES = [
     "`audit` exit 2 (alone it was called truncated); motion photos were called truncated, "
     "empty class folders were missing from `audit`'s classes and `sizes.max` mixed two "
     "images; NaN weights printed `NaN` in JSON and `0 (nan%)`; a cached library without "
-    "the kernel's symbols ended `train` in a traceback.",
+    "the kernel's symbols ended `train` in a traceback; `--overwrite` deleted any folder "
+    "holding a `config.json`; a run killed before its config could not be rerun or "
+    "resumed; tampered run configs (colour mode against channels, 65536-pixel sizes, "
+    "nesting 200,000 deep) and genomics run folders ended in tracebacks; one image per class "
+    "trained and then exited 2; an unreadable file to `predict` was a usage error (exit 2); "
+    "the protocol's own 400s had no security headers.",
     "",
     "`python bench/robustness.py --render-only` rewrites this page from "
     "`bench/results/robustness.json`.",
