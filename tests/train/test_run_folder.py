@@ -89,6 +89,18 @@ def test_a_run_killed_before_its_first_checkpoint_resumes(tmp_path, monkeypatch)
     assert not list(run.glob(".*.tmp"))  # the stale temporary is gone
 
 
+def test_a_run_killed_before_its_config_says_to_train_again_not_resume(tmp_path, capsys):
+    from cnnkit.cli.main import main
+    from cnnkit.runs.layout import create_run_dir
+
+    run = create_run_dir(tmp_path / "run").path
+    (run / "split.csv").write_text("path,label,subset\n")  # killed before config.json
+    assert main(["train", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert f"{run} stopped before it wrote its config.json: there is nothing to resume" in err
+    assert "train into the same folder again" in err and "no overwrite needed" in err
+
+
 def test_non_utf8_file_names_train_and_round_trip(tmp_path):
     import os
 

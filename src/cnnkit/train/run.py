@@ -204,6 +204,11 @@ def resume_run(
         RunFolderError: no run there, or ``overrides`` change what the run is (listed).
     """
     run_dir = adopt_run_dir(out).path
+    if layout.is_run_dir(run_dir) and not layout.is_started(run_dir):
+        raise RunFolderError(
+            f"{run_dir} stopped before it wrote its {layout.CONFIG}: there is nothing to resume; "
+            "train into the same folder again (it is reused as it is, no overwrite needed)"
+        )
     saved = read_run_config(run_dir)
     config, continued = _resume_config(run_dir, saved, overrides or {})
     if config.devices > 1 and distributed.env_world_size() == 1:
