@@ -98,6 +98,59 @@ def test_package_never_unpickles_untrusted_files():
     record("hygiene", source_files_scanned=len(files), unsafe_loads=len(found))
 
 
+NETWORK = ("urllib.request", "http.client", "requests", "httpx", "aiohttp", "ftplib",
+           "huggingface_hub", "torchvision.datasets.utils")  # fmt: skip
+DOWNLOADS = ("urlopen", "urlretrieve", "load_state_dict_from_url", "download_url_to_file",
+             "download_url", "download_and_extract_archive", "hf_hub_download",
+             "snapshot_download")  # fmt: skip
+FETCHES = SRC / "models" / "fetch.py"  # `cnnkit weights fetch`: downloads when asked to
+
+
+def network_uses(source: str) -> list[tuple[int, str]]:
+    """Imports of a downloading module (``NETWORK``) and uses of a downloading function
+    (``DOWNLOADS``, under any module), with their lines."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        modules: list[str] = []
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            modules = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            modules, names = [node.module], [a.name for a in node.names]
+        elif isinstance(node, ast.Attribute):
+            names = [node.attr]
+        elif isinstance(node, ast.Name):
+            names = [node.id]
+        found += [(node.lineno, m) for m in modules
+                  if any(m == n or m.startswith(n + ".") for n in NETWORK)]  # fmt: skip
+        found += [(node.lineno, n) for n in names if n in DOWNLOADS]
+    return found
+
+
+@pytest.mark.parametrize(
+    "snippet",
+    ["import urllib.request", "from urllib.request import urlopen", "import requests",
+     "from torch.hub import load_state_dict_from_url", "torch.hub.download_url_to_file(u, p)",
+     "from huggingface_hub import hf_hub_download", "import http.client as h"],
+)  # fmt: skip
+def test_network_finder_catches(snippet):
+    assert network_uses(snippet)
+
+
+def test_only_weights_fetch_can_download():
+    """cnnkit never downloads at run time: only ``cnnkit weights fetch`` (asked by a person)
+    may import or call a downloading API; urllib.parse and a server's sockets are no download."""
+    assert network_uses("import urllib.parse\nurllib.parse.quote(x)") == []
+    found = [
+        f"{p.relative_to(ROOT)}:{line}: {what}"
+        for p in sorted(SRC.rglob("*.py"))
+        if p != FETCHES
+        for line, what in network_uses(p.read_text(encoding="utf-8"))
+    ]
+    assert found == []
+    assert network_uses(FETCHES.read_text(encoding="utf-8"))  # the finder sees the one that does
+
+
 def _requirements() -> list[Requirement]:
     if sys.version_info >= (3, 11):
         import tomllib
