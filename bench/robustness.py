@@ -132,6 +132,11 @@ NOTES = [
     "4096, nesting up to 64 levels, every key present), for image and genomics runs alike. "
     "Not promised: a file a user named like one of cnnkit's (`summary.txt`, `report.html`) "
     "inside a run folder survives `--overwrite`.",
+    "- **No downloads** (`test_hygiene.py`, `tests/test_no_internet.py`): cnnkit reads "
+    "pretrained weights and datasets from local files and caches only; `cnnkit weights "
+    "fetch` (`cnnkit/models/fetch.py`, hash-checked) is the one module that imports or calls "
+    "a downloading API (an AST scan of `src/`), and the test suite fails any connection "
+    "beyond 127.0.0.1.",
     "- **Damaged weights** (`test_nan_weights.py`, `test_fuzz_runfolder.py`): weights that "
     "give NaN or infinity never put `NaN` in JSON: `predict` reports each file as an error "
     "naming it (exit 1), `explain` and `evaluate` fail in one line naming the image or the "
