@@ -49,6 +49,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cnnkit.cli.train_cmds",
         "Train a model on a folder or a named dataset into a run folder.",
     ),
+    "learning-curve": (
+        "cnnkit.cli.train_cmds",
+        "Train on growing subsets of the training images; predict the accuracy with more images.",
+    ),
     "evaluate": (
         "cnnkit.cli.train_cmds",
         "Accuracy with a 95% CI, per-class precision/recall/F1 and the confusion matrix.",

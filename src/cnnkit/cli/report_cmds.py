@@ -8,11 +8,13 @@ import typer
 
 from cnnkit.cli._common import JSON_OPTION, emit
 
-_PLOTS = ("curves.png", "confusion.png", "top_losses.png")
+_PLOTS = ("curves.png", "confusion.png", "top_losses.png", "learning_curve.png")
 
 
 def report(
-    run: Path = typer.Argument(..., help="Run folder (cnnkit train --out RUN)."),
+    run: Path = typer.Argument(
+        ..., help="Run folder (cnnkit train --out RUN) or learning-curve folder."
+    ),
     top_losses: int = typer.Option(16, "--top-losses", help="How many highest-loss images."),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -20,11 +22,15 @@ def report(
 
     Example: cnnkit report runs/fm
     """
-    from cnnkit.report import render_report  # matplotlib loads only when needed
+    from cnnkit.report import render_learning_curve, render_report  # matplotlib loads here
+    from cnnkit.report.curve_page import is_learning_curve
 
     if top_losses < 1:
         raise ValueError(f"--top-losses must be a positive int. Received: {top_losses}")
-    path = Path(render_report(run, n_top_losses=top_losses)).resolve()
+    if is_learning_curve(run):
+        path = Path(render_learning_curve(run)).resolve()
+    else:
+        path = Path(render_report(run, n_top_losses=top_losses)).resolve()
     plots = [str(path.parent / p) for p in _PLOTS if (path.parent / p).is_file()]
     emit({"report": str(path), "plots": plots}, as_json, f"report: {path}")
 

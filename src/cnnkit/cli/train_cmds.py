@@ -1,4 +1,5 @@
-"""``cnnkit train | evaluate | predict | demo``: the main job, as thin commands over the library.
+"""``cnnkit train | learning-curve | evaluate | predict | demo``: the main job, as thin
+commands over the library.
 
 ``cnnkit train``'s options are generated from :class:`cnnkit.train.TrainConfig`'s fields
 (:func:`cnnkit.cli.options.with_settings`): a new setting is a new field, nothing here.
@@ -13,14 +14,20 @@ from typing import Any
 import typer
 
 from cnnkit.cli._common import JSON_OPTION, emit
-from cnnkit.cli.options import with_settings
+from cnnkit.cli.options import given, with_settings
 from cnnkit.fileio import atomic_write_text
-from cnnkit.report import render_report
+from cnnkit.report import render_learning_curve, render_report
 from cnnkit.serve.predictor import Predictor, predictions_csv
 from cnnkit.train import TrainConfig, load_config_file, resume_run, train_run
 from cnnkit.train.demo import run_demo
 from cnnkit.train.evaluate import evaluate_run
 from cnnkit.train.kfold import train_kfold
+from cnnkit.train.learning_curves import (
+    DEFAULT_FRACTIONS,
+    DEFAULT_REPEATS,
+    learning_curve,
+    resume_learning_curve,
+)
 from cnnkit.train.metrics import format_metrics
 
 
@@ -222,8 +229,91 @@ def demo(
     sys.stdout.write(f"report: {payload['report']}\n")
 
 
+@with_settings(TrainConfig)
+def learning_curve_cmd(
+    ctx: typer.Context,
+    settings: dict,
+    out: Path | None = typer.Option(
+        None, "--out", help="Folder to write (required unless --resume)."
+    ),
+    fractions: str = typer.Option(
+        ",".join(format(f, "g") for f in DEFAULT_FRACTIONS),
+        "--fractions",
+        help="Shares of the training images to train on, comma-separated (three at least).",
+    ),
+    repeats: int = typer.Option(
+        DEFAULT_REPEATS, "--repeats", help="Runs per fraction, each with its own subset and seed."
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", help="YAML/JSON file of settings (options typed here win)."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace the learning curve in --out."
+    ),
+    resume: Path | None = typer.Option(
+        None, "--resume", help="Continue the learning curve in this folder (finished points kept)."
+    ),
+    no_report: bool = typer.Option(
+        False, "--no-report", help="Skip learning_curve.png and report.html."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Train on growing subsets of the training images; predict the accuracy with more images.
+
+    Every point validates on the same images (OUT/split.csv); a power law fitted to the
+    points answers "with 2x / 4x the images, expected accuracy A [lo, hi]".
+
+    Example: cnnkit learning-curve photos/ --out curves/photos --epochs 20
+    """
+    values = _settings(settings, config)
+    if resume is not None:
+        if values or given(ctx, "fractions") or given(ctx, "repeats"):
+            raise ValueError(
+                f"--resume continues {resume} with its own settings; drop the other options "
+                "(or start a new curve with --out)"
+            )
+        result = resume_learning_curve(resume)
+    else:
+        if out is None:
+            raise ValueError("--out is required: the folder to write (or --resume DIR)")
+        if "data" not in values:
+            raise ValueError("DATA is required: a folder of class sub-folders or a dataset name")
+        result = learning_curve(TrainConfig.from_dict(values), out, overwrite=overwrite,
+                                fractions=_fractions(fractions), repeats=repeats)  # fmt: skip
+    report = None if no_report else Path(render_learning_curve(result.out)).resolve()
+    payload = {**result.summary, "folder": str(Path(result.out).resolve()),
+               "report": str(report) if report else None}  # fmt: skip
+    payload.pop("curve", None)
+    emit(payload, as_json, _curve_text)
+
+
+def _fractions(text: str) -> list[float]:
+    try:
+        return [float(t) for t in text.replace(" ", ",").split(",") if t]
+    except ValueError:
+        raise ValueError(
+            f"--fractions must be numbers in (0, 1] separated by commas. Received: {text!r}"
+        ) from None
+
+
+def _curve_text(p: dict) -> str:
+    lines = [f"learning curve: {p['folder']}"]
+    for r in p["by_fraction"]:
+        lines.append(
+            f"  {r['n_train']:>7,} images (fraction {r['fraction']:g}): accuracy "
+            f"{r['accuracy_mean']:.4f} +/- {r['accuracy_sd']:.4f} (sd, {r['repeats']} runs)"
+        )
+    f = p["fit"]
+    lines.append(f"fit: error = {f['a']:.3g} * n^-{f['b']:.3f} + {f['c']:.3f}")
+    lines.append(p["answer"])
+    if p["report"]:
+        lines.append(f"report: {p['report']}")
+    return "\n".join(lines)
+
+
 def register(app: typer.Typer) -> None:
     app.command("train", context_settings={"ignore_unknown_options": False})(train)
+    app.command("learning-curve")(learning_curve_cmd)
     app.command("evaluate")(evaluate)
     app.command("predict")(predict)
     app.command("demo")(demo)

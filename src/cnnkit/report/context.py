@@ -335,10 +335,10 @@ def reproduce_command(config: Mapping[str, Any], run_dir: Path) -> str | None:
     model = [g for g in args if g[0] == "--model"]
     groups = [["cnnkit", "train", settings.data, *model[0]], ["--out", f"{run_dir.name}-again"]]
     groups += [g for g in args if g[0] != "--model"]
-    return _wrap([" ".join(shlex.quote(a) for a in g) for g in groups])
+    return wrap_command([" ".join(shlex.quote(a) for a in g) for g in groups])
 
 
-def _wrap(parts: list[str], width: int = 76) -> str:
+def wrap_command(parts: list[str], width: int = 76) -> str:
     """Join shell argument groups into lines of about ``width`` with ``\\`` continuations."""
     lines = [parts[0]]
     for part in parts[1:]:

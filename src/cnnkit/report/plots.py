@@ -28,7 +28,7 @@ import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator, PercentFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
 from cnnkit.report.images import RunImages
 
@@ -386,3 +386,59 @@ def top_losses_png(
         for ax in axes[len(top) :]:
             ax.set_axis_off()
         return _png(fig)
+
+
+# --------------------------------------------------------------------------- learning curve
+
+
+def learning_curve_png(summary: Mapping[str, Any]) -> bytes:
+    """Validation accuracy against training images (log scale): every point, the fitted power
+    law with its 95% band, and the predictions at 2x and 4x the training images.
+
+    Args:
+        summary: ``learning_curve.json`` (``points``; ``curve``, ``predictions`` when fitted).
+
+    Returns:
+        PNG bytes, about 760x420 CSS pixels.
+
+    Raises:
+        ValueError: if ``summary`` holds no points.
+    """
+    points = list(summary.get("points") or [])
+    if not points:
+        raise ValueError("a learning curve needs at least one point. Received: 0 points")
+    n = np.array([float(p["n_train"]) for p in points])
+    acc = np.array([float(p["val_accuracy"]) for p in points])
+    with _style():
+        fig = _figure(7.6, 4.2)
+        ax = fig.subplots()
+        curve = list(summary.get("curve") or [])
+        if curve:
+            x = np.array([c["n_train"] for c in curve], dtype=float)
+            ax.fill_between(x, [c["lo"] for c in curve], [c["hi"] for c in curve],
+                            color=VAL_COLOR, alpha=0.18, lw=0, label="95% interval")  # fmt: skip
+            ax.plot(x, [c["accuracy"] for c in curve], color=VAL_COLOR, lw=2,
+                    label="power law a·n^-b + c")  # fmt: skip
+        ax.scatter(n, acc, s=22, color=TRAIN_COLOR, zorder=5, label="measured (each run)")
+        _predictions(ax, summary.get("predictions") or [])
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))  # 1,000 not 10^3
+        ax.set_xlabel("training images")
+        ax.set_ylabel("validation accuracy")
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=None))
+        ax.set_title("Learning curve", loc="left")
+        ax.legend(loc="lower right", fontsize=9)
+        return _png(fig)
+
+
+def _predictions(ax, predictions: Sequence[Mapping[str, Any]]) -> None:
+    """The extrapolated accuracies as error bars, labelled with their multiple."""
+    for p in predictions:
+        if p.get("multiple", 1) <= 1:
+            continue
+        a, (lo, hi) = float(p["accuracy"]), p["ci"]
+        ax.errorbar([p["n_train"]], [a], yerr=[[a - lo], [hi - a]], fmt="D", ms=6, capsize=4,
+                    color=WRONG_COLOR, zorder=6)  # fmt: skip
+        ax.annotate(f"{p['multiple']}x: {100 * a:.1f}%", (p["n_train"], a),
+                    textcoords="offset points", xytext=(-8, 10), ha="right", fontsize=9,
+                    color=WRONG_COLOR)  # fmt: skip

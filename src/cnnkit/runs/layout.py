@@ -12,6 +12,10 @@ A run folder is cnnkit's unit of work (DESIGN.md, "A run folder")::
       curves.png  confusion.png  top_losses.png  augment.png  gallery.png  report.html
       fold-1/ ... fold-K/  cv.json   (k-fold)
 
+A learning-curve folder (``cnnkit learning-curve``, marker kind ``learning-curve``) holds
+``split.csv``, ``learning_curve.json|csv|png``, ``report.html`` and one ordinary run folder
+per point under ``points/``.
+
 Only a folder holding the marker is ever replaced (``overwrite``), and then only the files
 cnnkit writes there: anything else a user put in it stays, and is named.
 """
@@ -41,6 +45,10 @@ CV = "cv.json"
 REPORT = "report.html"
 PNGS = ("curves.png", "confusion.png", "top_losses.png", "augment.png", "gallery.png")
 ONNX = "model.onnx"
+LEARNING_CURVE = "learning_curve.json"
+LEARNING_CURVE_CSV = "learning_curve.csv"
+LEARNING_CURVE_PNG = "learning_curve.png"
+POINTS_DIR = "points"
 
 #: Columns of ``history.csv``, one row per finished epoch, in this order.
 HISTORY_FIELDS = (
@@ -58,13 +66,16 @@ _FOLD = re.compile(r"^fold-\d+$")
 
 
 def owned_names(kind: str = "image") -> frozenset[str]:
-    """The top-level names cnnkit writes in a run folder of ``kind`` (``image``/``genomics``)."""
+    """The top-level names cnnkit writes in a run folder of ``kind`` (``image``, ``genomics``
+    or ``learning-curve``)."""
     names = {
         MARKER, CONFIG, SPLIT, WEIGHTS, CHECKPOINT_DIR, HISTORY, METRICS, PREDICTIONS,
         SUMMARY, CV, REPORT, ONNX, *PNGS,
     }  # fmt: skip
     if kind == "genomics":
         names |= {"preprocessor.safetensors", "saliency.png", "marker_effects.csv"}
+    if kind == "learning-curve":
+        names |= {LEARNING_CURVE, LEARNING_CURVE_CSV, LEARNING_CURVE_PNG, POINTS_DIR}
     return frozenset(names)
 
 

@@ -14,6 +14,7 @@ from cnnkit.train.callbacks import (
     TrainState,
 )
 from cnnkit.train.config import TrainConfig, load_config_file
+from cnnkit.train.learning_curves import CurveResult, learning_curve, resume_learning_curve
 from cnnkit.train.loop import FitResult, Tensors, TrainingDiverged, fit
 from cnnkit.train.metrics import classification_metrics, wilson_interval
 from cnnkit.train.precision import choose_precision
@@ -23,6 +24,7 @@ __all__ = [
     "Callback",
     "Checkpoint",
     "CSVLogger",
+    "CurveResult",
     "EarlyStopping",
     "FitResult",
     "LoadedRun",
@@ -36,8 +38,10 @@ __all__ = [
     "choose_precision",
     "classification_metrics",
     "fit",
+    "learning_curve",
     "load_config_file",
     "load_run",
+    "resume_learning_curve",
     "resume_run",
     "train_run",
     "wilson_interval",

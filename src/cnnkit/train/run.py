@@ -136,6 +136,7 @@ def train_run(
     device: str | None = None,
     data: data_source.RunData | None = None,
     split: tuple[np.ndarray, np.ndarray] | None = None,
+    quiet: bool = False,
 ) -> RunResult:
     """Train ``config`` into the run folder ``out`` and evaluate on its validation split.
 
@@ -146,6 +147,8 @@ def train_run(
         progress: show progress on stderr.
         device: ``cpu``/``cuda``; default CUDA when available.
         data, split: already loaded data and train/validation indices (k-fold uses these).
+        quiet: no progress at all, not even plain epoch lines (a learning curve reports
+            each run in one line of its own).
 
     Raises:
         RunInterrupted: Ctrl-C; the folder keeps its last checkpoint for :func:`resume_run`.
@@ -155,8 +158,8 @@ def train_run(
         job = {"config": config.to_dict(), "out": str(out), "overwrite": overwrite}
         return _parallel(job, config.devices, Path(out))
     with distributed.process_group() as group_device:
-        return _train_new(config, out, overwrite, progress, device or _name(group_device),
-                          data, split)  # fmt: skip
+        return _train_new(config, out, overwrite, None if quiet else progress,
+                          device or _name(group_device), data, split)  # fmt: skip
 
 
 def _name(device: torch.device | None) -> str | None:
@@ -193,12 +196,15 @@ def resume_run(
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
     device: str | None = None,
+    quiet: bool = False,
 ) -> RunResult:
     """Continue the run in ``out`` from its last checkpoint, with the saved split.
 
     A larger ``epochs`` in ``overrides`` trains a run further (as a second Keras ``fit``
     would): after the planned epochs, a ``continued`` phase keeps the optimiser's state and
     runs its own schedule; ``history.csv`` holds both parts.
+
+    ``quiet`` says nothing on stderr (as :func:`train_run`'s).
 
     Raises:
         RunFolderError: no run there, or ``overrides`` change what the run is (listed).
@@ -215,7 +221,8 @@ def resume_run(
         job = {"resume": str(run_dir), "overrides": overrides or {}}
         return _parallel(job, config.devices, run_dir)
     with distributed.process_group() as group_device:
-        return _resume(run_dir, config, continued, progress, device or _name(group_device))
+        return _resume(run_dir, config, continued, None if quiet else progress,
+                       device or _name(group_device))  # fmt: skip
 
 
 def _resume(run_dir: Path, config: TrainConfig, continued: list[int], progress, device):
@@ -228,7 +235,8 @@ def _resume(run_dir: Path, config: TrainConfig, continued: list[int], progress, 
             f"{run_dir} has trained all its {config.epochs} epochs; pass a larger epochs "
             "to train it further"
         )
-    _log(f"resuming {run_dir} at epoch {done + 1} of {config.epochs}")
+    if progress is not None:
+        _log(f"resuming {run_dir} at epoch {done + 1} of {config.epochs}")
     data = _load_data_once(config)
     train_idx, val_idx = read_split(run_dir / layout.SPLIT, data.arrays)
     model = _build_model(config, data, pretrained=ckpt is None)  # a checkpoint has the weights
@@ -388,7 +396,6 @@ class _Trainer:
     def _callbacks(self, status: _Status) -> list[Callback]:
         cbs: list[Callback] = [
             status,
-            ProgressBar(enabled=None if self.progress else False),
             CSVLogger(self.run_dir / layout.HISTORY),
             Checkpoint(
                 self.run_dir / CHECKPOINT,
@@ -396,6 +403,8 @@ class _Trainer:
                 meta={"model": self.config.model, "seed": self.config.seed},
             ),
         ]
+        if self.progress is not None:  # None: quiet
+            cbs.insert(1, ProgressBar(enabled=None if self.progress else False))
         if self.config.early_stopping:
             cbs.insert(0, EarlyStopping(self.config.early_stopping))
         if self.config.strategy:
