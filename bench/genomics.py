@@ -153,9 +153,9 @@ def _single_env(results: dict) -> dict[str, dict[str, float]]:
     """``{wheatK: {method: r}}`` from single-environment runs or the 4-environment run."""
     out: dict[str, dict[str, float]] = {}
     for w in WHEAT:
-        if w in results:
+        if w in results and results[w]["scheme"] == "cv1":
             out[w] = {m["method"]: m["r_mean"] for m in results[w]["methods"]}
-    if "wheat" in results:
+    if "wheat" in results and results["wheat"]["scheme"] == "cv1":  # Crossa's scheme
         for m in results["wheat"]["methods"]:
             if m.get("env"):
                 out.setdefault(f"wheat{m['env'][3:]}", {})[m["method"]] = m["r_mean"]
@@ -204,7 +204,7 @@ def _multi_env_goal(results: dict, line) -> None:
     res = results.get("wheat")
     if not res or res["scheme"] != "cv2":
         return
-    for me in ("gblup_me", "rkhs_me", "cnn_me", "mlp_me"):
+    for me in ("gblup_me", "rkhs_me", "gblup_mt", "rkhs_mt", "cnn_me", "mlp_me"):
         for env in res.get("envs", []):
             a, b = _by(res, me, env), _by(res, "gblup", env)
             if a and b:
@@ -213,9 +213,13 @@ def _multi_env_goal(results: dict, line) -> None:
 
 
 def _nets(args: argparse.Namespace) -> dict:
-    """``train`` / ``model_kwargs`` overrides from ``--ensemble --dropout --weight-decay``."""
-    train = {k: v for k, v in (("ensemble", args.ensemble), ("weight_decay", args.weight_decay))
-             if v is not None}  # fmt: skip
+    """``train`` / ``model_kwargs`` overrides from ``--ensemble --dropout --weight-decay
+    --epochs --no-early-stopping``."""
+    given = (("ensemble", args.ensemble), ("weight_decay", args.weight_decay),
+             ("epochs", args.epochs))  # fmt: skip
+    train = {k: v for k, v in given if v is not None}
+    if args.no_early_stopping:
+        train["early_stopping"] = False
     model = {} if args.dropout is None else {"dropout": args.dropout}
     return {"train": train or None, "model_kwargs": model or None}
 
@@ -283,6 +287,12 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--ensemble", type=int, default=None, help="Networks averaged per fit.")
     r.add_argument("--dropout", type=float, default=None, help="Override the networks' dropout.")
     r.add_argument("--weight-decay", type=float, default=None, help="Override the L2 penalty.")
+    r.add_argument("--epochs", type=int, default=None, help="Override the networks' epochs.")
+    r.add_argument(
+        "--no-early-stopping",
+        action="store_true",
+        help="Train the networks exactly --epochs epochs on every training row.",
+    )
     args = ap.parse_args(argv)
     if args.cmd == "prepare":
         maize = Path(args.maize) if args.maize else None

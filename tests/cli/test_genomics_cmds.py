@@ -179,3 +179,28 @@ def test_cv_with_fixed_effects_fold_file_and_groups(tmp_path, capsys):
     assert res["scheme"] == "leave-group-out" and res["folds"] == 4
     assert main([*base, "--fixed", "nope"]) == 2
     assert "'nope' is not a column" in capsys.readouterr().err
+
+
+def test_gwas_finds_the_causal_markers_and_cv_shows_its_plots(tmp_path, capsys):
+    geno, pheno = _write_csv(tmp_path, n=150, p=40)
+    out = tmp_path / "gwas"
+    args = ["genomics", "gwas", str(geno), str(pheno), "--pheno-col", "yield", "--out", str(out)]
+    assert main([*args, "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert {t["snp_id"] for t in res["top"][:4]} == {"rs0", "rs1", "rs2", "rs3"}
+    assert res["top"][0]["p"] < res["threshold"] and res["kinship"] is True
+    csv_rows = (out / "gwas.csv").read_text().splitlines()
+    assert csv_rows[0] == "snp_id,effect,se,p" and len(csv_rows) == 41
+    assert (out / "manhattan.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["genomics", "gwas", str(geno), str(pheno), "--pheno-col", "yield,neg",
+                 "--out", str(out)]) == 2  # fmt: skip
+    assert "tests one trait column" in capsys.readouterr().err
+    cv = ["genomics", "cv", str(geno), str(pheno), "--pheno-col", "yield", "--methods", "gblup",
+          "--folds", "3", "--repeats", "1", "--gwas"]  # fmt: skip
+    assert main(cv) == 2
+    assert "give --out DIR" in capsys.readouterr().err
+    assert main([*cv, "--out", str(tmp_path / "cv"), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["gwas"]["top"][0]["snp_id"] in {"rs0", "rs1", "rs2", "rs3"}
+    html = (tmp_path / "cv" / "report.html").read_text()
+    assert 'alt="Manhattan plot"' in html and 'alt="QQ plot"' in html

@@ -1,9 +1,10 @@
-"""``cnnkit genomics simulate|cv|train|predict|explain``: the SNP workflow."""
+"""``cnnkit genomics simulate|cv|gwas|train|predict|explain``: the SNP workflow."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import typer
 
 from cnnkit.cli._common import JSON_OPTION, emit, log
@@ -122,8 +123,11 @@ def cv_cmd(
     methods: str | None = typer.Option(
         None,
         "--methods",
-        help="Comma-separated, from: cnn, mlp, gblup, rkhs, ridge, lasso, elasticnet, kblup. "
-        "Default: all but kblup (added with --kinship).",
+        help="Comma-separated, from: cnn, mlp, gblup, rkhs, ridge, lasso, elasticnet, kblup; "
+        "several environments: gblup_me, rkhs_me (main + G x E), gblup_mt, rkhs_mt "
+        "(unstructured), cnn_me, mlp_me (one output per environment). Default: all "
+        "single-environment ones but kblup (added with --kinship), + gblup_me, rkhs_me, "
+        "cnn_me with several environments.",
     ),
     folds: int = typer.Option(5, "--folds"),
     repeats: int = typer.Option(2, "--repeats"),
@@ -156,6 +160,9 @@ def cv_cmd(
     device: str = typer.Option("cpu", "--device", help="Torch device of the networks."),
     jobs: int = typer.Option(1, "--jobs", help="Worker processes for the (fold, method) tasks."),
     ensemble: int | None = ENSEMBLE,
+    gwas: bool = typer.Option(
+        False, "--gwas", help="Also a kinship-corrected GWAS: Manhattan and QQ plots in the report."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Cross-validate the methods on identical folds; r, MSE, slope with SE.
@@ -197,11 +204,83 @@ def cv_cmd(
         result["fixed"] = data.fixed.to_dict()
     if kinship is not None:
         result["kinship"] = str(Path(kinship).resolve())
+    figures = None
+    if gwas:
+        figures = _gwas_figures(data, out)
+        result["gwas"] = {k: v for k, v in figures.items() if k not in ("manhattan", "qq")}
     if out is not None:
-        result["outputs"] = write_cv_outputs(result, out, trait)
+        result["outputs"] = write_cv_outputs(result, out, trait, gwas=figures)
         progress.unlink(missing_ok=True)  # type: ignore[union-attr]
     shown = finite({k: v for k, v in result.items() if k != "fold_results"})
     emit(shown, as_json, _cv_text)
+
+
+def _gwas_figures(data, out: Path | None) -> dict:
+    """The GWAS of the first trait column for the report (and ``OUT/gwas.csv``)."""
+    from cnnkit.genomics.gwas import association, report_figures, write_gwas
+
+    if out is None:
+        raise ValueError("--gwas draws its plots into the report: give --out DIR")
+    design = _fixed_design(data)
+    res = association(data.geno.matrix, data.y[:, 0], design)
+    write_gwas(res, data.geno.snp_ids, out)
+    return report_figures(res, data.geno.snp_ids)
+
+
+def _fixed_design(data):
+    if data.fixed is None:
+        return None
+    every = np.arange(data.geno.n)
+    return data.fixed.design(every, every)
+
+
+@genomics_app.command("gwas")
+def gwas_cmd(
+    geno: Path = typer.Argument(..., help=GENO_HELP),
+    pheno: Path = typer.Argument(..., help=PHENO_HELP),
+    pheno_col: str | None = PHENO_COL,
+    fixed: str | None = FIXED,
+    covariates: str | None = COVARIATES,
+    out: Path = typer.Option(..., "--out", help="Folder for gwas.csv, manhattan.png, qq.png."),
+    top: int = typer.Option(10, "--top", help="Markers listed in the output."),
+    naive: bool = typer.Option(
+        False, "--no-kinship", help="Ordinary least squares without the kinship term (inflated)."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Single-marker tests with a kinship correction (EMMAX/P3D); Manhattan and QQ plots.
+
+    Example: cnnkit genomics gwas sim/geno.bed sim/pheno.csv --out gwas
+    """
+    from cnnkit.genomics.dataset import load_dataset
+    from cnnkit.genomics.gwas import association, top_hits, write_gwas
+
+    data = load_dataset(
+        geno, pheno, pheno_col=_pheno_col(pheno_col), fixed=fixed, covariates=covariates
+    )
+    if data.multi:
+        raise ValueError(
+            f"--pheno-col: genomics gwas tests one trait column. Received: {','.join(data.traits)}"
+        )
+    res = association(data.geno.matrix, data.y[:, 0], _fixed_design(data), kinship=not naive)
+    result = {
+        "n": res.n, "markers": int(np.sum(np.isfinite(res.p))), "lambda_gc": res.lambda_gc,
+        "h2": res.h2, "threshold": res.threshold, "kinship": not naive,
+        "top": top_hits(res, data.geno.snp_ids, top),
+        "outputs": write_gwas(res, data.geno.snp_ids, out),
+    }  # fmt: skip
+    emit(result, as_json, _gwas_text)
+
+
+def _gwas_text(r: dict) -> str:
+    lines = [
+        f"{r['n']} lines, {r['markers']} markers; lambda = {r['lambda_gc']:.3f}, "
+        f"h2 (null model) = {r['h2']:.3f}, Bonferroni p < {r['threshold']:.3g}",
+        f"{'snp':20s} {'effect':>10s} {'se':>10s} {'p':>10s}",
+    ]
+    for t in r["top"]:
+        lines.append(f"{t['snp_id']:20s} {t['effect']:10.4g} {t['se']:10.3g} {t['p']:10.3g}")
+    return "\n".join([*lines, f"written: {', '.join(r['outputs'].values())}"])
 
 
 def _cv_extras(data, kinship: Path | None, fold_file: Path | None) -> dict:

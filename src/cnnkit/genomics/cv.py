@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -33,6 +34,7 @@ from sklearn.model_selection import KFold
 
 from cnnkit.fileio import finite
 from cnnkit.genomics.methods import LINEAR_PART, MULTI_ENV, make_method
+from cnnkit.genomics.mixed import KernelBLUP
 from cnnkit.genomics.preprocess import SnpPreprocessor
 from cnnkit.genomics.trainer import SnpTrainConfig
 
@@ -219,8 +221,6 @@ def _fit_single(data: CVData, y, tr, te, method, cfg, seed, nets) -> dict[str, n
     """
     fixed_tr, fixed_te = _design(data, tr, tr), _design(data, tr, te)
     if method == "kblup":
-        from cnnkit.genomics.mixed import KernelBLUP
-
         k = data.kinship
         if k is None:
             raise ValueError("method kblup needs a relationship matrix (--kinship FILE)")
@@ -257,9 +257,13 @@ def _fit_multi(data: CVData, train, test, method, cfg, seed, nets) -> dict[str, 
     y_train = np.where(train, data.y, np.nan)[lines]
     est.fit(pre.transform(data.x[lines]), y_train)
     rows = np.flatnonzero(test.any(axis=1))
-    pred = np.full(data.y.shape, np.nan)
-    pred[rows] = est.predict(pre.transform(data.x[rows]))
-    return {method: pred}
+    z_rows = pre.transform(data.x[rows])
+    out = {method: np.full(data.y.shape, np.nan)}
+    out[method][rows] = est.predict(z_rows)
+    if method in LINEAR_PART:
+        out[f"{method}_linear"] = np.full(data.y.shape, np.nan)
+        out[f"{method}_linear"][rows] = est.predict_linear(z_rows)
+    return out
 
 
 def _run_task(data: CVData, split: Split, method: str, cfg: CVConfig, seed: int, nets) -> list:
@@ -432,8 +436,6 @@ class ProgressFile:
             self.finished[(task["repeat"], task["fold"], task["method"])] = task["rows"]
 
     def _append(self, obj: dict) -> None:
-        import os
-
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(finite(obj), allow_nan=False) + "\n")
             fh.flush()
@@ -553,6 +555,7 @@ def cross_validate(
     multi = y2.ndim == 2 and y2.shape[1] > 1
     y2 = y2.reshape(len(y2), -1)
     data = CVData(np.asarray(x), y2, fixed, kinship)
+    _refuse_fixed_in_multi_env(config.methods, fixed)
     splits = make_splits(~np.isnan(y2), config, fold_of=fold_of, groups=groups)
     nets = {"train": train, "model_kwargs": model_kwargs}
     pf = None
@@ -584,6 +587,17 @@ def cross_validate(
     if simulation:
         _add_simulation(result, simulation, len(y2), config.folds)
     return result
+
+
+def _refuse_fixed_in_multi_env(methods, fixed) -> None:
+    """The multi-environment models estimate environment means only (no other fixed effects)."""
+    multi = [m for m in methods if m in MULTI_ENV]
+    if fixed is not None and multi:
+        raise ValueError(
+            f"method {multi[0]} takes no fixed effects or covariates (it estimates one mean per "
+            f"environment); drop --fixed/--covariates or the multi-environment methods. "
+            f"Received: {', '.join(fixed.names)}"
+        )
 
 
 def _scheme_name(config: CVConfig, fold_of, groups) -> str:

@@ -18,17 +18,23 @@ import numpy as np
 import torch
 
 from cnnkit.genomics.baselines import GBLUP, RKHS, ElasticNet, FixedEffects, Lasso, Ridge
+from cnnkit.genomics.multienv import MultiEnvBLUP
 from cnnkit.genomics.trainer import SnpTrainConfig, fit_network
 from cnnkit.models.registry import create_model
 
-METHODS = ("cnn", "mlp", "gblup", "rkhs", "ridge", "lasso", "elasticnet", "kblup")
+METHODS = (
+    "cnn", "mlp", "gblup", "rkhs", "ridge", "lasso", "elasticnet", "kblup",
+    "gblup_me", "rkhs_me", "gblup_mt", "rkhs_mt", "cnn_me", "mlp_me",
+)  # fmt: skip
 MODEL_OF = {"cnn": "snp_cnn1d", "mlp": "snp_mlp"}
 # Methods that estimate fixed effects themselves (GLS); the others get FixedEffects.
 NATIVE_FIXED = frozenset({"gblup", "rkhs"})
 # Networks whose linear part alone is also scored (``cnn_linear``) on the same fits.
-LINEAR_PART = frozenset({"cnn", "mlp"})
+LINEAR_PART = frozenset({"cnn", "mlp", "cnn_me", "mlp_me"})
 # Methods fitted on every environment at once (y of shape (N, E)).
-MULTI_ENV: frozenset[str] = frozenset()
+MULTI_ENV: frozenset[str] = frozenset(
+    {"gblup_me", "rkhs_me", "gblup_mt", "rkhs_mt", "cnn_me", "mlp_me"}
+)
 
 # The default CNN (tuned on simulations, see bench/results/genomics.md).
 CNN_DEFAULTS: dict[str, Any] = dict(
@@ -111,24 +117,48 @@ def average_prediction(net: torch.nn.Module, x: torch.Tensor, binary: bool) -> n
     return torch.stack(outs).mean(0).cpu().numpy().astype(np.float64)
 
 
-def _start_from_gblup(net: torch.nn.Module, gb: GBLUP) -> None:
-    """Set and freeze the skip path to GBLUP's marker effects; zero the last layer."""
+def _start_from_linear(net: torch.nn.Module, beta: np.ndarray, bias: np.ndarray) -> None:
+    """Set and freeze the skip path to marker effects ``beta`` ``(L, E)`` and ``bias``
+    ``(E,)``; zero the last layer, so the network starts as that linear model."""
     skip = cast(torch.nn.Linear, net.get_submodule("skip"))
     fc = cast(torch.nn.Linear, net.get_submodule("fc"))
     with torch.no_grad():
-        skip.weight.copy_(torch.as_tensor(gb.beta, dtype=torch.float32)[None])
-        skip.bias.fill_(gb.intercept)
-        fc.weight.zero_()  # the deep path starts at 0: the net starts as GBLUP
+        skip.weight.copy_(torch.as_tensor(np.asarray(beta).T, dtype=torch.float32))
+        skip.bias.copy_(torch.as_tensor(np.asarray(bias), dtype=torch.float32))
+        fc.weight.zero_()  # the deep path starts at 0: the net starts as the linear model
         fc.bias.zero_()
     skip.requires_grad_(False)
+
+
+def _start_from_gblup(net: torch.nn.Module, gb: GBLUP) -> None:
+    """Set and freeze the skip path to GBLUP's marker effects; zero the last layer."""
+    _start_from_linear(net, gb.beta[:, None], np.array([gb.intercept]))
+
+
+def _loo_per_env(x: np.ndarray, ys: np.ndarray, means) -> np.ndarray:
+    """Leave-one-out residuals of a single-environment GBLUP per column (NaN: no record)."""
+    out = np.full(ys.shape, np.nan)
+    for e in range(ys.shape[1]):
+        rows = np.flatnonzero(~np.isnan(ys[:, e]))
+        if rows.size >= 3:
+            out[rows, e] = GBLUP(means=means).fit(x[rows], ys[rows, e]).loo_residuals
+    return out
 
 
 class NeuralRegressor:
     """A registered SNP network trained with :func:`fit_network` on standardised ``y``.
 
+    With a linear skip path (the default), the skip path is set to the training rows' GBLUP
+    marker effects and frozen, and the deep (convolutional or dense) path learns GBLUP's
+    leave-one-out residuals, i.e. what the additive model cannot predict out of sample;
+    :meth:`predict_linear` is the skip path alone. With ``y`` of shape ``(N, E)`` (several
+    environments, NaN = no record) the network has E outputs: the skip path is the
+    unstructured multi-environment GBLUP (:class:`cnnkit.genomics.multienv.MultiEnvBLUP`),
+    the deep path is shared and learns every environment's residuals at once (masked loss).
+
     With ``train.ensemble = N > 1``, N networks (seeds :func:`member_seeds`) are trained on
-    the same targets, each with its own early stopping on the same inner split (seeded by
-    ``seed``), and their predictions are averaged; ``net`` is then an :class:`SnpEnsemble`.
+    the same targets (with early stopping, each on the same inner split seeded by ``seed``)
+    and their predictions are averaged; ``net`` is then an :class:`SnpEnsemble`.
 
     Args:
         model: registry name (``snp_cnn1d`` or ``snp_mlp``).
@@ -155,13 +185,14 @@ class NeuralRegressor:
         self.model_kwargs = {**defaults, **(model_kwargs or {})}
         self.train = train_config(model, train)
         self.seed, self.means, self.device = seed, means, device
+        self.outputs = 1
         if self.train.task == "binary":
             self.model_kwargs["linear_skip"] = False
 
     def _build_one(self, length: int, seed: int) -> torch.nn.Module:
         torch.manual_seed(seed)
         return create_model(
-            self.model_name, num_classes=1, input_size=(1, length), **self.model_kwargs
+            self.model_name, num_classes=self.outputs, input_size=(1, length), **self.model_kwargs
         )
 
     def build(self, length: int) -> torch.nn.Module:
@@ -171,18 +202,34 @@ class NeuralRegressor:
 
     def _targets(self, x: np.ndarray, ys: np.ndarray) -> np.ndarray:
         """Skip paths set to GBLUP and frozen; targets = in-sample fit + LOO residuals."""
+        if ys.ndim == 2:
+            return self._targets_multi(x, ys)
         gb = GBLUP(means=self.means).fit(x, ys)
         for member in members_of(self.net):
             _start_from_gblup(member, gb)
         self.gblup_h2 = gb.h2
         return gb.predict(x) + gb.loo_residuals
 
+    def _targets_multi(self, x: np.ndarray, ys: np.ndarray) -> np.ndarray:
+        me = MultiEnvBLUP("gblup", "unstructured", means=self.means).fit(x, ys)
+        beta = me.marker_effects()
+        for member in members_of(self.net):
+            _start_from_linear(member, beta, me.env_means)
+        fitted = me.env_means[None, :] + x.astype(np.float64) @ beta
+        return np.where(np.isnan(ys), np.nan, fitted + _loo_per_env(x, ys, self.means))
+
     def fit(self, x: np.ndarray, y: np.ndarray) -> NeuralRegressor:
-        """Fit on centred genotypes ``x`` ``(N, L)`` and the trait ``y`` ``(N,)``."""
+        """Fit on centred genotypes ``x`` ``(N, L)`` and the trait ``y`` ``(N,)``, or several
+        environments ``(N, E)`` with NaN where a line has no record."""
         binary = self.train.task == "binary"
-        self.y_mean = 0.0 if binary else float(np.mean(y))
-        self.y_std = 1.0 if binary else float(np.std(y)) or 1.0
-        ys = (np.asarray(y, dtype=np.float64) - self.y_mean) / self.y_std
+        y = np.asarray(y, dtype=np.float64)
+        if y.ndim == 2 and binary:
+            raise ValueError("task binary takes one trait column. Received: y of shape "
+                             f"{y.shape}")  # fmt: skip
+        self.outputs = 1 if y.ndim == 1 else y.shape[1]
+        self.y_mean = 0.0 if binary else _nanstat(np.nanmean, y)
+        self.y_std = 1.0 if binary else _nanstat(np.nanstd, y, floor=True)
+        ys = (y - self.y_mean) / self.y_std
         self.net = self.build(x.shape[1])
         target = self._targets(x, ys) if self.model_kwargs.get("linear_skip") else ys
         seeds = member_seeds(self.seed, self.train.ensemble)
@@ -193,26 +240,43 @@ class NeuralRegressor:
         self.history = self.histories[0]
         return self
 
+    def _scale(self, out: np.ndarray) -> np.ndarray:
+        return out * np.asarray(self.y_std) + np.asarray(self.y_mean)
+
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Predictions (probabilities for a binary task), members averaged, shape ``(M,)``."""
+        """Predictions (probabilities for a binary task), members averaged, shape ``(M,)``
+        (``(M, E)`` for several environments)."""
         xt = torch.as_tensor(x, dtype=torch.float32, device=self.device)
+        if self.outputs > 1:
+            return self._scale(_average(self.net, xt, "forward"))
         out = average_prediction(self.net, xt, self.train.task == "binary")
-        return out if self.train.task == "binary" else out * self.y_std + self.y_mean
+        return out if self.train.task == "binary" else self._scale(out)
 
-    @torch.no_grad()
     def predict_linear(self, x: np.ndarray) -> np.ndarray:
-        """The linear (skip) path alone, members averaged, on the trait scale; shape ``(M,)``.
-
-        Without a skip path this is the trait mean (the deep path does everything).
-        """
+        """The linear (skip) path alone, members averaged, on the trait scale; shape ``(M,)``
+        (``(M, E)``). Without a skip path this is the trait mean."""
         xt = torch.as_tensor(x, dtype=torch.float32, device=self.device)
-        outs = []
-        for member in members_of(self.net):
-            member.eval()
-            linear = cast(Any, member).forward_linear
-            outs.append(linear(xt)[:, 0])  # (M, 1) -> (M,)
-        out = torch.stack(outs).mean(0).cpu().numpy().astype(np.float64)
-        return out * self.y_std + self.y_mean
+        out = _average(self.net, xt, "forward_linear")
+        return self._scale(out if self.outputs > 1 else out[:, 0])
+
+
+def _nanstat(fn, y: np.ndarray, floor: bool = False):
+    """A column statistic (a float for one column); a zero spread becomes 1."""
+    v = fn(y, axis=0)
+    if floor:
+        v = np.where(np.asarray(v) > 0, v, 1.0)
+    return float(v) if np.ndim(v) == 0 else np.asarray(v, dtype=np.float64)
+
+
+@torch.no_grad()
+def _average(net: torch.nn.Module, x: torch.Tensor, method: str) -> np.ndarray:
+    """The members' outputs ``(M, E)`` of ``method`` (``forward``/``forward_linear``), averaged."""
+    outs = []
+    for member in members_of(net):
+        member.eval()
+        fn = cast(Any, member) if method == "forward" else getattr(member, method)
+        outs.append(torch.cat([fn(x[i : i + 1024]) for i in range(0, len(x), 1024)]))
+    return torch.stack(outs).mean(0).cpu().numpy().astype(np.float64)
 
 
 def make_method(
@@ -243,6 +307,12 @@ def make_method(
         return GBLUP(h2=h2, means=means, select=select)
     if key == "rkhs":
         return RKHS(h2=h2, select=select)
+    if key in ("cnn_me", "mlp_me"):
+        model = MODEL_OF[key.removesuffix("_me")]
+        return NeuralRegressor(model, model_kwargs, train, seed=seed, means=means, device=device)
+    if key in MULTI_ENV:
+        kernel, kind = key.split("_")
+        return MultiEnvBLUP(kernel, "gxe" if kind == "me" else "unstructured", means=means)
     est: Any
     if key in ("ridge", "rrblup", "rr_blup"):
         est = Ridge(means=means)
@@ -276,14 +346,14 @@ def parse_methods(text: str | list[str]) -> list[str]:
     """``"cnn,gblup"`` -> ``["cnn", "gblup"]`` (validated, duplicates removed, order kept)."""
     items = text.split(",") if isinstance(text, str) else list(text)
     out: list[str] = []
-    for item in (i.strip().lower().replace("_", "").replace("-", "") for i in items if i.strip()):
-        item = {"snpcnn1d": "cnn", "snpmlp": "mlp", "rrblup": "ridge", "enet": "elasticnet"}.get(
-            item, item
-        )
-        if item not in METHODS:
+    canonical = {m.replace("_", ""): m for m in METHODS}
+    canonical.update(snpcnn1d="cnn", snpmlp="mlp", rrblup="ridge", enet="elasticnet")
+    for raw in (i for i in items if i.strip()):
+        item = canonical.get(raw.strip().lower().replace("_", "").replace("-", ""))
+        if item is None:
             raise ValueError(
                 f"methods must be a comma-separated subset of {','.join(METHODS)}. "
-                f"Received: {item!r}"
+                f"Received: {raw.strip()!r}"
             )
         if item not in out:
             out.append(item)

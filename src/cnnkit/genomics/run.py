@@ -179,7 +179,7 @@ def _train_network(data: GenomicData, out: Path, name, train, model_kwargs, seed
         "y_std": est.y_std,
         "gblup_h2": getattr(est, "gblup_h2", None),
         "epochs_run": len(est.history),
-        "best_val_loss": min([h["val_loss"] for h in est.history], default=None),
+        "best_val_loss": _best_val(est.history),
         "members": _members(est),
     }
 
@@ -198,10 +198,15 @@ def _members(est: NeuralRegressor) -> list[dict]:
         {
             "seed": s,
             "epochs_run": len(h),
-            "best_val_loss": min([e["val_loss"] for e in h], default=None),
+            "best_val_loss": _best_val(h),
         }
         for s, h in zip(seeds, est.histories, strict=True)
     ]
+
+
+def _best_val(history: list[dict]) -> float | None:
+    """The best inner-validation loss (None when trained without early stopping)."""
+    return min([h["val_loss"] for h in history if h["val_loss"] is not None], default=None)
 
 
 def _jsonable(d: dict) -> dict:
