@@ -204,3 +204,23 @@ def test_gwas_finds_the_causal_markers_and_cv_shows_its_plots(tmp_path, capsys):
     assert res["gwas"]["top"][0]["snp_id"] in {"rs0", "rs1", "rs2", "rs3"}
     html = (tmp_path / "cv" / "report.html").read_text()
     assert 'alt="Manhattan plot"' in html and 'alt="QQ plot"' in html
+
+
+def test_networks_without_early_stopping_train_their_deep_path(tmp_path, capsys):
+    geno, pheno = _write_csv(tmp_path)
+    cv = ["genomics", "cv", str(geno), str(pheno), "--pheno-col", "yield", "--methods", "mlp",
+          "--folds", "3", "--repeats", "1", "--epochs", "3", "--no-early-stopping",
+          "--json"]  # fmt: skip
+    assert main(cv) == 0
+    res = json.loads(capsys.readouterr().out)
+    own = next(p for p in res["paired"] if p["against"] == "mlp_linear")
+    assert own["r_diff_mean"] != 0.0  # the dense path changed the predictions
+    run = tmp_path / "run"
+    train = ["genomics", "train", str(geno), str(pheno), "--pheno-col", "yield", "--model",
+             "snp_mlp", "--epochs", "4", "--no-early-stopping", "--out", str(run),
+             "--json"]  # fmt: skip
+    assert main(train) == 0
+    capsys.readouterr()
+    config = json.loads((run / "config.json").read_text())
+    assert config["train"]["early_stopping"] is False and config["epochs_run"] == 4
+    assert main(["genomics", "predict", str(run), str(geno), "--json"]) == 0

@@ -35,7 +35,17 @@ ENSEMBLE = typer.Option(
 )
 
 
-def _train_overrides(epochs, batch_size, lr, weight_decay, patience, task, ensemble) -> dict:
+NO_EARLY_STOPPING = typer.Option(
+    False,
+    "--no-early-stopping",
+    help="Networks: train exactly --epochs epochs on every training row (no inner "
+    "validation split, no best-epoch restore); the deep path then always trains.",
+)
+
+
+def _train_overrides(
+    epochs, batch_size, lr, weight_decay, patience, task, ensemble, no_early_stopping=False
+) -> dict:
     """Training settings given on the command line; the rest are the model's defaults."""
     given = dict(
         epochs=epochs,
@@ -45,6 +55,7 @@ def _train_overrides(epochs, batch_size, lr, weight_decay, patience, task, ensem
         patience=patience,
         task=task,
         ensemble=ensemble,
+        early_stopping=False if no_early_stopping else None,
     )
     return {k: v for k, v in given.items() if v is not None}
 
@@ -160,6 +171,10 @@ def cv_cmd(
     device: str = typer.Option("cpu", "--device", help="Torch device of the networks."),
     jobs: int = typer.Option(1, "--jobs", help="Worker processes for the (fold, method) tasks."),
     ensemble: int | None = ENSEMBLE,
+    epochs: int | None = typer.Option(
+        None, "--epochs", help="Networks' epochs (default 150, with early stopping)."
+    ),
+    no_early_stopping: bool = NO_EARLY_STOPPING,
     gwas: bool = typer.Option(
         False, "--gwas", help="Also a kinship-corrected GWAS: Manhattan and QQ plots in the report."
     ),
@@ -193,9 +208,9 @@ def cv_cmd(
         progress = out / "progress.jsonl"
         if overwrite and progress.exists():
             progress.unlink()
-    train = None if ensemble is None else {"ensemble": ensemble}
+    train = _train_overrides(epochs, None, None, None, None, None, ensemble, no_early_stopping)
     result = cross_validate(
-        data.geno.matrix, data.y if data.multi else data.y[:, 0], cfg, train=train,
+        data.geno.matrix, data.y if data.multi else data.y[:, 0], cfg, train=train or None,
         simulation=find_truth(geno), log=log, fixed=data.fixed, envs=data.traits,
         groups=data.groups, progress_file=progress, **extra,
     )  # fmt: skip
@@ -360,6 +375,7 @@ def train_cmd(
     task: str = typer.Option("regression", "--task", help="regression|binary."),
     seed: int = typer.Option(0, "--seed"),
     ensemble: int | None = ENSEMBLE,
+    no_early_stopping: bool = NO_EARLY_STOPPING,
     device: str = typer.Option("cpu", "--device"),
     overwrite: bool = typer.Option(False, "--overwrite"),
     as_json: bool = JSON_OPTION,
@@ -370,7 +386,9 @@ def train_cmd(
     """
     from cnnkit.genomics.run import train_run
 
-    cfg = _train_overrides(epochs, batch_size, lr, weight_decay, patience, task, ensemble)
+    cfg = _train_overrides(
+        epochs, batch_size, lr, weight_decay, patience, task, ensemble, no_early_stopping
+    )
     saved = train_run(
         geno,
         pheno,
