@@ -402,3 +402,37 @@ def test_missing_pretrained_weights_fail_before_any_image_is_decoded(tmp_path, c
     assert "decoding" not in err
     assert not any(str(data) in e["root"] for e in cache_info()["entries"])  # nothing decoded
     assert not (tmp_path / "run").exists()
+
+
+def test_lr_find_draws_the_range_test_and_names_the_rate(tmp_path, capsys):
+    data = make_folder(tmp_path / "data", per_class=10)
+    out = tmp_path / "lr.png"
+    rc = main(["lr-find", str(data), "--out", str(out), "--model", "lenet5", "--json"])
+    assert rc == 0
+    payload = json.loads(capsys.readouterr().out)
+    saved = json.loads(out.with_suffix(".json").read_text())
+    assert out.read_bytes().startswith(b"\x89PNG") and payload["plot"] == str(out.resolve())
+    assert payload["suggestion"] == saved["suggestion"] > 0 and saved["steps"] == len(saved["lrs"])
+
+
+def test_a_default_run_reports_its_found_rate_and_stopping(tmp_path):
+    data = make_folder(tmp_path / "data", per_class=8)
+    run = tmp_path / "run"
+    rc = main(["train", str(data), "--out", str(run), "--model", "lenet5",
+               "--max-steps-per-epoch", "1"])  # fmt: skip
+    assert rc == 0 and (run / "lr_find.json").is_file() and (run / "lr_find.png").is_file()
+    html = (run / "report.html").read_text()
+    assert "found by a range test" in html and "sized from 19 training images" in html
+    assert "Early stopping ended training" in html or "All 60 epochs ran" in html
+
+
+@pytest.mark.parametrize(("value", "ok"), [("auto", True), ("3e-3", True), ("0", False),
+                                           ("fast", False)])  # fmt: skip
+def test_lr_takes_a_number_or_auto(value, ok, capsys):
+    from cnnkit.train.config import parse_lr
+
+    if ok:
+        assert parse_lr(value) in ("auto", 3e-3)
+    else:
+        with pytest.raises(ValueError, match="lr must be a positive number or 'auto'"):
+            parse_lr(value)

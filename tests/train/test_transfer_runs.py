@@ -99,14 +99,14 @@ def test_frozen_strategy_end_to_end_with_augmentation(folder, weights, tmp_path)
 
 
 def test_finetune_strategy_unfreezes_the_top_blocks(folder, weights, tmp_path):
-    cfg = _config(folder, weights, "finetune", epochs=2, unfreeze=2)
+    cfg = _config(folder, weights, "finetune", epochs=2, unfreeze=2, lr=None)
     res = train_run(cfg, tmp_path / "r", progress=False)
     saved = _check_run(tmp_path / "r", "finetune")
     t = saved["transfer"]
     assert t["unfrozen_blocks"] == ["layer3", "layer4"] and t["bn"] == "frozen"
     assert t["phases"]["head_epochs"] == 1 and t["phases"]["finetune_epochs"] == 1
     assert t["phases"]["base_lr"] < t["phases"]["head_lr"]  # discriminative rates
-    assert saved["lr"] == pytest.approx(1e-2)  # head lr: 10x Adam's default without --lr
+    assert saved["lr"] == pytest.approx(1e-2)  # lr=None: 10x Adam's usual rate for the head
     assert t["phases"]["base_lr"] == pytest.approx(1e-4)
     assert [r["epoch"] for r in res.history] == [1, 2]
     src = torch.load(weights, weights_only=True)

@@ -53,6 +53,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cnnkit.cli.train_cmds",
         "Train on growing subsets of the training images; predict the accuracy with more images.",
     ),
+    "lr-find": (
+        "cnnkit.cli.train_cmds",
+        "Learning-rate range test: loss against a growing rate, and the rate train would pick.",
+    ),
     "evaluate": (
         "cnnkit.cli.train_cmds",
         "Accuracy with a 95% CI, per-class precision/recall/F1 and the confusion matrix.",

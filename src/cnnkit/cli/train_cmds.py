@@ -1,5 +1,5 @@
-"""``cnnkit train | learning-curve | evaluate | predict | demo``: the main job, as thin
-commands over the library.
+"""``cnnkit train | lr-find | learning-curve | evaluate | predict | demo``: the main job, as
+thin commands over the library.
 
 ``cnnkit train``'s options are generated from :class:`cnnkit.train.TrainConfig`'s fields
 (:func:`cnnkit.cli.options.with_settings`): a new setting is a new field, nothing here.
@@ -15,10 +15,11 @@ import typer
 
 from cnnkit.cli._common import JSON_OPTION, emit
 from cnnkit.cli.options import given, with_settings
-from cnnkit.fileio import atomic_write_text
+from cnnkit.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 from cnnkit.report import render_learning_curve, render_report
+from cnnkit.report.plots import lr_find_png
 from cnnkit.serve.predictor import Predictor, predictions_csv
-from cnnkit.train import TrainConfig, load_config_file, resume_run, train_run
+from cnnkit.train import TrainConfig, find_run_lr, load_config_file, resume_run, train_run
 from cnnkit.train.demo import run_demo
 from cnnkit.train.evaluate import evaluate_run
 from cnnkit.train.kfold import train_kfold
@@ -79,6 +80,37 @@ def train(
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 reports
         return
     _finish(result, t0, no_report, as_json)
+
+
+@with_settings(TrainConfig)
+def lr_find(
+    ctx: typer.Context,
+    settings: dict,
+    out: Path = typer.Option(
+        Path("lr_find.png"), "--out", help="The plot to write (its numbers go beside it as .json)."
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", help="YAML/JSON file of settings (options typed here win)."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Learning-rate range test: loss against a growing rate, and the rate train would pick.
+
+    It takes train's options and tests what `cnnkit train` would train (the same split,
+    model, augmentation; a transfer run's head on its frozen base).
+
+    Example: cnnkit lr-find photos/ --out photos-lr.png
+    """
+    values = _settings(settings, config)
+    if "data" not in values:
+        raise ValueError("DATA is required: a folder of class sub-folders or a dataset name")
+    finding = find_run_lr(TrainConfig.from_dict(values))
+    atomic_write_bytes(out, lr_find_png(finding.to_dict()))
+    atomic_write_json(out.with_suffix(".json"), finding.to_dict())
+    payload = {**finding.to_dict(), "plot": str(out.resolve())}
+    emit(payload, as_json, f"{finding.describe()}\nplot: {out}\n"
+         f"train with it: cnnkit train {values['data']} --lr {finding.suggestion:.2g} ...\n"
+         "(cnnkit train runs the same test by itself when --lr is not given)")  # fmt: skip
 
 
 def _finish(result: Any, t0: float, no_report: bool, as_json: bool) -> None:
@@ -314,6 +346,7 @@ def _curve_text(p: dict) -> str:
 def register(app: typer.Typer) -> None:
     app.command("train", context_settings={"ignore_unknown_options": False})(train)
     app.command("learning-curve")(learning_curve_cmd)
+    app.command("lr-find")(lr_find)
     app.command("evaluate")(evaluate)
     app.command("predict")(predict)
     app.command("demo")(demo)

@@ -239,6 +239,22 @@ def curves_summary(history: Sequence[Mapping[str, str]]) -> dict[str, Any] | Non
     }
 
 
+def training_facts(config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """How the run chose its learning rate and length, and why it stopped (config.json's
+    ``training``); None for runs that recorded none of it."""
+    training = config.get("training")
+    if not isinstance(training, Mapping):
+        return None
+    found, budget, stop = (training.get(k) for k in ("lr_find", "budget", "stopping"))
+    facts = {
+        "lr": as_float(config.get("lr")),
+        "lr_find": dict(found) if isinstance(found, Mapping) else None,
+        "budget": str(budget.get("why", "")) if isinstance(budget, Mapping) else None,
+        "stopping": dict(stop) if isinstance(stop, Mapping) else None,
+    }
+    return facts if any(v is not None for k, v in facts.items() if k != "lr") else None
+
+
 def _epoch(row: Mapping[str, Any], index: int) -> int:
     return int(row["epoch"]) if row["epoch"] is not None else index + 1
 

@@ -158,6 +158,51 @@ def curves_png(history_rows: Sequence[Mapping[str, Any]]) -> bytes:
         return _png(fig)
 
 
+def lr_find_png(finding: Mapping[str, Any]) -> bytes:
+    """The range test's smoothed loss against the learning rate (log scale), the chosen rate
+    marked.
+
+    Args:
+        finding: ``lr_find.json``'s content: ``lrs``, ``losses``, ``suggestion``, ``rule``.
+
+    Raises:
+        ValueError: no points, or ``lrs`` and ``losses`` of different lengths.
+    """
+    lrs = np.asarray(finding.get("lrs") or [], dtype=float)
+    losses = np.asarray(finding.get("losses") or [], dtype=float)
+    if not len(lrs) or lrs.shape != losses.shape:
+        raise ValueError(
+            "lr_find needs as many losses as rates, at least one. "
+            f"Received: {len(lrs)} rates, {len(losses)} losses"
+        )
+    with _style():
+        fig = _figure(6.0, 3.4)
+        ax = fig.subplots()
+        ax.plot(lrs, losses, color=TRAIN_COLOR, lw=2)
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("loss (smoothed)")
+        chosen = as_number(finding.get("suggestion"))
+        if chosen is not None:
+            ax.axvline(chosen, color=VAL_COLOR, linestyle="--", linewidth=1.2,
+                       label=f"chosen {chosen:.2g} ({finding.get('rule', '')})")  # fmt: skip
+            ax.legend(loc="upper left", fontsize=9)
+        top = float(np.nanmax(losses[: max(1, int(len(losses) * 0.8))]))
+        low = float(np.nanmin(losses))
+        ax.set_ylim(low - 0.05 * abs(low), top + 0.1 * abs(top))  # the tail's blow-up cut off
+        ax.set_title("Learning-rate range test", loc="left")
+        return _png(fig)
+
+
+def as_number(value: Any) -> float | None:
+    """``value`` as a finite float, or None."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
 # --------------------------------------------------------------------------- confusion
 
 

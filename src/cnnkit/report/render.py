@@ -12,7 +12,7 @@ from cnnkit.report import context as ctx
 from cnnkit.report.gallery import GALLERY, write_gallery
 from cnnkit.report.html import make_env
 from cnnkit.report.images import RunImages
-from cnnkit.report.plots import confusion_png, curves_png, top_losses_png
+from cnnkit.report.plots import confusion_png, curves_png, lr_find_png, top_losses_png
 from cnnkit.report.runfolder import RunFiles, read_run
 
 TEMPLATE = "report.html.j2"
@@ -92,6 +92,11 @@ def _write_plots(run: RunFiles, n_top_losses: int) -> dict[str, bytes]:
     plots = {"confusion": cm}
     if run.history:
         plots["curves"] = curves_png(run.history)
+    if run.lr_find:
+        try:
+            plots["lr_find"] = lr_find_png(run.lr_find)
+        except (ValueError, TypeError) as e:
+            run.notes.append(f"lr_find.json could not be plotted ({e}).")
     if run.predictions:
         try:
             plots["top_losses"] = top_losses_png(
@@ -140,6 +145,8 @@ def _figure_sections(run: RunFiles, plots: dict[str, bytes], n_top: int) -> dict
         "curves": {
             "image": ctx.image(plots["curves"], 2),
             "summary": ctx.curves_summary(run.history or []),
+            "training": ctx.training_facts(config),
+            "lr_find": ctx.image(plots["lr_find"], 2) if "lr_find" in plots else None,
         }
         if "curves" in plots
         else None,

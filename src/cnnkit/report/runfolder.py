@@ -33,6 +33,7 @@ class RunFiles:
     augment_png: bytes | None = None
     gallery_png: bytes | None = None
     cv: dict[str, Any] | None = None
+    lr_find: dict[str, Any] | None = None
     fold_seconds: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -135,6 +136,7 @@ def read_run(run_dir: str | Path) -> RunFiles:
     run.augment_png = _optional(run, "augment.png", _png_bytes)
     run.gallery_png = _optional(run, "gallery.png", _png_bytes)
     run.cv = _optional(run, "cv.json", _json_object)
+    run.lr_find = _optional(run, "lr_find.json", _json_object)
     run.fold_seconds = _fold_seconds(path, run.cv)
     return run
 

@@ -42,8 +42,11 @@ METRICS = "metrics.json"
 PREDICTIONS = "predictions.csv"
 SUMMARY = "summary.txt"
 CV = "cv.json"
+LR_FIND = "lr_find.json"
 REPORT = "report.html"
-PNGS = ("curves.png", "confusion.png", "top_losses.png", "augment.png", "gallery.png")
+PNGS = (
+    "curves.png", "confusion.png", "top_losses.png", "augment.png", "gallery.png", "lr_find.png"
+)  # fmt: skip
 ONNX = "model.onnx"
 LEARNING_CURVE = "learning_curve.json"
 LEARNING_CURVE_CSV = "learning_curve.csv"
@@ -70,7 +73,7 @@ def owned_names(kind: str = "image") -> frozenset[str]:
     or ``learning-curve``)."""
     names = {
         MARKER, CONFIG, SPLIT, WEIGHTS, CHECKPOINT_DIR, HISTORY, METRICS, PREDICTIONS,
-        SUMMARY, CV, REPORT, ONNX, *PNGS,
+        SUMMARY, CV, LR_FIND, REPORT, ONNX, *PNGS,
     }  # fmt: skip
     if kind == "genomics":
         names |= {"preprocessor.safetensors", "saliency.png", "marker_effects.csv"}

@@ -16,9 +16,10 @@ from cnnkit.train.callbacks import (
 from cnnkit.train.config import TrainConfig, load_config_file
 from cnnkit.train.learning_curves import CurveResult, learning_curve, resume_learning_curve
 from cnnkit.train.loop import FitResult, Tensors, TrainingDiverged, fit
+from cnnkit.train.lr_find import LRFinding, find_lr
 from cnnkit.train.metrics import classification_metrics, wilson_interval
 from cnnkit.train.precision import choose_precision
-from cnnkit.train.run import RunResult, resume_run, train_run
+from cnnkit.train.run import RunResult, find_run_lr, resume_run, train_run
 
 __all__ = [
     "Callback",
@@ -27,6 +28,7 @@ __all__ = [
     "CurveResult",
     "EarlyStopping",
     "FitResult",
+    "LRFinding",
     "LoadedRun",
     "Precision",
     "ProgressBar",
@@ -37,6 +39,8 @@ __all__ = [
     "TrainingDiverged",
     "choose_precision",
     "classification_metrics",
+    "find_lr",
+    "find_run_lr",
     "fit",
     "learning_curve",
     "load_config_file",

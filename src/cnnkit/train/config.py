@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import shlex
 import typing
 from dataclasses import dataclass, fields
@@ -31,16 +32,26 @@ STRATEGIES = ("features", "frozen", "finetune")
 BN_MODES = ("frozen", "train")
 
 
+AUTO = "auto"
+USUAL_LR = {"sgd": 1e-2, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3}
+
+
+def parse_lr(value: Any) -> float | str | None:
+    """``"auto"``, ``None`` (the optimiser's usual rate) or a positive number (also as text)."""
+    if value is None or value == AUTO:
+        return value
+    try:
+        number = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        number = math.nan
+    if not number > 0 or math.isinf(number):
+        raise ValueError(f"lr must be a positive number or 'auto'. Received: lr={value!r}")
+    return number
+
+
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(allowed)}. Received: {name}={value!r}")
-
-
-def _positive(name: str, value: float | int | None, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if value is None or isinstance(value, bool) or not value > 0:
-        raise ValueError(f"{name} must be a positive number. Received: {name}={value!r}")
 
 
 def _posint(name: str, value: Any, allow_none: bool = False) -> None:
@@ -65,11 +76,14 @@ class TrainConfig:
     model: str = setting(
         "basic_convnet", "Model name; `cnnkit models` lists them.", identity=True, label="Model"
     )
-    epochs: int = setting(10, "Passes over the training images.", identity=True, label="Epochs")
+    epochs: int | None = setting(
+        None, "Passes over the training images, exactly (default: sized from the data, with "
+        "early stopping).", identity=True, label="Epochs",
+    )  # fmt: skip
     batch_size: int = setting(64, "Images per step.", identity=True, label="Batch size")
-    lr: float | None = setting(
-        None, "Learning rate (default: the optimiser's usual; 10x that for a transfer head).",
-        label="Learning rate",
+    lr: float | str | None = setting(
+        AUTO, "Peak learning rate, or auto: a short range test picks it (its plot is in the "
+        "report).", label="Learning rate", cli_type=str, parser=parse_lr, metavar="LR|auto",
     )  # fmt: skip
     optimizer: str = setting("adam", "", choices=OPTIMIZERS, identity=True, label="Optimiser")
     momentum: float = setting(0.9, "SGD momentum.", label="Momentum")
@@ -109,8 +123,9 @@ class TrainConfig:
         1, "K > 1: stratified K-fold cross-validation.", identity=True, label="Folds"
     )
     devices: int = setting(1, "Local processes for data-parallel training.", label="Processes")
-    early_stopping: int = setting(
-        0, "Patience in epochs on the validation loss (0 = off); restores the best weights.",
+    early_stopping: int | None = setting(
+        None, "Patience in epochs on the validation loss (0 = off); restores the best weights "
+        "(default: on when the epochs are sized from the data).",
         label="Early-stopping patience",
     )  # fmt: skip
     augment: Augment = setting(
@@ -141,11 +156,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not str(self.data):
             raise ValueError("data must name a folder or a dataset. Received: data=''")
-        for name in ("epochs", "batch_size", "folds", "devices", "checkpoint_every"):
+        for name in ("batch_size", "folds", "devices", "checkpoint_every"):
             _posint(name, getattr(self, name))
-        for name in ("threads", "max_steps_per_epoch"):
+        for name in ("epochs", "threads", "max_steps_per_epoch"):
             _posint(name, getattr(self, name), allow_none=True)
-        _positive("lr", self.lr, allow_none=True)
+        object.__setattr__(self, "lr", parse_lr(self.lr))
         for f in fields(self):
             allowed = meta(f)["choices"]
             value = getattr(self, f.name)
@@ -191,15 +206,22 @@ class TrainConfig:
             )
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0. Received: {self.weight_decay!r}")
-        if self.early_stopping < 0:
-            raise ValueError(f"early_stopping must be >= 0. Received: {self.early_stopping!r}")
+        es = self.early_stopping
+        if es is not None and (not isinstance(es, int) or isinstance(es, bool) or es < 0):
+            raise ValueError(f"early_stopping must be an int >= 0. Received: {es!r}")
+
+    @property
+    def lr_auto(self) -> bool:
+        """Whether a range test chooses the learning rate (``lr="auto"``)."""
+        return self.lr == AUTO
 
     @property
     def resolved_lr(self) -> float:
-        """The learning rate actually used."""
-        if self.lr is not None:
-            return float(self.lr)
-        return {"sgd": 1e-2, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3}[self.optimizer]
+        """The learning rate used: ``lr``, else the optimiser's usual (the starting point
+        before a range test replaces it; ``None`` asks for the usual one outright)."""
+        if isinstance(self.lr, float):
+            return self.lr
+        return USUAL_LR[self.optimizer]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able fields; ``augment`` holds only the settings that differ from the defaults."""

@@ -30,6 +30,7 @@ from cnnkit.allocator import keep_freed_memory
 from cnnkit.errors import CnnkitError
 from cnnkit.runs.inference import Normalizer, Precision, model_normalizer, prepare_batch
 from cnnkit.train import distributed
+from cnnkit.train.budget import auto_epochs, steps_per_epoch
 from cnnkit.train.callbacks import Callback, CallbackList, TrainState
 from cnnkit.train.precision import choose_for_model
 
@@ -100,14 +101,15 @@ class LoopSettings:
     provide them (:meth:`of`).
 
     Attributes:
-        epochs: passes over the training set (all phases together).
+        epochs: passes over the training set (all phases together); None: sized from the
+            training set (:mod:`cnnkit.train.budget`).
         lr: the learning rate (the peak of a one-cycle schedule).
         task: ``classification`` (cross-entropy), ``regression`` (MSE) or ``binary``
             (logistic loss on one output).
         Others: as :class:`cnnkit.train.TrainConfig`.
     """
 
-    epochs: int
+    epochs: int | None
     batch_size: int = 64
     lr: float = 1e-3
     optimizer: str = "adam"
@@ -225,7 +227,7 @@ def build_scheduler(opt: torch.optim.Optimizer, settings: Any, steps_per_epoch: 
     """The learning-rate schedule over ``epochs`` (default: the settings') of
     ``steps_per_epoch`` steps; one-cycle and cosine step every batch, the others every epoch."""
     s = LoopSettings.of(settings)
-    epochs = epochs or s.epochs
+    epochs = epochs or s.epochs or 1
     total = epochs * steps_per_epoch
     kind = s.schedule
     if kind == "onecycle" and total < 10:
@@ -337,12 +339,18 @@ def fit(
     settings = LoopSettings.of(config)
     if phases is None:
         groups = (lambda m: param_groups) if param_groups is not None else None
-        phases = [Phase("train", settings.epochs, groups)]
+        phases = [Phase("train", settings.epochs or _auto_epochs(train, settings), groups)]
     keep_freed_memory()  # no page faults per step for the step's large temporaries
     with cpu_threads(settings.threads):
         return _Fit(model, train, val, settings, list(phases), augment, device, precision).run(
             CallbackList(callbacks or []), resume_from
         )
+
+
+def _auto_epochs(train: Any, settings: LoopSettings) -> int:
+    """The data-sized default length (:mod:`cnnkit.train.budget`) of ``train``."""
+    n = len(Tensors.from_any(train))
+    return auto_epochs(steps_per_epoch(n, settings.batch_size, settings.max_steps_per_epoch))
 
 
 class _Fit:
@@ -481,7 +489,7 @@ class _Fit:
     def sweep(self, start: float, end: float, steps: int) -> tuple[list[float], list[float]]:
         """The range test's steps (see :func:`range_test`)."""
         s = self.settings
-        steps = max(10, min(steps, 5 * math.ceil(len(self.tr) / s.batch_size)))
+        steps = max(10, steps)
         state = TrainState(self.model, None, None, 1, steps)
         self._enter(state, 0, self.phases[0], None)
         self.step.sched = None  # the sweep sets the rate itself
@@ -541,8 +549,8 @@ def range_test(
     end: float = 10.0,
     steps: int = 100,
 ) -> tuple[list[float], list[float]]:
-    """A learning-rate range test on a copy of ``model``: ``steps`` optimiser steps at rates
-    growing exponentially from ``start`` to ``end`` (at most 5 epochs of ``train``), stopped
+    """A learning-rate range test on a copy of ``model``: ``steps`` optimiser steps on random
+    batches of ``train`` at rates growing exponentially from ``start`` to ``end``, stopped
     when the loss diverges. The model and the random streams are left as they were.
 
     Returns:

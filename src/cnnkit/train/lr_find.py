@@ -22,10 +22,15 @@ from typing import Any
 import torch
 
 from cnnkit.runs.inference import Precision
+from cnnkit.train.config import USUAL_LR
 from cnnkit.train.loop import Phase, range_test
 
 MAX_STEPS = 100
 """Most optimiser steps a range test takes (it stops earlier once the loss diverges)."""
+SPAN = 10.0
+"""A suggestion is kept within this factor of the optimiser's usual rate."""
+MIN_DROP = 0.1
+"""The smoothed loss must fall this fraction below its start for the test to count."""
 
 
 @dataclass
@@ -65,9 +70,10 @@ def find_lr(
     augment: Any = None,
     device: str | torch.device | None = None,
     precision: Precision | None = None,
-    start: float = 1e-7,
-    end: float = 10.0,
+    start: float | None = None,
+    end: float | None = None,
     steps: int = MAX_STEPS,
+    usual: float | None = None,
 ) -> LRFinding:
     """Run a learning-rate range test on a copy of ``model``.
 
@@ -78,18 +84,28 @@ def find_lr(
         phase: the phase whose rate is wanted (its set-up freezes what it freezes; its
             ``forward`` says images or cached features); default: the whole model.
         augment, device, precision: as the run will use them.
-        start, end: the range of rates, swept exponentially.
-        steps: optimiser steps (fewer when the training set is small: at most 5 epochs).
+        start, end: the range of rates, swept exponentially (default: the optimiser's usual
+            rate / 1000 to x 1000).
+        steps: optimiser steps (random batches, so a small set is seen several times).
+        usual: the rate the phase would use without a test (default: the optimiser's usual;
+            a transfer head's is 10x that).
 
     Returns:
-        An :class:`LRFinding`.
+        An :class:`LRFinding`; its suggestion stays within :data:`SPAN` of the usual rate.
     """
+    usual = usual or usual_lr(config)
     t0 = time.perf_counter()
     lrs, raw = range_test(model, train, config, phase=phase, augment=augment, device=device,
-                          precision=precision, start=start, end=end, steps=steps)  # fmt: skip
+                          precision=precision, start=start or usual / 1000,
+                          end=end or usual * 1000, steps=steps)  # fmt: skip
     losses = _smooth(raw)
-    suggestion, rule = suggest(lrs, losses)
+    suggestion, rule = suggest(lrs, losses, usual)
     return LRFinding(lrs, losses, suggestion, rule, len(lrs), time.perf_counter() - t0)
+
+
+def usual_lr(config: Any) -> float:
+    """The optimiser's usual rate (Adam 1e-3, SGD 1e-2) for ``config``."""
+    return USUAL_LR.get(getattr(config, "optimizer", "adam"), 1e-3)
 
 
 def _smooth(losses: list[float], beta: float = 0.9) -> list[float]:
@@ -101,9 +117,11 @@ def _smooth(losses: list[float], beta: float = 0.9) -> list[float]:
     return out
 
 
-def suggest(lrs: list[float], losses: list[float]) -> tuple[float, str]:
-    """The rate in the longest run of steadily falling loss (fastai's ``valley``), else the
-    rate of the lowest loss divided by 10; a fallback of 1e-3 when there is too little data.
+def suggest(lrs: list[float], losses: list[float], usual: float = 1e-3) -> tuple[float, str]:
+    """The rate in the longest run of steadily falling loss (fastai's ``valley``), kept within
+    :data:`SPAN` of the optimiser's ``usual`` rate; the usual rate itself when the loss never
+    fell clearly (by :data:`MIN_DROP` of its start) before it diverged, which is what a test of
+    a hundred steps sees on a task that needs more steps than that to leave chance.
 
     The valley rule finds the longest sequence of steps over which the loss keeps falling
     (a longest decreasing subsequence) and takes the rate two-thirds of the way down it:
@@ -111,7 +129,9 @@ def suggest(lrs: list[float], losses: list[float]) -> tuple[float, str]:
     """
     n = len(losses)
     if n < 5:
-        return 1e-3, "too few steps: the usual 1e-3"
+        return usual, "too few steps: the usual rate"
+    if min(losses) > (1 - MIN_DROP) * losses[0]:
+        return usual, "no clear descent: the usual rate"
     lds = [1] * n
     max_start = max_end = 0
     for i in range(1, n):
@@ -123,9 +143,14 @@ def suggest(lrs: list[float], losses: list[float]) -> tuple[float, str]:
             max_start = max_end - lds[max_end]
     if max_end - max_start >= 3:
         sections = (max_end - max_start) / 3
-        return lrs[max_start + int(sections) + int(sections / 2)], "valley"
-    best = min(range(n), key=losses.__getitem__)
-    return lrs[best] / 10, "minimum / 10"
+        lr, rule = lrs[max_start + int(sections) + int(sections / 2)], "valley"
+    else:
+        best = min(range(n), key=losses.__getitem__)
+        lr, rule = lrs[best] / 10, "minimum / 10"
+    low, high = usual / SPAN, usual * SPAN
+    if not low <= lr <= high:
+        return min(max(lr, low), high), f"{rule}, kept within {SPAN:g}x of the usual rate"
+    return lr, rule
 
 
-__all__ = ["LRFinding", "find_lr", "suggest"]
+__all__ = ["LRFinding", "find_lr", "suggest", "usual_lr"]

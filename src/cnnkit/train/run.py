@@ -46,10 +46,12 @@ from cnnkit.runs.layout import (
 from cnnkit.runs.split import read_split, read_split_rows, write_split
 from cnnkit.runs.weights import save_weights
 from cnnkit.train import data_source, distributed, transfer
+from cnnkit.train.budget import Budget, plan_budget
 from cnnkit.train.callbacks import Callback, Checkpoint, CSVLogger, EarlyStopping, ProgressBar
 from cnnkit.train.checkpoint import load_checkpoint
 from cnnkit.train.config import TrainConfig, changed_keys
 from cnnkit.train.loop import FitResult, Phase, Tensors, batch_shape, cpu_threads, fit
+from cnnkit.train.lr_find import LRFinding, find_lr
 from cnnkit.train.metrics import classification_metrics
 from cnnkit.train.precision import choose_for_model, cpu_model
 
@@ -179,14 +181,21 @@ def _train_new(config, out, overwrite, progress, device, data, split) -> RunResu
     model = _build_model(config, data, pretrained=True)  # a bad weight file: no run folder
     train_idx, val_idx = split if split is not None else data_source.split(data.arrays, config)
     data_source.check_split(data.arrays, train_idx, val_idx, config)
+    budget = plan_budget(len(train_idx), config.batch_size, config.epochs, config.early_stopping,
+                         config.max_steps_per_epoch, len(val_idx) > 0)  # fmt: skip
+    if main and config.epochs is None and progress is not None:
+        _log(budget.why)
     run = create_run_dir(out, overwrite=overwrite) if main else RunDir(Path(out))
     distributed.run_dir_ready(run.path)
-    trainer = _Trainer(config, run.path, data, train_idx, val_idx, device, progress)
+    trainer = _Trainer(_budgeted(config, budget), run.path, data, train_idx, val_idx, device,
+                       progress, requested=config, budget=budget)  # fmt: skip
     try:
-        return trainer.train(model, None, _plan(config, trainer.lr), new=True)
+        return trainer.train(model, None, trainer.plan, new=True)
     except Exception:
         if main and not (run.path / CHECKPOINT).is_file():
-            discard_if_unstarted(run, keep=("augment.png",))  # nothing trained: leave nothing
+            discard_if_unstarted(
+                run, keep=("augment.png", layout.LR_FIND)
+            )  # nothing trained: leave nothing
         raise
 
 
@@ -221,16 +230,17 @@ def resume_run(
         job = {"resume": str(run_dir), "overrides": overrides or {}}
         return _parallel(job, config.devices, run_dir)
     with distributed.process_group() as group_device:
-        return _resume(run_dir, config, continued, None if quiet else progress,
+        return _resume(run_dir, saved, config, continued, None if quiet else progress,
                        device or _name(group_device))  # fmt: skip
 
 
-def _resume(run_dir: Path, config: TrainConfig, continued: list[int], progress, device):
+def _resume(run_dir: Path, saved: dict[str, Any], config: TrainConfig, continued: list[int],
+            progress, device) -> RunResult:  # fmt: skip
     read_split_rows(run_dir / layout.SPLIT)  # a damaged split is named before anything else
     ckpt_path = run_dir / CHECKPOINT
     ckpt = load_checkpoint(ckpt_path) if ckpt_path.is_file() else None
     done = int(ckpt["epoch"]) if ckpt is not None else 0
-    if done >= config.epochs:
+    if done >= _n(config):
         raise RunFolderError(
             f"{run_dir} has trained all its {config.epochs} epochs; pass a larger epochs "
             "to train it further"
@@ -240,9 +250,31 @@ def _resume(run_dir: Path, config: TrainConfig, continued: list[int], progress, 
     data = _load_data_once(config)
     train_idx, val_idx = read_split(run_dir / layout.SPLIT, data.arrays)
     model = _build_model(config, data, pretrained=ckpt is None)  # a checkpoint has the weights
-    trainer = _Trainer(config, run_dir, data, train_idx, val_idx, device, progress)
-    phases = _plan(config.replace(epochs=config.epochs - sum(continued)), trainer.lr)
-    return trainer.train(model, ckpt, _continue(phases, continued))
+    trainer = _Trainer(config, run_dir, data, train_idx, val_idx, device, progress,
+                       requested=saved_request(saved, config), lr=saved_lr(saved))  # fmt: skip
+    planned = config.replace(epochs=_n(config) - sum(continued))
+    return trainer.train(model, ckpt, lambda lr: _continue(_plan(planned, lr), continued))
+
+
+def find_run_lr(config: TrainConfig, device: str | None = None) -> LRFinding:
+    """The range test a ``train_run`` of ``config`` would make, without a run folder: the same
+    data, split, model, first phase (a transfer head on a frozen base) and augmentation."""
+    data = data_source.load_run_data(config)
+    model = _build_model(config, data, pretrained=True)
+    train_idx, val_idx = data_source.split(data.arrays, config)
+    budget = plan_budget(len(train_idx), config.batch_size, config.epochs, config.early_stopping,
+                         config.max_steps_per_epoch, len(val_idx) > 0)  # fmt: skip
+    trainer = _Trainer(_budgeted(config, budget), Path("."), data, train_idx, val_idx, device,
+                       False)  # fmt: skip
+    phase = trainer.plan(trainer.lr)[0]
+    tr = Tensors.from_any(data.arrays.subset(train_idx))
+    if config.strategy == "features":
+        tr, _, _ = trainer._features(model, tr, None)
+    with cpu_threads(config.threads):
+        prec = choose_for_model(config.precision, trainer.dev, model, batch_shape(tr, config))
+    augment = data_source.build_augment(config) if phase.augment else None
+    return find_lr(model, tr, trainer.config, phase=phase, augment=augment, device=trainer.dev,
+                   precision=prec, usual=trainer.lr)  # fmt: skip
 
 
 def _parallel(job: dict[str, Any], devices: int, run_dir: Path) -> RunResult:
@@ -264,7 +296,8 @@ def _parallel(job: dict[str, Any], devices: int, run_dir: Path) -> RunResult:
 
 
 def saved_settings(saved: dict[str, Any]) -> dict[str, Any]:
-    """The :class:`TrainConfig` fields of a saved config.json (as the user asked for them)."""
+    """The :class:`TrainConfig` fields of a saved config.json: the learning rate and precision
+    as the user asked for them, the epochs and patience as the run planned them."""
     fields = set(TrainConfig.__dataclass_fields__)
     base = {k: v for k, v in saved.items() if k in fields}
     base["lr"] = saved.get("requested_lr", base.get("lr"))
@@ -272,31 +305,61 @@ def saved_settings(saved: dict[str, Any]) -> dict[str, Any]:
     return base
 
 
+def saved_lr(saved: dict[str, Any]) -> float | None:
+    """The learning rate a saved run trained with (found or given); None if not recorded."""
+    lr = saved.get("lr")
+    return float(lr) if isinstance(lr, (int, float)) and not isinstance(lr, bool) else None
+
+
+def saved_request(saved: dict[str, Any], config: TrainConfig) -> TrainConfig:
+    """``config`` with the epochs and patience the user originally asked for (None: sized
+    from the data), so a resumed run's config.json keeps saying so."""
+    return config.replace(
+        epochs=saved.get("requested_epochs", config.epochs),
+        early_stopping=saved.get("requested_early_stopping", config.early_stopping),
+    )
+
+
+def _n(config: TrainConfig) -> int:
+    """The epochs of a config whose length is settled (a saved or budgeted one)."""
+    if config.epochs is None:
+        raise ValueError("the run's epochs are not settled yet (plan_budget fills them in)")
+    return config.epochs
+
+
+def _budgeted(config: TrainConfig, budget: Budget) -> TrainConfig:
+    """``config`` with the epochs and patience of ``budget`` filled in."""
+    return config.replace(epochs=budget.epochs, early_stopping=budget.patience)
+
+
 def _resume_config(
     run_dir: Path, saved: dict[str, Any], overrides: dict[str, Any]
 ) -> tuple[TrainConfig, list[int]]:
     """The run's config with ``overrides``, and its continued phases' epochs (old and new)."""
     base = saved_settings(saved)
+    stopping = saved.get("training", {}).get("stopping") or {}
+    if stopping.get("stopped_epoch"):  # early stopping ended the plan there
+        base["epochs"] = int(stopping.get("epochs_run") or base["epochs"])
     config = TrainConfig.from_dict({**base, **overrides})
     old = TrainConfig.from_dict(base)
     diff = [k for k in changed_keys(old.to_dict(), config.to_dict()) if k != "epochs"]
     if diff:
         raise RunFolderError(f"cannot resume {run_dir} with a changed config: {', '.join(diff)}")
     continued = list(saved.get("training", {}).get("continued", []))
-    if config.epochs < old.epochs:
+    if _n(config) < _n(old):
         raise RunFolderError(
             f"cannot resume {run_dir} with fewer epochs ({config.epochs}) than it plans "
             f"({old.epochs}); epochs can only grow"
         )
-    if config.epochs > old.epochs:
-        continued.append(config.epochs - old.epochs)
+    if _n(config) > _n(old):
+        continued.append(_n(config) - _n(old))
     return config, continued
 
 
 def _plan(config: TrainConfig, lr: float) -> list[Phase]:
     """The phases of a strategy: one for training from scratch, transfer's own otherwise."""
     if config.strategy is None:
-        return [Phase("train", config.epochs)]
+        return [Phase("train", _n(config))]
     return transfer.transfer_phases(config, lr)
 
 
@@ -333,24 +396,41 @@ def _log(message: str) -> None:
 class _Trainer:
     """One run folder's training: precision, callbacks, the fit, and what is saved after."""
 
-    def __init__(self, config, run_dir, data, train_idx, val_idx, device, progress) -> None:
+    def __init__(self, config, run_dir, data, train_idx, val_idx, device, progress, *,
+                 requested: TrainConfig | None = None, budget: Budget | None = None,
+                 lr: float | None = None) -> None:  # fmt: skip
         self.config, self.run_dir, self.data = config, Path(run_dir), data
         self.train_idx, self.val_idx, self.progress = train_idx, val_idx, progress
+        self.requested, self.budget = requested or config, budget
         self.dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.main = distributed.is_main()
-        self.lr = transfer.head_lr(config) if config.strategy else config.resolved_lr
+        self.lr = lr if lr is not None else (
+            transfer.head_lr(config) if config.strategy else config.resolved_lr
+        )  # fmt: skip
+        self.finding: LRFinding | None = None
 
-    def train(self, model, ckpt, phases: list[Phase], new: bool = False) -> RunResult:
+    def plan(self, lr: float) -> list[Phase]:
+        """A new run's phases at head (or only) learning rate ``lr``."""
+        return _plan(self.config, lr)
+
+    def train(self, model, ckpt, plan, new: bool = False) -> RunResult:
+        """Train ``model`` (from ``ckpt`` if given) through the phases ``plan(lr)`` returns."""
         t0 = time.perf_counter()
-        arrays, cfg = self.data.arrays, self.config.replace(lr=self.lr)
+        arrays, phases = self.data.arrays, plan(self.lr)
         tr = Tensors.from_any(arrays.subset(self.train_idx))
         va = Tensors.from_any(arrays.subset(self.val_idx)) if len(self.val_idx) else None
-        with cpu_threads(cfg.threads):  # time candidates with the threads fit will use
-            prec = choose_for_model(cfg.precision, self.dev, model, batch_shape(tr, cfg))
-        augment = data_source.build_augment(cfg) if any(p.augment for p in phases) else None
-        saved = self._write_start(model, prec, phases, new, augment)
-        if cfg.strategy == "features":
+        with cpu_threads(self.config.threads):  # time candidates with the threads fit will use
+            prec = choose_for_model(self.config.precision, self.dev, model,
+                                    batch_shape(tr, self.config))  # fmt: skip
+        augment = data_source.build_augment(self.config) if any(p.augment for p in phases) else None
+        feature_info = None
+        if self.config.strategy == "features":
             tr, va, feature_info = self._features(model, tr, va)
+        if ckpt is None and self.config.lr_auto:  # nothing trained yet: find the rate
+            phases = plan(self._find_lr(model, tr, phases[0], augment, prec))
+        cfg = self.config.replace(lr=self.lr)
+        saved = self._write_start(model, prec, phases, new, augment)
+        if feature_info is not None:
             saved["transfer_features"] = feature_info
         status = _Status()
         cbs = self._callbacks(status) if self.main else []
@@ -363,16 +443,36 @@ class _Trainer:
             return RunResult(self.run_dir, {}, result.history, time.perf_counter() - t0)
         return self._finish(model, result, saved, t0)
 
+    def _find_lr(self, model, tr: Tensors, phase: Phase, augment, prec) -> float:
+        """The range test on the first phase; its rate becomes the run's (head) rate."""
+        finding = find_lr(model, tr, self.config, phase=phase,
+                          augment=augment if phase.augment else None, device=self.dev,
+                          precision=prec, usual=self.lr)  # fmt: skip
+        self.finding, self.lr = finding, finding.suggestion
+        if self.main:
+            atomic_write_json(self.run_dir / layout.LR_FIND, finding.to_dict())
+            if self.progress is not None:
+                _log(finding.describe())
+        return self.lr
+
     def _write_start(self, model, prec, phases, new, augment) -> dict[str, Any]:
         """config.json (and split.csv for a new run) before training: a kill from here on
         leaves a run that resumes."""
         cfg = resolved_config(self.config, self.data, model, prec.to_dict())
-        cfg["lr"] = self.lr
+        cfg.update(lr=self.lr, requested_lr=self.requested.lr,
+                   requested_epochs=self.requested.epochs,
+                   requested_early_stopping=self.requested.early_stopping)  # fmt: skip
         cfg["distributed"] = distributed.describe()
         cfg["training"] = {
             "phases": [{"name": p.name, "epochs": p.epochs} for p in phases],
             "continued": [p.epochs for p in phases if p.name == "continued"],
         }
+        if self.budget is not None:
+            cfg["training"]["budget"] = self.budget.to_dict()
+        if self.finding is not None:
+            cfg["training"]["lr_find"] = {
+                k: v for k, v in self.finding.to_dict().items() if k not in ("lrs", "losses")
+            }
         if self.main:
             atomic_write_json(self.run_dir / layout.CONFIG, cfg)
             if new:

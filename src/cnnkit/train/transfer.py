@@ -66,8 +66,11 @@ def new_head(model: Any) -> None:
 
 
 def head_lr(config: Any) -> float:
-    """The head's learning rate: ``config.lr``, else 10x the optimiser's usual default."""
-    return float(config.lr) if config.lr is not None else HEAD_LR_MULTIPLIER * config.resolved_lr
+    """The head's learning rate: ``config.lr`` when it is a number, else 10x the optimiser's
+    usual default (the starting point a range test replaces when ``lr`` is ``auto``)."""
+    if isinstance(config.lr, (int, float)) and not isinstance(config.lr, bool):
+        return float(config.lr)
+    return HEAD_LR_MULTIPLIER * config.resolved_lr
 
 
 def transfer_phases(config: Any, lr: float) -> list[Phase]:
