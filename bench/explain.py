@@ -15,6 +15,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import statistics
 import subprocess
@@ -45,6 +46,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--filters", type=int, default=16)
     p.add_argument("--filter-steps", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--cnnkit-defaults",
+        action="store_true",
+        help="train with `cnnkit train shapes --model MODEL` and its defaults (lr range test, "
+        "data-sized length, early stopping) instead of the plain loop here",
+    )
     p.add_argument("--out", default=None, help="write a Markdown report here")
     p.add_argument("--pictures", default=None, help="write example PNGs to this folder")
     return p.parse_args(argv)
@@ -112,6 +119,23 @@ def train(model, x: torch.Tensor, y: torch.Tensor, args) -> list[float]:
         print(f"epoch {len(losses)}: loss {losses[-1]:.4f}", file=sys.stderr, flush=True)
     model.eval()
     return losses
+
+
+def train_with_defaults(args) -> tuple[nn.Module, list[float]]:
+    """``cnnkit train shapes --model MODEL`` with no tuning flag; the model it kept and its
+    training losses."""
+    import tempfile
+
+    from cnnkit.runs import load_run
+    from cnnkit.train import TrainConfig, train_run
+
+    model_name = "basic_convnet" if args.model == "gapnet" else args.model
+    out = tempfile.mkdtemp(prefix="cnnkit-explain-")
+    result = train_run(TrainConfig(data="shapes", model=model_name, seed=args.seed), out)
+    run = load_run(result.run_dir)
+    args.trained = json.dumps(run.config.get("training", {}).get("stopping", {}))
+    args.lr_found = run.config.get("lr")
+    return run.model.eval(), [float(r["loss"]) for r in result.history]
 
 
 def localisation(model, x, y, boxes, method: str) -> dict:
@@ -245,7 +269,13 @@ def report(args, info: dict) -> str:
         f"CPU: {info['cpu']}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
         f"machine shared with other jobs (timings are indicative only).",
         "",
-        f"Model `{args.model}` at {info['input']}, trained {args.epochs} epochs on "
+        (
+            f"Trained by `cnnkit train shapes` with its defaults (lr {args.lr_found:.2g} from the "
+            f"range test; stopping {args.trained}): "
+            if getattr(args, "trained", None)
+            else ""
+        )
+        + f"Model `{args.model}` at {info['input']}, trained {len(info['losses'])} epochs on "
         f"{info['n_train']} `shapes` train images in {info['train_seconds']:.0f} s "
         f"(losses {', '.join(f'{v:.3f}' for v in info['losses'])}); "
         f"held-out accuracy {loc[0]['accuracy']:.1%} on {info['n_test']} `shapes:test` images.",
@@ -300,15 +330,17 @@ def main(argv: list[str] | None = None) -> int:
     test_set = load_dataset("shapes", "test")
     tr_n, te_n = min(args.n_train, len(train_set.images)), min(args.n_test, len(test_set.images))
     c, h, w = train_set.images.shape[1:]
-    model = build(args.model, (c, h, w), 3)
-    x_tr = prepare(model, train_set.images[:tr_n])
+    model = build(args.model, (c, h, w), 3) if not args.cnnkit_defaults else None
     y_tr = torch.from_numpy(train_set.labels[:tr_n])
-    x_te = prepare(model, test_set.images[:te_n])
     y_te = torch.from_numpy(test_set.labels[:te_n])
     boxes = test_set.boxes[:te_n]
     t0 = time.perf_counter()
-    losses = train(model, x_tr, y_tr, args)
+    if args.cnnkit_defaults:
+        model, losses = train_with_defaults(args)
+    else:
+        losses = train(model, prepare(model, train_set.images[:tr_n]), y_tr, args)
     train_seconds = time.perf_counter() - t0
+    x_te = prepare(model, test_set.images[:te_n])
     loc = [localisation(model, x_te, y_te, boxes, m) for m in ("gradcam", "gradcam++", "hirescam")]
     for r in loc:
         print(f"{r['method']}: {r['rate']:.1%} of {r['n']} (acc {r['accuracy']:.1%})")
