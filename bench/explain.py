@@ -135,6 +135,8 @@ def train_with_defaults(args) -> tuple[nn.Module, list[float]]:
     run = load_run(result.run_dir)
     args.trained = json.dumps(run.config.get("training", {}).get("stopping", {}))
     args.lr_found = run.config.get("lr")
+    split = (result.run_dir / "split.csv").read_text().splitlines()
+    args.n_train_used = sum(line.endswith(",train") for line in split)
     return run.model.eval(), [float(r["loss"]) for r in result.history]
 
 
@@ -351,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join([".venv/bin/python", "bench/explain.py", *(argv or sys.argv[1:])]),
         "cpu": cpu_name(),
         "input": f"{c}x{h}x{w}",
-        "n_train": tr_n,
+        "n_train": getattr(args, "n_train_used", None) or tr_n,
         "n_test": te_n,
         "losses": losses,
         "train_seconds": train_seconds,
