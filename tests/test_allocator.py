@@ -72,12 +72,12 @@ def test_tuned_steps_take_far_fewer_page_faults():
 def test_a_prefetch_thread_reuses_its_batches_memory_too():
     # a thread of its own gets a glibc arena of its own (64 MiB heaps, unmapped when empty)
     # unless the arenas are limited before any thread allocates (the CLI's first step)
-    # a busy machine can only add faults (the consumer preempted while batches pile up), never
-    # remove them: the fewest of three runs is the mechanism's own cost
+    # measured on 2-core EPYCs: 24-95 faults per batch tuned (it varies with the venv and what
+    # the process imported before the setting), 600-1,200 untuned; the fewest of three tuned runs
     tuned = min(float(_run(_PREFETCH, "1", threads="2")[0]) for _ in range(3))
     untuned = float(_run(_PREFETCH, "0", threads="2")[0])
     assert untuned > 300  # a 12 MB batch is ~3,000 pages
-    assert tuned < 0.05 * untuned
+    assert tuned < 0.2 * untuned
 
 
 @glibc
