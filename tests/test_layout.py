@@ -45,3 +45,37 @@ def test_the_stage_arrows_hold(require):
     require(exe is not None, "import-linter (dev extra)")
     res = subprocess.run([exe], cwd=TESTS.parent, capture_output=True, text=True)
     assert res.returncode == 0, res.stdout[-3000:]
+
+
+# Modules allowed to call an optimiser's step: the training loop, and the filter visualisation,
+# which optimises an input image by gradient ascent (no model weight changes there).
+OPTIMISER_STEPS = {"train/loop.py", "explain/filters.py"}
+
+
+def _optimiser_steps(path: Path) -> list[int]:
+    """Lines of ``path`` that build a ``torch.optim`` optimiser or call ``X.step()`` on an
+    optimiser, scaler or schedule (``.step()`` without arguments, or on a name with ``opt``)."""
+    import ast
+
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+            continue
+        target = ast.unparse(node.func.value)
+        if node.func.attr == "step" and (not node.args or "opt" in target.lower()):
+            lines.append(node.lineno)
+        if target in ("torch.optim", "optim") and node.func.attr[0].isupper():
+            lines.append(node.lineno)
+    return lines
+
+
+def test_only_the_training_loop_steps_an_optimiser():
+    src = TESTS.parent / "src" / "cnnkit"
+    found = {
+        f"{p.relative_to(src).as_posix()}:{line}"
+        for p in src.rglob("*.py")
+        if p.relative_to(src).as_posix() not in OPTIMISER_STEPS
+        for line in _optimiser_steps(p)
+    }
+    assert found == set(), "optimiser steps outside cnnkit.train.loop.fit"
+    assert _optimiser_steps(src / "train" / "loop.py")  # the scan does see the loop's

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from cnnkit.genomics.trainer import SnpTrainConfig, _MaskedMSE, fit_network
+from cnnkit.genomics.trainer import SnpTrainConfig, fit_network
 
 
 def _data(n=64, p=10, seed=0):
@@ -14,13 +14,6 @@ def _data(n=64, p=10, seed=0):
     x = rng.normal(size=(n, p)).astype(np.float32)
     w = rng.normal(size=(p, 2))
     return x, x @ w
-
-
-def test_masked_loss_is_the_mean_over_observed_entries():
-    out = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
-    y = torch.tensor([[0.0, float("nan")], [1.0, 1.0]])
-    expected = (1.0 + 4.0 + 9.0) / 3
-    assert float(_MaskedMSE()(out, y)) == pytest.approx(expected)
 
 
 def test_targets_with_missing_records_train_every_output():
@@ -45,3 +38,31 @@ def test_without_early_stopping_every_epoch_runs_on_every_row():
     assert all(h["val_loss"] is None for h in history)
     with pytest.raises(ValueError, match="early_stopping must be true or false"):
         SnpTrainConfig(early_stopping="no")  # type: ignore[arg-type]
+
+
+def test_networks_train_in_the_one_loop_at_a_constant_rate_quietly(monkeypatch, capsys):
+    import cnnkit.genomics.trainer as trainer
+
+    runs, real = [], trainer.fit
+    monkeypatch.setattr(trainer, "fit", lambda *a, **k: runs.append(real(*a, **k)) or runs[-1])
+    x, y = _data()
+    y[::3, 0] = np.nan
+    cfg = SnpTrainConfig(epochs=6, lr=2e-3, patience=50)
+    history = fit_network(torch.nn.Linear(10, 2), x, y, cfg, seed=0)
+    (res,) = runs
+    assert res.precision.value == "fp32"
+    assert [h["lr"] for h in res.history] == [2e-3] * 6
+    assert [h["epoch"] for h in history] == list(range(1, 7))
+    assert history[-1]["val_loss"] == res.history[-1]["val_loss"]
+    assert capsys.readouterr().err == ""  # dozens of networks per cross-validation: no lines
+
+
+def test_a_network_that_cannot_beat_its_start_is_kept_as_it_started():
+    x, y = _data()
+    model = torch.nn.Linear(10, 1)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    cfg = SnpTrainConfig(epochs=5, lr=1e3, patience=2)  # every step overshoots
+    history = fit_network(model, x, y[:, 0], cfg, seed=0)
+    assert len(history) == 2 and history[0]["val_loss"] > 0
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, start[k]), k

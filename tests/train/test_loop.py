@@ -173,3 +173,92 @@ def test_threads_apply_during_fit_and_are_restored():
     assert seen == [want, want] and torch.get_num_threads() == before
     with pytest.raises(ValueError, match="threads must be a positive int"):
         TrainConfig(data="toy", threads=0)
+
+
+# --------------------------------------------------------------------------- non-image inputs
+
+
+def rows_settings(**kw):
+    from cnnkit.train.loop import LoopSettings
+
+    base = dict(epochs=3, batch_size=16, lr=1e-2, schedule="none", precision="fp32")
+    base.update(kw)
+    return LoopSettings(**{"task": "regression", **base})
+
+
+def test_masked_regression_is_the_mean_over_observed_targets():
+    from cnnkit.train.loop import Objective
+
+    out = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    y = torch.tensor([[0.0, float("nan")], [1.0, 1.0]])
+    assert float(Objective("masked_regression").loss(out, y)) == pytest.approx((1 + 4 + 9) / 3)
+    assert math.isnan(float(Objective("regression").loss(out, y)))
+
+
+def test_targets_of_one_column_are_compared_row_by_row():
+    from cnnkit.train.loop import Objective
+
+    out, y = torch.tensor([[1.0], [2.0], [4.0]]), torch.tensor([[1.0], [2.0], [3.0]])
+    for task in ("regression", "masked_regression"):  # (B, 1) vs (B, 1): no broadcast to (B, B)
+        assert float(Objective(task).loss(out, y)) == pytest.approx(1 / 3)
+
+
+def test_fit_learns_several_outputs_from_targets_with_missing_records():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(96, 10, generator=g)  # (N, L) rows, not images
+    y = x @ torch.randn(10, 2, generator=g)
+    y[::2, 1] = float("nan")  # half the rows have no record of output 2
+    torch.manual_seed(0)
+    model = nn.Linear(10, 2)
+    with pytest.raises(TrainingDiverged):  # plain MSE sees NaN
+        fit(model, (x, y), None, rows_settings(), device="cpu")
+    res = fit(model, (x, y), None, rows_settings(epochs=150, task="masked_regression"))
+    assert all(math.isfinite(h["loss"]) for h in res.history)
+    pred = model(x).detach()
+    for e in range(2):
+        seen = ~torch.isnan(y[:, e])
+        assert torch.corrcoef(torch.stack([pred[seen, e], y[seen, e]]))[0, 1] > 0.95
+
+
+def _worsening_fit(stopping, epochs=4):
+    """y = x on the validation rows, y = -x on the training rows, a model that starts at
+    y = x: every epoch of training makes the validation loss worse."""
+    x = torch.linspace(-1, 1, 32)[:, None]
+    model = nn.Linear(1, 1)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+        model.bias.zero_()
+    settings = rows_settings(epochs=epochs, lr=0.1, batch_size=8)
+    res = fit(model, (x, -x[:, 0]), (x, x[:, 0]), settings, callbacks=[stopping], device="cpu")
+    return model, res
+
+
+def test_early_stopping_baseline_from_start_keeps_a_network_that_never_beats_its_start():
+    model, res = _worsening_fit(EarlyStopping(2, baseline_from_start=True, verbose=0))
+    assert (model.weight.item(), model.bias.item()) == (1.0, 0.0)  # exactly as it started
+    extra = res.state.extra
+    assert (extra["best_epoch"], extra["stopped_epoch"], extra["best_value"]) == (0, 2, 0.0)
+    assert len(res.history) == 2
+    # without it the best *trained* epoch is kept, which is worse than the start
+    model, res = _worsening_fit(EarlyStopping(2, verbose=0))
+    assert res.state.extra["best_epoch"] == 1 and model.weight.item() < 1.0
+
+
+def test_early_stopping_verbose_0_is_silent(capsys):
+    _worsening_fit(EarlyStopping(1, baseline_from_start=True, verbose=0))
+    assert capsys.readouterr().err == ""
+    _worsening_fit(EarlyStopping(1, baseline_from_start=True))
+    err = capsys.readouterr().err
+    assert "early stopping: val_loss did not improve for 1 epochs" in err
+    assert "restored the weights of epoch 0" in err
+
+
+def test_early_stopping_baseline_from_start_needs_a_validation_metric():
+    with pytest.raises(ValueError, match=r"monitor must be a validation metric.*'loss'"):
+        EarlyStopping(3, monitor="loss", baseline_from_start=True)
+
+
+def test_schedule_none_keeps_the_learning_rate_constant():
+    x = torch.randn(40, 5, generator=torch.Generator().manual_seed(0))
+    res = fit(nn.Linear(5, 1), (x, x.sum(1)), None, rows_settings(epochs=4, lr=3e-3))
+    assert [h["lr"] for h in res.history] == [3e-3] * 4

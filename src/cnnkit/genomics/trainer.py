@@ -1,20 +1,24 @@
-"""A small, deterministic training routine for SNP networks (tiny tensors, plain Adam).
+"""The training settings of the SNP networks, and :func:`fit_network`, which trains one with
+the loop every cnnkit model trains with (:func:`cnnkit.train.fit`).
 
-Mini-batch Adam with L2 weight decay for a fixed number of epochs, or with early stopping on
-an inner validation split taken from the training rows (the best epoch's weights restored).
-Targets of shape ``(N, E)`` (several environments) may hold NaN: the loss is the mean over
-the observed entries only.
+Mini-batch Adam with L2 weight decay at a constant learning rate, in fp32, for a fixed number
+of epochs, or with early stopping on an inner validation split taken from the training rows
+(the best epoch's weights restored; the starting weights count as epoch 0). Targets of shape
+``(N, E)`` (several environments) may hold NaN: the loss is the mean over the observed entries
+only (the loop's ``masked_regression``).
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from torch import nn
+
+from cnnkit.train.callbacks import EarlyStopping
+from cnnkit.train.loop import LoopSettings, Tensors, fit
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,44 +83,21 @@ def inner_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndar
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-class _MaskedMSE(nn.Module):
-    """Mean squared error over the finite entries of the target (NaN: no record)."""
-
-    def forward(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        seen = ~torch.isnan(y)
-        diff = torch.where(seen, out - torch.nan_to_num(y), torch.zeros_like(out))
-        return (diff * diff).sum() / seen.sum().clamp(min=1)
-
-
-def _loss_fn(task: str, multi: bool) -> nn.Module:
-    if multi:
-        return _MaskedMSE()
-    return nn.BCEWithLogitsLoss() if task == "binary" else nn.MSELoss()
-
-
-def _outputs(model, x: torch.Tensor, multi: bool) -> torch.Tensor:
-    out = model(x)
-    return out if multi else out.squeeze(1)  # (B, E) for several outputs, else (B, 1) -> (B,)
-
-
-def _epoch(model, x, y, opt, loss_fn, batch_size: int, gen: torch.Generator, multi: bool) -> float:
-    model.train()
-    order = torch.randperm(len(x), generator=gen)
-    total = 0.0
-    for start in range(0, len(x), batch_size):
-        idx = order[start : start + batch_size]
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(_outputs(model, x[idx], multi), y[idx])
-        loss.backward()
-        opt.step()
-        total += float(loss.detach()) * len(idx)
-    return total / len(x)
-
-
-@torch.no_grad()
-def _evaluate(model, x, y, loss_fn, multi: bool) -> float:
-    model.eval()
-    return float(loss_fn(_outputs(model, x, multi), y))
+def loop_settings(config: SnpTrainConfig, seed: int, multi: bool) -> LoopSettings:
+    """The training loop's settings for ``config``: Adam with L2 weight decay, a constant
+    learning rate, fp32; the masked loss for targets ``(N, E)``."""
+    task = "masked_regression" if multi else config.task
+    return LoopSettings(
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        optimizer="adam",
+        weight_decay=config.weight_decay,
+        schedule="none",
+        precision="fp32",
+        seed=seed,
+        task=task,
+    )
 
 
 def fit_network(
@@ -146,37 +127,28 @@ def fit_network(
     Returns:
         One dict per epoch: ``epoch``, ``loss``, ``val_loss`` (None without early stopping).
     """
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
     multi = np.ndim(y) == 2
-    xt = torch.as_tensor(x, dtype=torch.float32, device=device)
-    yt = torch.as_tensor(y, dtype=torch.float32, device=device)
-    model.to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    loss_fn = _loss_fn(config.task, multi)
+    data = Tensors(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32))
+    settings = loop_settings(config, seed, multi)
     if not config.early_stopping:
-        history = []
-        for epoch in range(1, config.epochs + 1):
-            loss = _epoch(model, xt, yt, opt, loss_fn, config.batch_size, gen, multi)
-            history.append({"epoch": epoch, "loss": loss, "val_loss": None})
-        model.eval()
-        return history
-    split = seed if split_seed is None else split_seed
-    tr, va = inner_split(len(x), config.val_fraction, split)
-    # Epoch 0 counts: a network that never beats its starting point is kept as it started.
-    best = _evaluate(model, xt[va], yt[va], loss_fn, multi)
-    best_state, since, history = copy.deepcopy(model.state_dict()), 0, []
-    for epoch in range(1, config.epochs + 1):
-        loss = _epoch(model, xt[tr], yt[tr], opt, loss_fn, config.batch_size, gen, multi)
-        val = _evaluate(model, xt[va], yt[va], loss_fn, multi)
-        history.append({"epoch": epoch, "loss": loss, "val_loss": val})
-        if val < best - 1e-6:
-            best, best_state, since = val, copy.deepcopy(model.state_dict()), 0
-        else:
-            since += 1
-            if since >= config.patience:
-                break
-    model.load_state_dict(best_state)
+        history = fit(model, data, None, settings, device=device).history
+    else:
+        split = seed if split_seed is None else split_seed
+        tr, va = inner_split(len(x), config.val_fraction, split)
+        # Epoch 0 counts: a network that never beats its starting point is kept as it started.
+        stopping = EarlyStopping(
+            config.patience, min_delta=1e-6, baseline_from_start=True, verbose=0
+        )
+        history = fit(model, _rows(data, tr), _rows(data, va), settings, callbacks=[stopping],
+                      device=device).history  # fmt: skip
     model.eval()
-    return history
+    with_val = config.early_stopping
+    return [
+        {"epoch": h["epoch"], "loss": h["loss"], "val_loss": h["val_loss"] if with_val else None}
+        for h in history
+    ]
+
+
+def _rows(data: Tensors, idx: np.ndarray) -> Tensors:
+    rows = torch.as_tensor(idx)
+    return Tensors(data.images[rows], data.labels[rows])

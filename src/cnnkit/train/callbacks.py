@@ -12,6 +12,7 @@ import copy
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ class TrainState:
         logs: the current epoch's running numbers (``loss``, ``accuracy``, ...).
         stop: set by a callback to end training after the current epoch.
         extra: anything a callback wants to keep in the checkpoint (must be tensors/plain).
+        validate: the current model's validation metrics (``val_loss``, ``val_accuracy``),
+            computed when called; None without a validation set.
     """
 
     model: torch.nn.Module
@@ -52,6 +55,7 @@ class TrainState:
     logs: dict[str, float] = field(default_factory=dict)
     stop: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    validate: Callable[[], dict[str, float]] | None = None
 
 
 class Callback:
@@ -212,6 +216,12 @@ class EarlyStopping(Callback):
         monitor: a history key; lower is better for ``*loss``, higher otherwise.
         restore_best: load the best epoch's weights at the end of the phase.
         min_delta: an improvement smaller than this does not count.
+        baseline_from_start: the weights a phase starts with are a candidate too: the
+            validation set is scored before the phase's first epoch, training must beat that
+            (Keras' ``baseline``, measured instead of given), and a phase that never beats it
+            ends with the weights it started with (``best_epoch`` is then the epoch before the
+            phase, 0 for the first). ``monitor`` must then be a validation metric (``val_*``).
+        verbose: 0: silent; 1: a line on stderr when stopping and when restoring.
     """
 
     def __init__(
@@ -220,15 +230,29 @@ class EarlyStopping(Callback):
         monitor: str = "val_loss",
         restore_best: bool = True,
         min_delta: float = 0.0,
+        *,
+        baseline_from_start: bool = False,
+        verbose: int = 1,
     ) -> None:
+        if baseline_from_start and not monitor.startswith("val_"):
+            raise ValueError(
+                "baseline_from_start scores the validation set, so monitor must be a "
+                f"validation metric (val_loss, val_accuracy). Received: monitor={monitor!r}"
+            )
         self.patience = patience
         self.monitor = monitor
         self.restore_best = restore_best
         self.min_delta = min_delta
+        self.baseline_from_start = baseline_from_start
+        self.verbose = verbose
         self.mode = "min" if monitor.endswith("loss") else "max"
 
     def _better(self, a: float, b: float) -> bool:
         return a < b - self.min_delta if self.mode == "min" else a > b + self.min_delta
+
+    def _say(self, line: str) -> None:
+        if self.verbose:
+            sys.stderr.write(line + "\n")
 
     def on_phase_start(self, state: TrainState) -> None:
         if state.extra.get("es_phase") == state.phase:
@@ -237,6 +261,15 @@ class EarlyStopping(Callback):
         state.extra.update(es_phase=state.phase, best_value=worst, best_epoch=0, wait=0)
         state.extra.update(stopped_epoch=0, restored_epoch=0)
         state.extra.pop("best_state", None)
+        if self.baseline_from_start:
+            self._score_start(state)
+
+    def _score_start(self, state: TrainState) -> None:
+        """The starting weights as the phase's best so far (``baseline_from_start``)."""
+        value = state.validate()[self.monitor] if state.validate is not None else math.nan
+        if not math.isnan(value):
+            state.extra.update(best_value=value, best_epoch=state.epoch)
+            state.extra["best_state"] = copy.deepcopy(state.model.state_dict())
 
     def on_epoch_end(self, state: TrainState) -> None:
         value = state.history[-1].get(self.monitor, math.nan)
@@ -250,9 +283,9 @@ class EarlyStopping(Callback):
         if state.extra["wait"] >= self.patience:
             state.stop = True
             state.extra["stopped_epoch"] = state.epoch
-            sys.stderr.write(
+            self._say(
                 f"early stopping: {self.monitor} did not improve for {self.patience} epochs "
-                f"(best {state.extra['best_value']:.4f} at epoch {state.extra['best_epoch']})\n"
+                f"(best {state.extra['best_value']:.4f} at epoch {state.extra['best_epoch']})"
             )
 
     def on_phase_end(self, state: TrainState) -> None:
@@ -260,7 +293,7 @@ class EarlyStopping(Callback):
         if self.restore_best and best is not None and state.extra["best_epoch"] != state.epoch:
             state.model.load_state_dict(best)
             state.extra["restored_epoch"] = state.extra["best_epoch"]
-            sys.stderr.write(f"restored the weights of epoch {state.extra['best_epoch']}\n")
+            self._say(f"restored the weights of epoch {state.extra['best_epoch']}")
 
 
 class Checkpoint(Callback):

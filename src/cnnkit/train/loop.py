@@ -49,7 +49,9 @@ class Tensors:
     Shape:
         images: ``(N, C, H, W)`` uint8 images (0..255, normalised and augmented by the loop),
             or float inputs used as they are (cached features ``(N, C, h, w)``, SNPs ``(N, L)``).
-        labels: ``(N,)`` int64 class indices, or float targets (regression, binary).
+        labels: ``(N,)`` int64 class indices, or float targets (regression, binary); ``(N, E)``
+            float targets for a model with E outputs (NaN: no record, for
+            ``masked_regression``).
     """
 
     images: torch.Tensor
@@ -104,8 +106,9 @@ class LoopSettings:
         epochs: passes over the training set (all phases together); None: sized from the
             training set (:mod:`cnnkit.train.budget`).
         lr: the learning rate (the peak of a one-cycle schedule).
-        task: ``classification`` (cross-entropy), ``regression`` (MSE) or ``binary``
-            (logistic loss on one output).
+        task: ``classification`` (cross-entropy), ``regression`` (MSE),
+            ``masked_regression`` (MSE over the finite targets: NaN marks a missing record) or
+            ``binary`` (logistic loss on one output).
         Others: as :class:`cnnkit.train.TrainConfig`.
     """
 
@@ -260,23 +263,32 @@ def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
 # --------------------------------------------------------------------------- the objective
 
 
+TASKS = ("classification", "regression", "masked_regression", "binary")
+
+
 class Objective:
-    """The loss and the accuracy of a task: classification, regression or binary."""
+    """The loss and the accuracy of a task (one of :data:`TASKS`).
+
+    ``masked_regression`` is the mean squared error over the finite entries of the target
+    only, so targets ``(N, E)`` with NaN where a record is missing (a line not tested in an
+    environment) train every output on what was observed.
+    """
 
     def __init__(self, task: str, weight: torch.Tensor | None = None, smoothing: float = 0.0):
-        if task not in ("classification", "regression", "binary"):
-            raise ValueError(
-                f"task must be classification, regression or binary. Received: {task!r}"
-            )
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}. Received: {task!r}")
         self.task, self.weight, self.smoothing = task, weight, smoothing
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         out = out.float()
         if self.task == "classification":
             return F.cross_entropy(out, y, weight=self.weight, label_smoothing=self.smoothing)
-        out = out.squeeze(1) if out.ndim == 2 and out.shape[1] == 1 else out  # (B, 1) -> (B,)
+        if out.ndim == 2 and out.shape[1] == 1 and y.ndim == 1:
+            out = out.squeeze(1)  # (B, 1) -> (B,) for targets (B,)
         if self.task == "binary":
             return F.binary_cross_entropy_with_logits(out, y)
+        if self.task == "masked_regression":
+            return masked_mse(out, y)
         return F.mse_loss(out, y)
 
     def correct(self, out: torch.Tensor, y: torch.Tensor) -> float:
@@ -285,6 +297,13 @@ class Objective:
         if self.task == "binary":
             return float(((out.reshape(-1) > 0).float() == y).sum())
         return math.nan
+
+
+def masked_mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the finite entries of ``y`` (0 when there are none)."""
+    seen = ~torch.isnan(y)
+    diff = torch.where(seen, out - torch.nan_to_num(y), torch.zeros_like(out))
+    return (diff * diff).sum() / seen.sum().clamp(min=1)
 
 
 # --------------------------------------------------------------------------- fit
@@ -387,6 +406,8 @@ class _Fit:
     def run(self, cbs: CallbackList, ckpt: dict[str, Any] | None) -> FitResult:
         total = sum(p.epochs for p in self.phases)
         state = TrainState(self.model, None, None, total, self.steps)
+        if self.va is not None:
+            state.validate = self._validation_metrics
         if ckpt is not None:
             _restore_progress(state, ckpt)
         cbs.on_fit_start(state)
@@ -516,6 +537,10 @@ class _Fit:
             if i > 5 and loss > 4 * min(losses):
                 break
         return lrs, losses
+
+    def _validation_metrics(self) -> dict[str, float]:
+        val_loss, val_accuracy = self.validate()
+        return {"val_loss": val_loss, "val_accuracy": val_accuracy}
 
     @torch.inference_mode()
     def validate(self, batch_size: int = 512) -> tuple[float, float]:
@@ -674,6 +699,7 @@ __all__ = [
     "Normalizer",
     "Objective",
     "Phase",
+    "TASKS",
     "Tensors",
     "TrainingDiverged",
     "batch_shape",
@@ -682,6 +708,7 @@ __all__ = [
     "class_weights",
     "cpu_threads",
     "fit",
+    "masked_mse",
     "per_step",
     "phase_at",
     "range_test",
