@@ -175,14 +175,28 @@ def _args(argv):
     p.add_argument("--keras-epochs", type=int, default=10)
     p.add_argument("--name", default="defaults")
     p.add_argument("--work", default=None, help="folder for the data and runs (default: temp)")
+    p.add_argument(
+        "--grid-from", default=None, metavar="JSON",
+        help="reuse the grid and Keras rows of the same tasks from an earlier result (the grid "
+        "fixes --lr and --epochs, so the defaults' rules do not touch it); only the default reruns",
+    )  # fmt: skip
     return p.parse_args(argv)
 
 
-def bench_task(name: str, a, work: Path) -> dict:
+def _earlier(path: str | None) -> dict[str, dict]:
+    """The tasks of an earlier result file, by name (empty without ``--grid-from``)."""
+    if not path:
+        return {}
+    return {t["task"]: t for t in json.loads(Path(path).read_text())["tasks"]}
+
+
+def bench_task(name: str, a, work: Path, earlier: dict | None = None) -> dict:
     images, labels, names = TASKS[name]()
     train, test = _split_save(work / name, images, labels, names)
     rows = {"default": run_cnnkit(train, test, work / name / "run-default", [])}
     print(f"{name} default: {rows['default']}", file=sys.stderr, flush=True)
+    if earlier is not None:
+        return {**earlier, "default": rows["default"], "grid_from": a.grid_from}
     grid = []
     for lr in a.lrs:
         for n in a.lengths:
@@ -227,6 +241,11 @@ def report(a, tasks: list[dict], m: dict) -> str:
         "",
         f"Grid: --lr {' / '.join(a.lrs)} x --epochs {' / '.join(map(str, a.lengths))}; seed 0; "
         "test images never seen in training, range test, or early stopping.",
+        *(
+            f"{t['task']}: grid and Keras rows from `{t['grid_from']}` (same task data and seed)."
+            for t in tasks
+            if t.get("grid_from")
+        ),
     ]
     return "\n".join(lines) + "\n"
 
@@ -235,9 +254,9 @@ def main(argv=None) -> int:
     a = _args(argv)
     m = machine()
     work = Path(a.work or tempfile.mkdtemp(prefix="cnnkit-defaults-"))
-    tasks = []
+    tasks, earlier = [], _earlier(a.grid_from)
     for name in a.tasks:
-        tasks.append(bench_task(name, a, work))
+        tasks.append(bench_task(name, a, work, earlier.get(name)))
         md = report(a, tasks, m)  # written after every task: a long run keeps what it has
         path = write_result(a.name, md, {"machine": m, "tasks": tasks})
     print(md)

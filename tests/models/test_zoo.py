@@ -19,6 +19,7 @@ from cnnkit.models.registry import KINDS
 PUBLISHED = {
     "basic_convnet": 104_202,
     "basic_convnet_bn": 104_426,  # cnnkit's own: basic_convnet + BN, counted by hand
+    "gapnet": 61_050,  # cnnkit's own: convs 144+4,608+18,432+36,864, BN 2x(16+32+64+64), fc 650
     "keras_mnist_convnet": 34_826,
     "lenet5": 61_706,
     "alexnet": 61_100_840,

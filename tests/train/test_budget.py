@@ -39,3 +39,13 @@ def test_the_users_patience_wins_and_no_validation_means_no_early_stopping():
 def test_the_cap_on_steps_per_epoch_counts():
     assert steps_per_epoch(6400, 64, max_steps=5) == 5
     assert plan_budget(6400, 64, None, None, max_steps=4).epochs == 60
+
+
+def test_a_data_sized_run_watches_only_the_second_half_and_says_from_when():
+    b = plan_budget(600, 64, None, None)
+    assert b.unwatched_share == 0.5
+    assert f"watched from epoch {b.epochs // 2 + 1}" in b.why
+    # the user's epochs or patience: Keras' EarlyStopping, every epoch watched
+    assert plan_budget(600, 64, 30, 4).unwatched_share == 0.0
+    assert plan_budget(600, 64, None, 6).unwatched_share == 0.0
+    assert "watched" not in plan_budget(600, 64, None, 6).why

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from cnnkit.cli.main import main
 from cnnkit.train.config import TrainConfig
-from cnnkit.train.data_source import DEFAULT_MAX_SIDE, choose_input, load_run_data
+from cnnkit.train.data_source import (
+    DEFAULT_MAX_SIDE,
+    auto_model,
+    choose_input,
+    load_run_data,
+    with_model,
+)
 
 
 def _rgb_folder(root: Path, size: tuple[int, int] = (64, 64), per_class: int = 3) -> Path:
@@ -82,3 +90,30 @@ def test_wrong_paths_get_the_right_message_and_leave_no_run_folder(tmp_path, cap
     assert "no images found" in err and "expected one sub-folder per class" in err
     assert "sub-folders ['cats'] without images" in err
     assert not out.exists()
+
+
+def test_auto_trains_basic_convnet_on_small_images_and_gapnet_from_48_px():
+    assert auto_model((28, 28)) == auto_model((47, 200)) == auto_model(None) == "basic_convnet"
+    assert auto_model((48, 48)) == auto_model((180, 240)) == "gapnet"
+    assert TrainConfig(data="x").model == "auto"  # the default
+
+
+def test_auto_follows_the_asked_size_over_the_images_and_refuses_pretrained_weights():
+    small = choose_input(TrainConfig(data="x", image_size=(32, 32)), (3, 64, 64))
+    assert small.size == (32, 32)  # basic_convnet: the asked size, not gapnet's
+    with pytest.raises(ValueError, match="pretrained weights belong to a named model"):
+        TrainConfig(data="x", pretrained="imagenet")
+
+
+def test_a_folder_of_64px_pictures_trains_gapnet_and_the_run_records_it(tmp_path, capsys):
+    data = load_run_data(TrainConfig(data=str(_rgb_folder(tmp_path / "pics"))))
+    assert data.model == "gapnet"
+    assert with_model(TrainConfig(data="x"), data).model == "gapnet"
+    assert with_model(TrainConfig(data="x", model="lenet5"), data).model == "lenet5"
+    out = tmp_path / "run"
+    code = main(["train", str(tmp_path / "pics"), "--out", str(out), "--epochs", "1",
+                 "--lr", "1e-3", "--batch-size", "2", "--no-report"])  # fmt: skip
+    assert code == 0
+    assert "model gapnet (auto: 64x64 images, 48 px and up" in capsys.readouterr().err
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"] == "gapnet"

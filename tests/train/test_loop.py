@@ -111,6 +111,28 @@ def test_early_stopping_restores_best():
         assert torch.equal(v, snapshots[best][k]), k
 
 
+def _noise_validation(x, y):
+    """Validation labels that are shuffled noise: val_loss worsens as the model fits train."""
+    return x[:48], y[:48][torch.randperm(48, generator=torch.Generator().manual_seed(1))]
+
+
+@pytest.mark.parametrize(("start", "share", "first_watched"), [(0, 0.0, 1), (4, 0.0, 5),
+                                                                (0, 0.5, 7), (8, 0.5, 9)])
+def test_early_stopping_ignores_the_epochs_before_it_starts_watching(start, share, first_watched):
+    """Keras' test_EarlyStopping_with_start_from_epoch: no epoch before ``start_from_epoch``
+    (0-based there, so epochs 1..start here) counts, neither as the best nor as a wait;
+    ``start_share`` counts a share of the phase's 12 epochs instead (the larger wins)."""
+    x, y = toy_data()
+    es = EarlyStopping(2, start_from_epoch=start, start_share=share)
+    res = fit(tiny_net(), (x, y), _noise_validation(x, y), cfg(epochs=12, lr=3e-2),
+              callbacks=[es])  # fmt: skip
+    extra = res.state.extra
+    assert extra["watched_from"] == first_watched
+    watched = [h["val_loss"] for h in res.history[first_watched - 1 :]]
+    assert extra["best_epoch"] == first_watched + watched.index(min(watched))
+    assert len(res.history) == min(12, extra["best_epoch"] + 2)  # patience 2 after the best
+
+
 def test_nan_loss_stops_with_step_named():
     x, y = toy_data(32)
     model = tiny_net()

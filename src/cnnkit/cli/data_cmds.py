@@ -16,11 +16,24 @@ import inspect
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
 import typer
 
 from cnnkit.cli._common import JSON_OPTION, emit, log
 from cnnkit.cli.options import settings_parameters
+from cnnkit.data.audit import audit, format_audit
 from cnnkit.data.augment import Augment
+from cnnkit.data.cache import cache_dir, cache_info, clear_cache
+from cnnkit.data.datasets import (
+    export_dataset,
+    is_dataset_name,
+    list_datasets,
+    load_dataset,
+    parse_dataset_spec,
+)
+from cnnkit.data.decode import load_image
+from cnnkit.data.preview import preview_grid
+from cnnkit.data.scan import scan_folder
 
 AUGMENT_PARAMETERS = settings_parameters(Augment)
 """One Typer parameter per :class:`cnnkit.data.Augment` field."""
@@ -91,7 +104,6 @@ def datasets_list(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    from cnnkit.data.datasets import list_datasets
 
     emit(list_datasets(), as_json, _datasets_human)
 
@@ -113,8 +125,6 @@ def datasets_export(
 
     Example: cnnkit datasets export fashion-mnist fm --limit 200
     """
-    from cnnkit.data.datasets import export_dataset, parse_dataset_spec
-
     spec = name if ":" in name else f"{name}:{split}"
     ds_name, ds_split = parse_dataset_spec(spec)
     counts = export_dataset(ds_name, directory, ds_split, limit, path)
@@ -142,8 +152,6 @@ def cache_info_cmd(as_json: bool = JSON_OPTION) -> None:
 
     Example: cnnkit cache info
     """
-    from cnnkit.data.cache import cache_info
-
     info = cache_info()
 
     def human(i: dict) -> str:
@@ -161,8 +169,6 @@ def cache_clear_cmd(as_json: bool = JSON_OPTION) -> None:
 
     Example: cnnkit cache clear
     """
-    from cnnkit.data.cache import cache_dir, clear_cache
-
     freed = clear_cache()
     result = {"path": str(cache_dir()), "freed_bytes": freed}
     emit(result, as_json, lambda r: f"cleared {r['path']} ({_mib(r['freed_bytes'])} freed)")
@@ -173,15 +179,8 @@ def cache_clear_cmd(as_json: bool = JSON_OPTION) -> None:
 
 def _sample_images(data: str, image_size, color_mode: str, samples: int):
     """A few images of DATA (a folder or a dataset name) as uint8 ``(N, C, H, W)``."""
-    import numpy as np
-
-    from cnnkit.data.datasets import is_dataset_name, load_dataset
-
     folder = Path(data).expanduser()
     if folder.is_dir():
-        from cnnkit.data.decode import load_image
-        from cnnkit.data.scan import scan_folder
-
         labels = "inferred" if any(p.is_dir() for p in folder.iterdir()) else None
         paths = scan_folder(folder, labels=labels).file_paths
         if not paths:
@@ -213,8 +212,6 @@ def augment_preview(
 
     Example: cnnkit augment-preview fm --out aug.png --rotation-range 20 --horizontal-flip
     """
-    from cnnkit.data.preview import preview_grid
-
     if samples < 1:
         raise ValueError(f"--samples must be >= 1. Received: {samples}")
     images = _sample_images(data, image_size, color_mode, samples)
@@ -244,8 +241,6 @@ def audit_cmd(
 
     Example: cnnkit audit fm
     """
-    from cnnkit.data.audit import audit, format_audit
-
     result = audit(data, min_side=min_side)
     emit(result, as_json, format_audit)
     failed = bool(result["problems"] or result["cross_split_duplicates"])

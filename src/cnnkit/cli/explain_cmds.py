@@ -10,9 +10,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import typer
 
 from cnnkit.cli._common import JSON_OPTION, emit, log, printable
+from cnnkit.data.decode import crop_box
+from cnnkit.errors import ModelOutputError
+from cnnkit.explain import (
+    activation_grid_png,
+    activations,
+    cam_figure_png,
+    cam_note,
+    filter_patterns,
+    gradcam,
+    image_grid_png,
+    raw_kernels,
+)
+from cnnkit.explain.plots import resize_map
+from cnnkit.runs.source import load_images, resolve_source
 
 if TYPE_CHECKING:  # the library is imported when a command runs: `cnnkit --help` stays fast
     from cnnkit.runs.source import Source
@@ -46,11 +61,8 @@ def activations_cmd(
 
     Example: cnnkit activations runs/fm fm/Bag/0000.png --out act.png
     """
-    from cnnkit.explain import activation_grid_png, activations
-
     if max_channels < 1:
         raise ValueError(f"--max-channels must be >= 1. Received: {max_channels}")
-    from cnnkit.runs.source import load_images, resolve_source
 
     src = resolve_source(source, pretrained)
     resized, _ = load_images(src, image)
@@ -102,8 +114,6 @@ def filters_cmd(
 
     Example: cnnkit filters runs/fm --layer features.conv2 --out filters.png
     """
-    from cnnkit.runs.source import resolve_source
-
     src = resolve_source(source, pretrained)
     if raw:
         result = _draw_raw(src, layer, out, source)
@@ -116,8 +126,6 @@ def filters_cmd(
 
 
 def _draw_raw(src: Source, layer: str | None, out: Path, name: str) -> dict[str, Any]:
-    from cnnkit.explain import image_grid_png, raw_kernels
-
     kernels = raw_kernels(src.model, layer)
     png = image_grid_png(
         kernels,
@@ -139,8 +147,6 @@ def _draw_patterns(
     size: int | None,
     seed: int,
 ) -> dict[str, Any]:
-    from cnnkit.explain import filter_patterns, image_grid_png
-
     side = size or min(src.image_size)
     count = chosen if isinstance(chosen, int) else len(chosen)
     log(f"optimising {count} filters of {layer} ({steps} steps, {side}x{side} pixels)...")
@@ -198,10 +204,6 @@ def map_point(x: int, y: int, model_size: tuple[int, int], box: tuple[int, int, 
 
 def _cam_on_original(cam, box, shape):
     """Paste a model-input-sized map into the crop box of an all-zero original-sized map."""
-    import numpy as np
-
-    from cnnkit.explain.plots import resize_map
-
     left, top, right, bottom = box
     full = np.zeros(shape, dtype=np.float32)
     full[top:bottom, left:right] = resize_map(cam, (bottom - top, right - left))
@@ -224,11 +226,6 @@ def explain_cmd(
 
     Example: cnnkit explain runs/fm fm/Bag/0000.png --out cam.png
     """
-    from cnnkit.data.decode import crop_box
-    from cnnkit.errors import ModelOutputError
-    from cnnkit.explain import cam_figure_png, cam_note, gradcam
-    from cnnkit.runs.source import load_images, resolve_source
-
     src = resolve_source(source, pretrained)
     target = _class_index(class_name, src.class_names)
     resized, original = load_images(src, image)

@@ -8,6 +8,16 @@ import numpy as np
 import typer
 
 from cnnkit.cli._common import JSON_OPTION, emit, log
+from cnnkit.fileio import atomic_write_text, finite
+from cnnkit.genomics.cv import CVConfig, cross_validate
+from cnnkit.genomics.dataset import load_dataset, read_fold_file
+from cnnkit.genomics.explain import explain_run
+from cnnkit.genomics.gwas import association, report_figures, top_hits, write_gwas
+from cnnkit.genomics.kernels import read_relationship
+from cnnkit.genomics.methods import default_methods, parse_methods
+from cnnkit.genomics.report import write_cv_outputs
+from cnnkit.genomics.run import predict_run, train_run
+from cnnkit.genomics.simulate import SimConfig, find_truth, simulate, write_simulation
 
 genomics_app = typer.Typer(
     name="genomics",
@@ -79,8 +89,6 @@ def simulate_cmd(
 
     Example: cnnkit genomics simulate --n 500 --snps 2000 --h2 0.5 --out sim
     """
-    from cnnkit.genomics.simulate import SimConfig, simulate, write_simulation
-
     cfg = SimConfig(
         n=n,
         snps=snps,
@@ -184,13 +192,6 @@ def cv_cmd(
 
     Example: cnnkit genomics cv sim/geno.bed sim/pheno.csv --methods gblup,rkhs,cnn --out cv
     """
-    from cnnkit.fileio import finite
-    from cnnkit.genomics.cv import CVConfig, cross_validate
-    from cnnkit.genomics.dataset import load_dataset
-    from cnnkit.genomics.methods import default_methods, parse_methods
-    from cnnkit.genomics.report import write_cv_outputs
-    from cnnkit.genomics.simulate import find_truth
-
     data = load_dataset(
         geno, pheno, pheno_col=_pheno_col(pheno_col), env_col=env_col, fixed=fixed,
         covariates=covariates, group_col=group_col,
@@ -232,8 +233,6 @@ def cv_cmd(
 
 def _gwas_figures(data, out: Path | None) -> dict:
     """The GWAS of the first trait column for the report (and ``OUT/gwas.csv``)."""
-    from cnnkit.genomics.gwas import association, report_figures, write_gwas
-
     if out is None:
         raise ValueError("--gwas draws its plots into the report: give --out DIR")
     design = _fixed_design(data)
@@ -267,9 +266,6 @@ def gwas_cmd(
 
     Example: cnnkit genomics gwas sim/geno.bed sim/pheno.csv --out gwas
     """
-    from cnnkit.genomics.dataset import load_dataset
-    from cnnkit.genomics.gwas import association, top_hits, write_gwas
-
     data = load_dataset(
         geno, pheno, pheno_col=_pheno_col(pheno_col), fixed=fixed, covariates=covariates
     )
@@ -300,9 +296,6 @@ def _gwas_text(r: dict) -> str:
 
 def _cv_extras(data, kinship: Path | None, fold_file: Path | None) -> dict:
     """The relationship matrix and user folds, ordered like the genotypes."""
-    from cnnkit.genomics.dataset import read_fold_file
-    from cnnkit.genomics.kernels import read_relationship
-
     g = data.geno
     extra: dict = {}
     if kinship is not None:
@@ -384,8 +377,6 @@ def train_cmd(
 
     Example: cnnkit genomics train sim/geno.bed sim/pheno.csv --model gblup --out gebv-run
     """
-    from cnnkit.genomics.run import train_run
-
     cfg = _train_overrides(
         epochs, batch_size, lr, weight_decay, patience, task, ensemble, no_early_stopping
     )
@@ -450,9 +441,6 @@ def predict_cmd(
 
     Example: cnnkit genomics predict snp-run new.bed --out predictions.csv
     """
-    from cnnkit.fileio import atomic_write_text
-    from cnnkit.genomics.run import predict_run
-
     rows = predict_run(run, geno)
     cols = ["sample_id", "prediction"] + (["gebv", "reliability"] if "gebv" in rows[0] else [])
     if out is not None:
@@ -484,8 +472,6 @@ def explain_cmd(
 
     Example: cnnkit genomics explain snp-run --out saliency.png
     """
-    from cnnkit.genomics.explain import explain_run
-
     result = explain_run(run, out, geno=geno, top=top)
     emit(
         result,

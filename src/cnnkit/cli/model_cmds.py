@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Optional
 
+import torch
 import typer
 from typer.core import TyperCommand
 
 from cnnkit.cli._common import JSON_OPTION, emit
+from cnnkit.models import create_model, get_card, list_models, summary
+from cnnkit.models.fetch import fetch_weights
+from cnnkit.models.registry import markdown_table, text_table
+from cnnkit.runs import load_run
 
 SHAPE_FLAG = "--input-shape"
 
@@ -57,15 +64,11 @@ def _parse_shape(text: str | None, name: str) -> tuple[int, ...] | None:
 
 
 def _card_dims(name: str) -> int:
-    from cnnkit.models import get_card
-
     return len(get_card(name).input_size)
 
 
 def _model_from_run(path: Path) -> Any:
     """The trained model of a run folder."""
-    from cnnkit.runs import load_run
-
     return load_run(path).model
 
 
@@ -75,10 +78,6 @@ def _summary(
     num_classes: Optional[int],  # noqa: UP045
     param_mode: str,
 ) -> Any:
-    import torch
-
-    from cnnkit.models import create_model, summary
-
     path = Path(name).expanduser()
     if path.is_dir():
         model = _model_from_run(path)
@@ -125,12 +124,6 @@ def models_cmd(
 
     Example: cnnkit models
     """
-    import shutil
-    from dataclasses import asdict
-
-    from cnnkit.models import get_card, list_models
-    from cnnkit.models.registry import markdown_table, text_table
-
     cards = [asdict(get_card(n)) for n in list_models()]
     width = shutil.get_terminal_size((100, 24)).columns
     emit(cards, as_json, markdown_table() if markdown else text_table(width=width))
@@ -162,9 +155,6 @@ def weights_fetch_cmd(
 
     Example: cnnkit weights fetch resnet18 imagenet
     """
-    from cnnkit.models.fetch import fetch_weights
-    from cnnkit.models.registry import get_card
-
     name = get_card(model).name
     r = fetch_weights(name, weights, mirror=mirror)
     result = {"model": name, "weights": weights, "path": str(r.path), "url": r.url,

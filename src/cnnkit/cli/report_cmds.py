@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 
 from cnnkit.cli._common import JSON_OPTION, emit
+from cnnkit.report import render_learning_curve, render_report
+from cnnkit.report.curve_page import is_learning_curve
 
 _PLOTS = ("curves.png", "confusion.png", "top_losses.png", "learning_curve.png")
 
@@ -22,9 +24,6 @@ def report(
 
     Example: cnnkit report runs/fm
     """
-    from cnnkit.report import render_learning_curve, render_report  # matplotlib loads here
-    from cnnkit.report.curve_page import is_learning_curve
-
     if top_losses < 1:
         raise ValueError(f"--top-losses must be a positive int. Received: {top_losses}")
     if is_learning_curve(run):

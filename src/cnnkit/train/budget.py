@@ -10,6 +10,11 @@ so 200 images (4 steps an epoch) get 60 epochs (240 steps), 600 images 38 epochs
 4,000 images 15 epochs (about 950 steps), 60,000 images 5 epochs (about 4,700 steps).
 Early stopping on the validation loss (patience :func:`auto_patience`) ends a run that no
 longer improves, and the best weights are restored; ``--epochs N`` trains exactly ``N``.
+It watches only the second half of the planned epochs (:data:`WATCH_SHARE`, Keras'
+``start_from_epoch``): under the one-cycle schedule the first half climbs to the peak rate
+and leaves it, and a small set's validation loss often rises there while the network is
+still learning (a two-class 64x64 folder stopped at epoch 14 of 38, 33 points below a tuned
+run, bench/results/defaults.md).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ BUDGET = 120
 MIN_EPOCHS = 5
 MAX_EPOCHS = 60
 MIN_PATIENCE = 5
+WATCH_SHARE = 0.5
+"""The share of a phase's epochs the default early stopping does not watch."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,7 @@ class Budget:
         epochs: epochs to train (at most; early stopping may end sooner).
         patience: early-stopping patience in epochs (0 = off).
         steps_per_epoch: optimiser steps in one epoch.
+        unwatched_share: the share of each phase's epochs early stopping does not watch.
         why: one line for the log and ``config.json``.
     """
 
@@ -38,12 +46,14 @@ class Budget:
     patience: int
     steps_per_epoch: int
     why: str
+    unwatched_share: float = 0.0
 
     def to_dict(self) -> dict[str, object]:
         return {
             "epochs": self.epochs,
             "patience": self.patience,
             "steps_per_epoch": self.steps_per_epoch,
+            "unwatched_share": self.unwatched_share,
             "why": self.why,
         }
 
@@ -62,6 +72,12 @@ def auto_epochs(steps: int) -> int:
 def auto_patience(epochs: int) -> int:
     """Early-stopping patience for a run of ``epochs``: a fifth of it, at least 5 epochs."""
     return max(MIN_PATIENCE, math.ceil(epochs / 5))
+
+
+def unwatched_share(epochs: int | None, early_stopping: int | None) -> float:
+    """The share of each phase early stopping leaves unwatched: :data:`WATCH_SHARE` when the
+    user set neither the epochs nor the patience, else none (Keras' default)."""
+    return WATCH_SHARE if epochs is None and early_stopping is None else 0.0
 
 
 def plan_budget(
@@ -92,9 +108,19 @@ def plan_budget(
         patience = auto_patience(n) if epochs is None and has_validation else 0
     else:
         patience = int(early_stopping)
+    share = unwatched_share(epochs, early_stopping)
     if patience and has_validation:
         why += f"; early stopping after {patience} epochs without a lower validation loss"
-    return Budget(n, patience if has_validation else 0, spe, why)
+        if share:
+            why += f", watched from epoch {int(share * n) + 1}"
+    return Budget(n, patience if has_validation else 0, spe, why, share)
 
 
-__all__ = ["Budget", "auto_epochs", "auto_patience", "plan_budget", "steps_per_epoch"]
+__all__ = [
+    "Budget",
+    "auto_epochs",
+    "auto_patience",
+    "plan_budget",
+    "steps_per_epoch",
+    "unwatched_share",
+]

@@ -33,7 +33,7 @@ class TrainState:
         model, optimizer, scheduler: the objects being trained (optimiser and schedule are the
             current phase's).
         epochs: total epochs planned; ``epoch`` is the current one (1-based once started).
-        phase: index of the current phase.
+        phase: index of the current phase; ``phase_epochs`` its planned epochs.
         steps_per_epoch: optimiser steps in one epoch; ``step`` counts all steps so far.
         history: one dict per finished epoch (``HISTORY_FIELDS``).
         logs: the current epoch's running numbers (``loss``, ``accuracy``, ...).
@@ -50,6 +50,7 @@ class TrainState:
     steps_per_epoch: int
     epoch: int = 0
     phase: int = 0
+    phase_epochs: int = 0
     step: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
     logs: dict[str, float] = field(default_factory=dict)
@@ -222,6 +223,12 @@ class EarlyStopping(Callback):
             ends with the weights it started with (``best_epoch`` is then the epoch before the
             phase, 0 for the first). ``monitor`` must then be a validation metric (``val_*``).
         verbose: 0: silent; 1: a line on stderr when stopping and when restoring.
+        start_from_epoch: epochs of the phase that are not watched at all (Keras'
+            ``start_from_epoch``): a warm-up in which no improvement is expected, e.g. while
+            a one-cycle schedule climbs to its peak rate; the best weights are looked for
+            only after it.
+        start_share: the same as a share of each phase's planned epochs (the larger of the
+            two counts); cnnkit's default budget watches only the second half of a phase.
     """
 
     def __init__(
@@ -233,6 +240,8 @@ class EarlyStopping(Callback):
         *,
         baseline_from_start: bool = False,
         verbose: int = 1,
+        start_from_epoch: int = 0,
+        start_share: float = 0.0,
     ) -> None:
         if baseline_from_start and not monitor.startswith("val_"):
             raise ValueError(
@@ -245,6 +254,8 @@ class EarlyStopping(Callback):
         self.min_delta = min_delta
         self.baseline_from_start = baseline_from_start
         self.verbose = verbose
+        self.start_from_epoch = start_from_epoch
+        self.start_share = start_share
         self.mode = "min" if monitor.endswith("loss") else "max"
 
     def _better(self, a: float, b: float) -> bool:
@@ -259,7 +270,9 @@ class EarlyStopping(Callback):
             return  # resumed inside this phase: keep its best so far
         worst = math.inf if self.mode == "min" else -math.inf
         state.extra.update(es_phase=state.phase, best_value=worst, best_epoch=0, wait=0)
+        unwatched = max(self.start_from_epoch, int(self.start_share * state.phase_epochs))
         state.extra.update(stopped_epoch=0, restored_epoch=0)
+        state.extra.update(watched_from=state.epoch + unwatched + 1)
         state.extra.pop("best_state", None)
         if self.baseline_from_start:
             self._score_start(state)
@@ -273,7 +286,7 @@ class EarlyStopping(Callback):
 
     def on_epoch_end(self, state: TrainState) -> None:
         value = state.history[-1].get(self.monitor, math.nan)
-        if math.isnan(value):
+        if math.isnan(value) or state.epoch < state.extra.get("watched_from", 0):
             return
         if self._better(value, state.extra["best_value"]):
             state.extra.update(best_value=value, best_epoch=state.epoch, wait=0)

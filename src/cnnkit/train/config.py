@@ -74,7 +74,11 @@ class TrainConfig:
         argument=True, identity=True, label="Data",
     )  # fmt: skip
     model: str = setting(
-        "basic_convnet", "Model name; `cnnkit models` lists them.", identity=True, label="Model"
+        "auto",
+        "Model name; `cnnkit models` lists them. auto: basic_convnet for images under 48 px, "
+        "gapnet (batch norm, global average pooling) from 48 px on.",
+        identity=True,
+        label="Model",
     )
     epochs: int | None = setting(
         None, "Passes over the training images, exactly (default: sized from the data, with "
@@ -173,6 +177,11 @@ class TrainConfig:
             object.__setattr__(self, "augment", Augment.from_dict(dict(self.augment or {})))
 
     def _check_transfer(self) -> None:
+        if self.pretrained is not None and self.model.strip().lower() == "auto":
+            raise ValueError(
+                "pretrained weights belong to a named model: pass --model (e.g. resnet18). "
+                "Received: model='auto'"
+            )
         if self.strategy is not None and self.pretrained is None:
             raise ValueError(
                 f"strategy={self.strategy!r} needs pretrained weights. Received: pretrained=None"

@@ -65,6 +65,7 @@ class RunData:
     source: str  # "folder" or "dataset"
     choice: InputChoice | None = None
     root: str | None = None  # the data folder's absolute path
+    model: str = ""  # the model the run trains ("auto" resolved for these images)
 
     def summary(self) -> dict[str, Any]:
         a = self.arrays
@@ -138,6 +139,50 @@ def _check_layout(path: Path) -> None:
 # --------------------------------------------------------------------------- which input
 
 
+AUTO_MODEL = "auto"
+LARGE_SIDE = 48
+"""Images with both sides at least this large train :data:`LARGE_MODEL` under ``--model auto``."""
+SMALL_MODEL, LARGE_MODEL = "basic_convnet", "gapnet"
+
+
+def auto_model(size: tuple[int, int] | None) -> str:
+    """The model ``--model auto`` (the default) trains on images of ``(H, W)``.
+
+    Small images (MNIST's 28x28, CIFAR's 32x32) train the lecture's ``basic_convnet``; from
+    :data:`LARGE_SIDE` px on, its Flatten head grows with the image (18,432 inputs per class at
+    64x64) and memorises a few hundred pictures, so they train ``gapnet`` (batch norm and a
+    global-average-pooled head: about 61,000 parameters at any size). On the bench's
+    four-class 48x48 folder (420 images): basic_convnet at most 0.40 over a 12-run grid of
+    rates and lengths, gapnet 0.72 with the defaults (bench/results/defaults.md).
+    """
+    if size is not None and min(size) >= LARGE_SIDE:
+        return LARGE_MODEL
+    return SMALL_MODEL
+
+
+def auto_model_reason(data: RunData) -> str:
+    """Why ``--model auto`` chose ``data.model``: one phrase for the log."""
+    h, w = data.arrays.image_shape[-2:]
+    if data.model == LARGE_MODEL:
+        return f"{h}x{w} images, {LARGE_SIDE} px and up; --model to change"
+    return f"{h}x{w} images, under {LARGE_SIDE} px; --model to change"
+
+
+def _resolved(config: TrainConfig, native: tuple[int, int, int] | None) -> TrainConfig:
+    """``config`` with ``model="auto"`` replaced by :func:`auto_model`'s choice."""
+    if config.model != AUTO_MODEL:
+        return config
+    size = tuple(config.image_size) if config.image_size else (native[1:] if native else None)
+    return config.replace(model=auto_model(size))  # type: ignore[arg-type]
+
+
+def with_model(config: TrainConfig, data: RunData) -> TrainConfig:
+    """``config`` with ``model="auto"`` replaced by the model ``data`` was loaded for."""
+    if config.model != AUTO_MODEL or not data.model:
+        return config
+    return config.replace(model=data.model)
+
+
 def choose_input(config: TrainConfig, native: tuple[int, int, int] | None) -> InputChoice:
     """The colour mode and ``(H, W)`` of the run, and why.
 
@@ -147,6 +192,7 @@ def choose_input(config: TrainConfig, native: tuple[int, int, int] | None) -> In
         native: ``(C, H, W)`` of the data (a folder's typical image, a dataset's shape), or
             None when unknown.
     """
+    config = _resolved(config, native)
     card = get_card(config.model)
     cc, ch, cw = card.input_size
     card_mode = {1: "grayscale", 4: "rgba"}.get(cc, "rgb")
@@ -187,6 +233,7 @@ def check_size(config: TrainConfig, size: tuple[int, int]) -> None:
     Raises:
         ValueError: smaller than the card's minimum input.
     """
+    config = _resolved(config, (0, *size))
     card = get_card(config.model)
     mh, mw = card.min_input_size[-2:]
     if size[0] < mh or size[1] < mw:
@@ -208,6 +255,7 @@ def load_run_data(config: TrainConfig) -> RunData:
         native = None if profile is None else (
             COLOR_MODES[profile.color_mode], profile.height, profile.width
         )  # fmt: skip
+        config = _resolved(config, native)
         choice = choose_input(config, native)
         check_size(config, choice.size)
         arrays = load_folder(
@@ -220,6 +268,7 @@ def load_run_data(config: TrainConfig) -> RunData:
         name, split = parse_dataset_spec(config.data)
         arrays = load_dataset(name, split=split)
         c, h, w = arrays.image_shape
+        config = _resolved(config, (c, h, w))
         choice = choose_input(config, (c, h, w))
         check_size(config, choice.size)
         arrays.images = conform_images(
@@ -233,7 +282,7 @@ def load_run_data(config: TrainConfig) -> RunData:
             f"Received: {arrays.class_names}"
         )
     root = os.path.abspath(path) if path is not None else None
-    return RunData(arrays, choice.color_mode, kind, choice, root)
+    return RunData(arrays, choice.color_mode, kind, choice, root, config.model)
 
 
 def split(arrays: Any, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:

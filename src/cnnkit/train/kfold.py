@@ -48,6 +48,7 @@ def train_kfold(
     """Train ``config.folds`` runs, one per fold, and summarise them in ``out``."""
     check_run_dir(out, overwrite=overwrite)
     data = data_source.load_run_data(config)
+    config = data_source.with_model(config, data)
     if data.choice is not None:
         sys.stderr.write(data.choice.describe() + "\n")
     run_dir = create_run_dir(out, overwrite=overwrite).path

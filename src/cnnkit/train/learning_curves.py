@@ -157,6 +157,7 @@ def learning_curve(
     out = Path(out)
     _check_out(out, overwrite)
     data = data_source.load_run_data(config)
+    config = data_source.with_model(config, data)
     if progress and data.choice is not None:
         _log(data.choice.describe())
     train_idx, val_idx = data_source.split(data.arrays, config)
@@ -187,6 +188,7 @@ def resume_learning_curve(
     except (KeyError, TypeError, ValueError) as e:
         raise RunFolderError(f"{out / layout.LEARNING_CURVE}: not a learning curve ({e})") from e
     data = data_source.load_run_data(config)
+    config = data_source.with_model(config, data)
     train_idx, val_idx = read_split(out / layout.SPLIT, data.arrays)
     points = plan(data.arrays, train_idx, fractions, repeats, config.seed)
     return _Curve(out, config, data, val_idx, points, state, progress, device).run()

@@ -417,6 +417,7 @@ class _Fit:
             if state.epoch >= end:
                 continue
             self._enter(state, index, phase, ckpt)
+            state.phase_epochs = phase.epochs
             cbs.on_phase_start(state)
             while state.epoch < end and not state.stop:
                 state.epoch += 1

@@ -46,7 +46,7 @@ from cnnkit.runs.layout import (
 from cnnkit.runs.split import read_split, read_split_rows, write_split
 from cnnkit.runs.weights import save_weights
 from cnnkit.train import data_source, distributed, transfer
-from cnnkit.train.budget import Budget, plan_budget
+from cnnkit.train.budget import Budget, plan_budget, unwatched_share
 from cnnkit.train.callbacks import Callback, Checkpoint, CSVLogger, EarlyStopping, ProgressBar
 from cnnkit.train.checkpoint import load_checkpoint
 from cnnkit.train.config import TrainConfig, changed_keys
@@ -178,6 +178,9 @@ def _train_new(config, out, overwrite, progress, device, data, split) -> RunResu
         data = _load_data_once(config)
         if main and data.choice is not None:
             _log(data.choice.describe())
+    if main and progress is not None and config.model == data_source.AUTO_MODEL:
+        _log(f"model {data.model} (auto: {data_source.auto_model_reason(data)})")
+    config = data_source.with_model(config, data)
     model = _build_model(config, data, pretrained=True)  # a bad weight file: no run folder
     train_idx, val_idx = split if split is not None else data_source.split(data.arrays, config)
     data_source.check_split(data.arrays, train_idx, val_idx, config)
@@ -260,6 +263,7 @@ def find_run_lr(config: TrainConfig, device: str | None = None) -> LRFinding:
     """The range test a ``train_run`` of ``config`` would make, without a run folder: the same
     data, split, model, first phase (a transfer head on a frozen base) and augmentation."""
     data = data_source.load_run_data(config)
+    config = data_source.with_model(config, data)
     model = _build_model(config, data, pretrained=True)
     train_idx, val_idx = data_source.split(data.arrays, config)
     budget = plan_budget(len(train_idx), config.batch_size, config.epochs, config.early_stopping,
@@ -506,7 +510,8 @@ class _Trainer:
         if self.progress is not None:  # None: quiet
             cbs.insert(1, ProgressBar(enabled=None if self.progress else False))
         if self.config.early_stopping:
-            cbs.insert(0, EarlyStopping(self.config.early_stopping))
+            share = unwatched_share(self.requested.epochs, self.requested.early_stopping)
+            cbs.insert(0, EarlyStopping(self.config.early_stopping, start_share=share))
         if self.config.strategy:
             cbs.append(transfer.FrozenCheck(self.config.bn))
         return cbs
@@ -586,6 +591,7 @@ def _stopping(result: FitResult) -> dict[str, Any]:
         "reason": "early stopping on val_loss" if stopped else "all epochs run",
         "best_epoch": int(extra.get("best_epoch", 0) or 0),
         "restored_epoch": int(extra.get("restored_epoch", 0) or 0),
+        "watched_from_epoch": int(extra.get("watched_from", 0) or 0),
     }
 
 
