@@ -122,17 +122,18 @@ def train(model, x: torch.Tensor, y: torch.Tensor, args) -> list[float]:
 
 
 def train_with_defaults(args) -> tuple[nn.Module, list[float]]:
-    """``cnnkit train shapes --model MODEL`` with no tuning flag; the model it kept and its
-    training losses."""
+    """``cnnkit train shapes`` with no tuning flag (``--model`` only when one other than this
+    script's own ``gapnet`` is named); the model it kept and its training losses."""
     import tempfile
 
     from cnnkit.runs import load_run
     from cnnkit.train import TrainConfig, train_run
 
-    model_name = "basic_convnet" if args.model == "gapnet" else args.model
+    model_name = "auto" if args.model == "gapnet" else args.model
     out = tempfile.mkdtemp(prefix="cnnkit-explain-")
     result = train_run(TrainConfig(data="shapes", model=model_name, seed=args.seed), out)
     run = load_run(result.run_dir)
+    args.model = run.config["model"]  # the model the defaults chose
     args.trained = json.dumps(run.config.get("training", {}).get("stopping", {}))
     args.lr_found = run.config.get("lr")
     split = (result.run_dir / "split.csv").read_text().splitlines()
