@@ -30,7 +30,6 @@ import torch
 from torch import nn
 
 from cnnkit.models.layers import SeparableConv2d
-from cnnkit.models.pretrained import PretrainedInfo, load_state_into
 from cnnkit.optional import needs
 
 CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)
@@ -86,11 +85,13 @@ def _read_keras3(layers: Any) -> KerasLayers:
     return out
 
 
-def load_keras_weights(model: Any, name: str, path: Path, spec: str) -> PretrainedInfo:
-    """Convert the Keras weight file ``path`` into ``model`` (a cnnkit ``name`` model).
-
-    Returns:
-        The :class:`~cnnkit.models.pretrained.PretrainedInfo` (``kind="keras"``).
+def keras_state(
+    model: Any, name: str, path: Path, spec: str
+) -> tuple[dict[str, torch.Tensor], str]:
+    """The Keras weight file ``path`` converted to ``model``'s tensor names (a cnnkit ``name``
+    model), and the Keras preprocessing mode the weights expect (``caffe``/``tf``); caffe
+    weights' first convolution is turned from BGR to RGB. Loading it is
+    :func:`cnnkit.models.pretrained.load_state_into`'s, then :func:`keras_card`'s.
 
     Raises:
         ValueError: the model has no Keras converter, or the file does not fit it.
@@ -105,13 +106,16 @@ def load_keras_weights(model: Any, name: str, path: Path, spec: str) -> Pretrain
     targets = _targets(model, name)
     state = _convert(layers, targets, model, str(path))
     mode = KERAS_MODES[name]
-    info = PretrainedInfo(spec, "keras", str(path), preprocessing=mode)
     if mode == "caffe":
         _to_rgb(state, model)
-    load_state_into(model, state, str(path), info)
+    return state, mode
+
+
+def keras_card(model: Any, mode: str) -> None:
+    """Give a model loaded with Keras weights of preprocessing ``mode`` the matching card
+    normalisation (caffe: ImageNet means in 0..255 order, no scaling)."""
     if mode == "caffe":
         _set_caffe_card(model)
-    return info
 
 
 def _targets(model: Any, name: str) -> dict[str, nn.Module]:

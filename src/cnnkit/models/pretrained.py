@@ -41,8 +41,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torchvision.models as tvm
+from safetensors.torch import load_file as load_safetensors
 from torch import nn
 
+from cnnkit.models.keras_convert import keras_card, keras_state
 from cnnkit.models.registry import get_card, list_models
 
 HASH_REGEX = re.compile(r"-([a-f0-9]*)\.")  # torchvision/torch.hub: name-<sha256 prefix>.pth
@@ -251,10 +254,12 @@ def _load_file(model: nn.Module, name: str, spec: str, given: str | None = None)
     if not path.is_file():
         raise FileNotFoundError(_missing_file_message(path, spec))
     if path.name.lower().endswith(KERAS_SUFFIXES):
-        from cnnkit.models.keras_convert import load_keras_weights
-
         check_keras_hash(path)
-        return load_keras_weights(model, name, path, given or spec)
+        state, mode = keras_state(model, name, path, given or spec)
+        info = PretrainedInfo(given or spec, "keras", str(path), preprocessing=mode)
+        load_state_into(model, state, str(path), info)
+        keras_card(model, mode)
+        return info
     info = PretrainedInfo(given or spec, "file", str(path))
     load_state_into(model, read_state_dict(path), str(path), info)
     return info
@@ -284,9 +289,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     try:
         if path.suffix.lower() == ".safetensors":
-            from safetensors.torch import load_file
-
-            state: Any = load_file(str(path))
+            state: Any = load_safetensors(str(path))
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - re-raised naming the file
@@ -334,8 +337,6 @@ def torchvision_weights_path(name: str, weight: str, given: str | None = None) -
 
 def torchvision_weights_url(name: str, weight: str) -> str:
     """The download URL torchvision records for ``weight`` of model ``name``."""
-    import torchvision.models as tvm
-
     try:
         enum = tvm.get_model_weights(name)
     except (ValueError, KeyError):
@@ -356,8 +357,6 @@ def torchvision_weights_url(name: str, weight: str) -> str:
 
 def torchvision_categories(name: str, weight: str) -> list[str] | None:
     """The class names torchvision's weight metadata lists (ImageNet's 1,000), if any."""
-    import torchvision.models as tvm
-
     enum = tvm.get_model_weights(name)
     return list(enum[weight.rpartition(".")[2]].meta.get("categories") or []) or None
 
