@@ -12,6 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cnnkit.genomics.io import read_genotypes
+from cnnkit.genomics.run import GenomicRun, load_run, match_snps
+from cnnkit.genomics.simulate import find_truth
+
 
 def saliency(net: torch.nn.Module, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Mean absolute gradient x input per locus.
@@ -100,9 +104,6 @@ def explain_run(run, out: str | Path, *, geno: str | Path | None = None, top: in
     Returns:
         ``{"out", "top_loci": [{"snp_id", "index", "saliency", "true_qtl"}], "qtl_marked"}``.
     """
-    from cnnkit.genomics.io import read_genotypes
-    from cnnkit.genomics.run import GenomicRun, load_run, match_snps
-    from cnnkit.genomics.simulate import find_truth
 
     r = run if isinstance(run, GenomicRun) else load_run(run)
     geno = geno or r.config["geno"]

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnkit.genomics.io import _few, _read_rows, _row_ids
+
 
 def vanraden_scale(means: np.ndarray) -> float:
     """VanRaden's ``k = 2 * sum p (1 - p)`` from mean dosages ``means = 2p``."""
@@ -73,8 +75,6 @@ def read_relationship(path: str | Path, ids: list[str] | None, n: int) -> np.nda
         ValueError: not square, ids differ between rows and columns, genotyped ids missing,
             non-numeric or non-finite values, not symmetric, or not positive semi-definite.
     """
-    from cnnkit.genomics.io import _few, _read_rows, _row_ids
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"relationship matrix file not found: {path}")

@@ -32,14 +32,19 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file as load_np
 from safetensors.numpy import save as save_np_bytes
+from safetensors.torch import save
 
 from cnnkit.errors import OVERWRITE, RunFolderError, user_error
 from cnnkit.fileio import FileFormatError, atomic_write_bytes, atomic_write_json, atomic_write_text
 from cnnkit.fileio import read_json as read_json_object
+from cnnkit.genomics.baselines import GBLUP, RKHS
 from cnnkit.genomics.dataset import GenomicData, load_dataset
 from cnnkit.genomics.io import Genotypes, read_genotypes
+from cnnkit.genomics.kernels import read_relationship
 from cnnkit.genomics.methods import MODEL_OF, NeuralRegressor, average_prediction, member_seeds
+from cnnkit.genomics.mixed import KernelBLUP
 from cnnkit.genomics.preprocess import SnpPreprocessor
+from cnnkit.genomics.runcheck import check_config, check_kernel_arrays, check_preprocessor
 from cnnkit.genomics.trainer import SnpTrainConfig
 from cnnkit.runs.layout import RunExistsError, create_run_dir, discard_if_unstarted
 from cnnkit.runs.weights import check_header_fits, load_weights, weights_header
@@ -185,8 +190,6 @@ def _train_network(data: GenomicData, out: Path, name, train, model_kwargs, seed
 
 
 def _save_tensors(path: Path, state: dict) -> None:
-    from safetensors.torch import save
-
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     atomic_write_bytes(path, save(tensors))
 
@@ -225,8 +228,6 @@ def _write_history(path: Path, history: list[dict]) -> None:
 
 
 def _kernel_estimator(name: str, means, h2, bandwidth, delta=None, select="reml"):
-    from cnnkit.genomics.baselines import GBLUP, RKHS
-
     if name == "gblup":
         return GBLUP(h2=h2, means=means, delta=delta, select=select)
     return RKHS(bandwidth=bandwidth, h2=h2, delta=delta, select=select)
@@ -242,9 +243,6 @@ def _train_kernel(data: GenomicData, out: Path, name, h2, bandwidth, kinship, se
     z = pre.transform(data.geno.matrix)  # (N, L): every genotyped line
     fit: dict = {}
     if name == "kblup":
-        from cnnkit.genomics.kernels import read_relationship
-        from cnnkit.genomics.mixed import KernelBLUP
-
         g = data.geno
         k = read_relationship(kinship, g.sample_ids if g.has_ids else None, g.n)
         model = KernelBLUP(h2, select=select).fit(k[np.ix_(tr, tr)], y[tr], design)
@@ -367,8 +365,6 @@ def _load_arrays(path: Path) -> dict[str, np.ndarray]:
 
 
 def _load_preprocessor(path: Path, n_snps: int) -> SnpPreprocessor:
-    from cnnkit.genomics.runcheck import check_preprocessor
-
     state = _load_arrays(path / "preprocessor.safetensors")
     check_preprocessor(state, n_snps, path / "preprocessor.safetensors")
     return SnpPreprocessor.from_state(state)
@@ -381,8 +377,6 @@ def load_run(path: str | Path) -> GenomicRun:
         RunFolderError: the folder is missing a file, is not a genomics run, or a field or
             array does not have the type, shape or range its writer gives it.
     """
-    from cnnkit.genomics.runcheck import check_config
-
     path = Path(path)
     config = _read_json(path / "config.json")
     check_config(config, path / "config.json")
@@ -421,8 +415,6 @@ def _count_members(header: dict) -> int:
 
 
 def _load_kernel(path: Path, config: dict, pre: SnpPreprocessor):
-    from cnnkit.genomics.runcheck import check_kernel_arrays
-
     if config["model"] == "kblup":
         return None
     arrays = _load_arrays(path / "model.safetensors")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnkit.errors import RunFolderError
+from cnnkit.genomics.trainer import SnpTrainConfig
 
 _NETWORKS = ("snp_cnn1d", "snp_mlp")
 _KERNELS = ("gblup", "rkhs", "kblup")
@@ -68,8 +69,6 @@ def _check_kwargs(kwargs, path: Path) -> None:
 
 
 def _check_train(train, path: Path) -> None:
-    from cnnkit.genomics.trainer import SnpTrainConfig
-
     if not isinstance(train, dict):
         raise _fail(path, "train", "an object", train)
     unknown = set(train) - set(SnpTrainConfig.__dataclass_fields__)
