@@ -176,18 +176,21 @@ def _args(argv):
     p.add_argument("--name", default="defaults")
     p.add_argument("--work", default=None, help="folder for the data and runs (default: temp)")
     p.add_argument(
-        "--grid-from", default=None, metavar="JSON",
+        "--grid-from", nargs="+", default=None, metavar="JSON",
         help="reuse the grid and Keras rows of the same tasks from an earlier result (the grid "
         "fixes --lr and --epochs, so the defaults' rules do not touch it); only the default reruns",
     )  # fmt: skip
     return p.parse_args(argv)
 
 
-def _earlier(path: str | None) -> dict[str, dict]:
-    """The tasks of an earlier result file, by name (empty without ``--grid-from``)."""
-    if not path:
-        return {}
-    return {t["task"]: t for t in json.loads(Path(path).read_text())["tasks"]}
+def _earlier(paths: list[str] | None) -> dict[str, dict]:
+    """The tasks of earlier result files, by name (a later file wins; empty without
+    ``--grid-from``); each remembers the file its grid came from."""
+    tasks: dict[str, dict] = {}
+    for path in paths or []:
+        for t in json.loads(Path(path).read_text())["tasks"]:
+            tasks[t["task"]] = {**t, "grid_from": t.get("grid_from") or Path(path).name}
+    return tasks
 
 
 def bench_task(name: str, a, work: Path, earlier: dict | None = None) -> dict:
@@ -196,7 +199,7 @@ def bench_task(name: str, a, work: Path, earlier: dict | None = None) -> dict:
     rows = {"default": run_cnnkit(train, test, work / name / "run-default", [])}
     print(f"{name} default: {rows['default']}", file=sys.stderr, flush=True)
     if earlier is not None:
-        return {**earlier, "default": rows["default"], "grid_from": a.grid_from}
+        return {**earlier, "default": rows["default"]}
     grid = []
     for lr in a.lrs:
         for n in a.lengths:
