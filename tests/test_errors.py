@@ -17,12 +17,10 @@ def test_user_error_spells_arguments_for_each_caller():
 
 
 def test_the_cli_prints_the_cli_spelling(monkeypatch, capsys, tmp_path):
-    import cnnkit.report
-
     def refuse(*_args, **_kwargs):
         raise user_error(RunFolderError, "run exists; pass {ow}", ow=OVERWRITE)
 
-    monkeypatch.setattr(cnnkit.report, "render_report", refuse)
+    monkeypatch.setattr("cnnkit.cli.report_cmds.render_report", refuse)
     assert main(["report", str(tmp_path)]) == 2
     assert capsys.readouterr().err == "error: run exists; pass --overwrite\n"
     with pytest.raises(RunFolderError, match="pass overwrite=True"):

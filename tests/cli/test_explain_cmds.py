@@ -143,7 +143,7 @@ def test_explain_peak_is_in_the_input_images_own_pixels(image, tmp_path, capsys,
             interpolation="nearest",
         )
 
-    monkeypatch.setattr("cnnkit.runs.source.resolve_source", fake_source)
+    monkeypatch.setattr("cnnkit.cli.explain_cmds.resolve_source", fake_source)
     out = tmp_path / "o.png"
     argv = ["explain", "x", str(image), "--out", str(out), "--class", "bright", "--layer", "act"]
     assert main([*argv, "--json"]) == 0

@@ -91,11 +91,10 @@ def test_summary_errors_are_one_line(capsys):
 
 
 def test_summary_of_a_run_folder(capsys, monkeypatch, tmp_path):
-    import cnnkit.runs
     from cnnkit.models import create_model
 
     model = create_model("lenet5", num_classes=3)
-    monkeypatch.setattr(cnnkit.runs, "load_run", lambda path: SimpleNamespace(model=model))
+    monkeypatch.setattr("cnnkit.cli.model_cmds.load_run", lambda p: SimpleNamespace(model=model))
     rc, out, _ = _run(capsys, "summary", str(tmp_path), "--json")
     doc = json.loads(out)
     assert rc == 0 and doc["layers"][-1]["output_shape"] == [3]
