@@ -116,8 +116,9 @@ def _noise_validation(x, y):
     return x[:48], y[:48][torch.randperm(48, generator=torch.Generator().manual_seed(1))]
 
 
-@pytest.mark.parametrize(("start", "share", "first_watched"), [(0, 0.0, 1), (4, 0.0, 5),
-                                                                (0, 0.5, 7), (8, 0.5, 9)])
+@pytest.mark.parametrize(
+    ("start", "share", "first_watched"), [(0, 0.0, 1), (4, 0.0, 5), (0, 0.5, 7), (8, 0.5, 9)]
+)
 def test_early_stopping_ignores_the_epochs_before_it_starts_watching(start, share, first_watched):
     """Keras' test_EarlyStopping_with_start_from_epoch: no epoch before ``start_from_epoch``
     (0-based there, so epochs 1..start here) counts, neither as the best nor as a wait;

@@ -27,10 +27,13 @@ def test_the_suggestion_is_a_tenth_of_where_the_loss_leaves_its_minimum():
     lr, rule = suggest(lrs, _curve(lrs, 1e-4, 1e-2))
     assert rule == "edge / 10" and 1e-3 * 0.85 < lr <= 1e-3  # the minimum is the edge here
     # a loss that stays near its minimum up to 1e-1 (a batch-normalised net) allows 1e-2
-    plateau = [min(v, 0.52) if 1e-2 <= r < 1e-1 else v for v, r in zip(_curve(lrs, 1e-4, 1e-2),
-                                                                         lrs, strict=True)]
-    plateau = [0.5 + 10 * math.log(r / 1e-1) if r >= 1e-1 else v for v, r in zip(plateau, lrs,
-                                                                              strict=True)]
+    plateau = [
+        min(v, 0.52) if 1e-2 <= r < 1e-1 else v
+        for v, r in zip(_curve(lrs, 1e-4, 1e-2), lrs, strict=True)
+    ]
+    plateau = [
+        0.5 + 10 * math.log(r / 1e-1) if r >= 1e-1 else v for v, r in zip(plateau, lrs, strict=True)
+    ]
     lr, rule = suggest(lrs, plateau, usual=1e-3)
     assert rule == "edge / 10" and 1e-2 * 0.85 < lr <= 1e-2
 

@@ -4,8 +4,8 @@ The range test (Smith 2015; fastai's ``lr_find``) trains a copy of the model for
 dozen steps while the learning rate grows exponentially from ``start`` to ``end``, and
 records the (smoothed) loss after each step. The loss falls, flattens and then shoots up;
 the suggested peak rate is a tenth of the edge, the highest rate at which the loss is still
-near its minimum (Smith's rule for one-cycle training). The model, its optimiser and the random streams of
-the real run are left as they were.
+near its minimum (Smith's rule for one-cycle training). The model, its optimiser and the
+random streams of the real run are left as they were.
 
 >>> finding = find_lr(model, train, config)           # doctest: +SKIP
 >>> finding.suggestion, finding.seconds                # doctest: +SKIP
