@@ -9,9 +9,6 @@ from pathlib import Path
 import typer
 
 from cnnkit.cli._common import JSON_OPTION, emit, log
-from cnnkit.serve.app import ServeOptions, create_app
-from cnnkit.serve.export import export_onnx
-from cnnkit.serve.protocol import HEADER_TIMEOUT_S, protocol_class
 
 
 def export_cmd(
@@ -29,6 +26,7 @@ def export_cmd(
     """
     if fmt.lower() != "onnx":
         raise ValueError(f"--format must be onnx. Received: --format={fmt!r}")
+    from cnnkit.serve.export import export_onnx
 
     log(f"exporting {run} to ONNX (torch.onnx.export, dynamo=True)...")
     result = export_onnx(run, out, tolerance=tolerance)
@@ -58,6 +56,9 @@ def serve_cmd(
     Example: cnnkit serve runs/fm --port 8000
     """
     import uvicorn
+
+    from cnnkit.serve.app import ServeOptions, create_app
+    from cnnkit.serve.protocol import HEADER_TIMEOUT_S, protocol_class
 
     if not 0 <= port <= 65535:
         raise ValueError(f"--port must be in 0..65535. Received: --port={port}")
