@@ -1,6 +1,7 @@
 """The test tree mirrors the package, and test module names are unique (pytest collects
 them without __init__.py files, so two test_x.py in different folders collide)."""
 
+import ast
 from collections import Counter
 from pathlib import Path
 
@@ -55,7 +56,6 @@ OPTIMISER_STEPS = {"train/loop.py", "explain/filters.py"}
 def _optimiser_steps(path: Path) -> list[int]:
     """Lines of ``path`` that build a ``torch.optim`` optimiser or call ``X.step()`` on an
     optimiser, scaler or schedule (``.step()`` without arguments, or on a name with ``opt``)."""
-    import ast
 
     lines = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -79,3 +79,29 @@ def test_only_the_training_loop_steps_an_optimiser():
     }
     assert found == set(), "optimiser steps outside cnnkit.train.loop.fit"
     assert _optimiser_steps(src / "train" / "loop.py")  # the scan does see the loop's
+
+
+def _pyplot_imports(path: Path) -> list[int]:
+    """Lines of ``path`` that import pyplot (``import matplotlib.pyplot`` or ``from matplotlib
+    import pyplot``)."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import) and any(a.name == "matplotlib.pyplot" for a in node.names):
+            lines.append(node.lineno)
+        if isinstance(node, ast.ImportFrom) and (
+            node.module == "matplotlib.pyplot"
+            or (node.module == "matplotlib" and any(a.name == "pyplot" for a in node.names))
+        ):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_figures_are_drawn_without_pyplot(tmp_path):
+    """docs/architecture.md: figures use matplotlib's object API, so importing cnnkit never
+    switches a notebook's backend or keeps figures in pyplot's global registry."""
+    src = TESTS.parent / "src" / "cnnkit"
+    found = [f"{p.relative_to(src)}:{n}" for p in src.rglob("*.py") for n in _pyplot_imports(p)]
+    assert found == []
+    probe = tmp_path / "probe.py"
+    probe.write_text("import matplotlib.pyplot\n", encoding="utf-8")
+    assert _pyplot_imports(probe) == [1]  # the scan does see one

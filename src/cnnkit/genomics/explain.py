@@ -7,11 +7,15 @@ absolute value per locus, with the simulation's true QTL and interacting pairs m
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
+from cnnkit.fileio import atomic_write_bytes
 from cnnkit.genomics.io import read_genotypes
 from cnnkit.genomics.run import GenomicRun, load_run, match_snps
 from cnnkit.genomics.simulate import find_truth
@@ -52,14 +56,11 @@ def manhattan_plot(
     title: str = "saliency (|gradient x input|) over loci",
 ) -> Path:
     """Write a Manhattan-style PNG of per-locus ``scores`` ``(P,)`` (NaN = dropped SNP)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(10, 3.5), dpi=100)
+    fig = Figure(figsize=(10, 3.5), dpi=100, layout="tight")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     idx = np.arange(len(scores))
     ax.scatter(idx, scores, s=4, c="#4c72b0", label="locus")
     qtl, pairs = _truth_loci(truth)
@@ -86,9 +87,9 @@ def manhattan_plot(
     ax.set_ylabel("mean |grad x input|")
     ax.set_title(title)
     ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    atomic_write_bytes(out, buf.getvalue())
     return out
 
 

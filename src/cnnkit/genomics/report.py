@@ -13,6 +13,9 @@ import io
 from pathlib import Path
 
 import jinja2
+import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from cnnkit.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, finite
 
@@ -23,16 +26,14 @@ _TEMPLATE = jinja2.Template(
 
 def r_plot_png(result: dict) -> bytes:
     """Bars of mean r +/- SE per method (grouped by environment), fold values as dots."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     methods = list(dict.fromkeys(m["method"] for m in result["methods"]))
     envs = list(dict.fromkeys(m.get("env") for m in result["methods"]))
     width = 0.8 / len(envs)
-    fig, ax = plt.subplots(figsize=(max(7, 1.1 * len(methods) * max(1, len(envs) / 2)), 3.6))
-    colours = plt.get_cmap("tab10")
+    size = (max(7, 1.1 * len(methods) * max(1, len(envs) / 2)), 3.6)
+    fig = Figure(figsize=size, layout="tight")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    colours = matplotlib.colormaps["tab10"]
     for j, env in enumerate(envs):
         for i, name in enumerate(methods):
             m = next((m for m in result["methods"]
@@ -61,10 +62,8 @@ def r_plot_png(result: dict) -> bytes:
         ax.legend(fontsize=8)
     ax.set_xticks(range(len(methods)), methods, rotation=20)
     ax.set_ylabel("Pearson r (test folds)")
-    fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
     return buf.getvalue()
 
 
