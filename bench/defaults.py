@@ -173,6 +173,9 @@ def _args(argv):
     p.add_argument("--lrs", nargs="+", default=["3e-4", "1e-3", "3e-3", "1e-2"])
     p.add_argument("--lengths", nargs="+", type=int, default=[10, 30, 60])
     p.add_argument("--keras-epochs", type=int, default=10)
+    p.add_argument(
+        "--repeats", type=int, default=1, help="times each cnnkit training runs (time: median)"
+    )
     p.add_argument("--name", default="defaults")
     p.add_argument("--work", default=None, help="folder for the data and runs (default: temp)")
     p.add_argument(
@@ -193,18 +196,28 @@ def _earlier(paths: list[str] | None) -> dict[str, dict]:
     return tasks
 
 
+def timed(train: Path, test: Path, run: Path, flags: list[str], repeats: int) -> dict:
+    """:func:`run_cnnkit` ``repeats`` times: the first run's row with the median of the runs'
+    seconds (every run is seeded, so their accuracies agree; checked)."""
+    rows = [run_cnnkit(train, test, run, flags) for _ in range(repeats)]
+    if len({r["test_accuracy"] for r in rows}) > 1:
+        print(f"warning: repeats of {rows[0]['flags']} disagree on accuracy", file=sys.stderr)
+    seconds = [r["seconds"] for r in rows]
+    return {**rows[0], "seconds": statistics.median(seconds), "seconds_all": seconds}
+
+
 def bench_task(name: str, a, work: Path, earlier: dict | None = None) -> dict:
     images, labels, names = TASKS[name]()
     train, test = _split_save(work / name, images, labels, names)
-    rows = {"default": run_cnnkit(train, test, work / name / "run-default", [])}
+    rows = {"default": timed(train, test, work / name / "run-default", [], a.repeats)}
     print(f"{name} default: {rows['default']}", file=sys.stderr, flush=True)
     if earlier is not None:
         return {**earlier, "default": rows["default"]}
     grid = []
     for lr in a.lrs:
         for n in a.lengths:
-            r = run_cnnkit(train, test, work / name / f"run-{lr}-{n}", ["--lr", lr, "--epochs",
-                                                                         str(n)])  # fmt: skip
+            flags = ["--lr", lr, "--epochs", str(n)]
+            r = timed(train, test, work / name / f"run-{lr}-{n}", flags, a.repeats)
             grid.append(r)
             print(f"{name} {r['flags']}: {r['test_accuracy']:.4f}", file=sys.stderr, flush=True)
     rows["grid"] = grid
@@ -243,7 +256,8 @@ def report(a, tasks: list[dict], m: dict) -> str:
         *(_line(t) for t in tasks),
         "",
         f"Grid: --lr {' / '.join(a.lrs)} x --epochs {' / '.join(map(str, a.lengths))}; seed 0; "
-        "test images never seen in training, range test, or early stopping.",
+        "test images never seen in training, range test, or early stopping. Times: wall seconds "
+        f"of the `cnnkit train` process, median of {a.repeats} run(s) each.",
         *(
             f"{t['task']}: grid and Keras rows from `{t['grid_from']}` (same task data and seed)."
             for t in tasks

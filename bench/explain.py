@@ -21,8 +21,6 @@ import statistics
 import subprocess
 import sys
 import time
-from collections import OrderedDict
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -36,7 +34,7 @@ from cnnkit.models import create_model
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", default="gapnet", help="gapnet (defined here) or a zoo name")
+    p.add_argument("--model", default="gapnet", help="a zoo model name")
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -57,34 +55,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def gapnet(input_size: tuple[int, int, int], num_classes: int) -> nn.Module:
-    """A small all-conv net with global average pooling (the CAM-friendly design)."""
-    layers: OrderedDict[str, nn.Module] = OrderedDict()
-    prev = input_size[0]
-    for i, (width, pool) in enumerate([(16, True), (32, True), (64, False), (64, False)], 1):
-        layers[f"conv{i}"] = nn.Conv2d(prev, width, 3, padding=1, bias=False)
-        layers[f"bn{i}"] = nn.BatchNorm2d(width)
-        layers[f"relu{i}"] = nn.ReLU()
-        if pool:
-            layers[f"pool{i}"] = nn.MaxPool2d(2)
-        prev = width
-    model = nn.Sequential(
-        OrderedDict(
-            features=nn.Sequential(layers),
-            pool=nn.AdaptiveAvgPool2d(1),
-            flatten=nn.Flatten(),
-            fc=nn.Linear(prev, num_classes),
-        )
-    )
-    model.card = SimpleNamespace(  # what the explainers read from a zoo model's card
-        input_size=input_size, mean=(0.5,) * 3, std=(0.25,) * 3, target_layer="features.relu4"
-    )
-    return model
-
-
 def build(name: str, input_size: tuple[int, int, int], num_classes: int) -> nn.Module:
-    if name == "gapnet":
-        return gapnet(input_size, num_classes)
     return create_model(name, num_classes=num_classes, input_size=input_size)
 
 
@@ -122,14 +93,15 @@ def train(model, x: torch.Tensor, y: torch.Tensor, args) -> list[float]:
 
 
 def train_with_defaults(args) -> tuple[nn.Module, list[float]]:
-    """``cnnkit train shapes`` with no tuning flag (``--model`` only when one other than this
-    script's own ``gapnet`` is named); the model it kept and its training losses."""
+    """``cnnkit train shapes`` with no tuning flag (``--model`` only when one other than
+    ``gapnet``, the one the defaults choose at this size, is named); the model it kept and its
+    training losses."""
     import tempfile
 
     from cnnkit.runs import load_run
     from cnnkit.train import TrainConfig, train_run
 
-    model_name = "auto" if args.model == "gapnet" else args.model
+    model_name = "auto" if args.model == "gapnet" else args.model  # auto picks gapnet here
     out = tempfile.mkdtemp(prefix="cnnkit-explain-")
     result = train_run(TrainConfig(data="shapes", model=model_name, seed=args.seed), out)
     run = load_run(result.run_dir)

@@ -16,6 +16,9 @@ from typing import Any
 import typer
 
 JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+CONFIG_OPTION = typer.Option(
+    None, "--config", help="YAML/JSON file of settings (options typed here win)."
+)
 
 
 def _default(obj: Any) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from cnnkit.cli._common import JSON_OPTION, emit
+from cnnkit.cli._common import CONFIG_OPTION, JSON_OPTION, emit
 from cnnkit.cli.options import given, with_settings
 from cnnkit.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 from cnnkit.report import render_learning_curve, render_report
@@ -49,9 +49,7 @@ def train(
     out: Path | None = typer.Option(
         None, "--out", help="Run folder to write (required unless --resume)."
     ),
-    config: Path | None = typer.Option(
-        None, "--config", help="YAML/JSON file of settings (options typed here win)."
-    ),
+    config: Path | None = CONFIG_OPTION,
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace the run in --out (only cnnkit's own files)."
     ),
@@ -89,9 +87,7 @@ def lr_find(
     out: Path = typer.Option(
         Path("lr_find.png"), "--out", help="The plot to write (its numbers go beside it as .json)."
     ),
-    config: Path | None = typer.Option(
-        None, "--config", help="YAML/JSON file of settings (options typed here win)."
-    ),
+    config: Path | None = CONFIG_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Learning-rate range test: loss against a growing rate, and the rate train would pick.
@@ -276,9 +272,7 @@ def learning_curve_cmd(
     repeats: int = typer.Option(
         DEFAULT_REPEATS, "--repeats", help="Runs per fraction, each with its own subset and seed."
     ),
-    config: Path | None = typer.Option(
-        None, "--config", help="YAML/JSON file of settings (options typed here win)."
-    ),
+    config: Path | None = CONFIG_OPTION,
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace the learning curve in --out."
     ),
