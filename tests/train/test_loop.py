@@ -1,4 +1,5 @@
 import math
+import signal
 
 import pytest
 import torch
@@ -7,6 +8,7 @@ from torch import nn
 from cnnkit.train import Callback, EarlyStopping, TrainConfig, TrainingDiverged, fit
 from cnnkit.train.callbacks import Checkpoint
 from cnnkit.train.checkpoint import load_checkpoint
+from cnnkit.train.loop import StepInterrupt
 
 
 def tiny_net(k=3, seed=0):
@@ -285,3 +287,63 @@ def test_schedule_none_keeps_the_learning_rate_constant():
     x = torch.randn(40, 5, generator=torch.Generator().manual_seed(0))
     res = fit(nn.Linear(5, 1), (x, x.sum(1)), None, rows_settings(epochs=4, lr=3e-3))
     assert [h["lr"] for h in res.history] == [3e-3] * 4
+
+
+class CtrlC(Callback):
+    """Presses Ctrl-C (a real SIGINT to this process) after step ``at``, ``times`` times, and
+    records the steps the loop finished and whether the callback itself ran to its end."""
+
+    def __init__(self, at: int, times: int = 1):
+        self.at, self.times, self.steps, self.returned = at, times, [], False
+
+    def on_train_batch_end(self, state):
+        self.steps.append(state.step)
+        if state.step == self.at:
+            for _ in range(self.times):
+                signal.raise_signal(signal.SIGINT)
+            self.returned = True
+
+
+def test_ctrl_c_surfaces_at_the_end_of_the_step_and_the_handler_is_restored():
+    x, y = toy_data(64)
+    press = CtrlC(at=3)
+    with pytest.raises(KeyboardInterrupt):
+        fit(tiny_net(), (x, y), None, cfg(epochs=5), callbacks=[press])
+    assert press.steps == [1, 2, 3]  # the step it was pressed in finished; no other began
+    assert press.returned  # held until the step's callbacks were done, not raised inside them
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_second_ctrl_c_raises_at_once():
+    x, y = toy_data(64)
+    press = CtrlC(at=2, times=2)
+    with pytest.raises(KeyboardInterrupt):
+        fit(tiny_net(), (x, y), None, cfg(epochs=5), callbacks=[press])
+    assert press.steps == [1, 2] and not press.returned
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_host_programs_sigint_handler_is_left_alone():
+    x, y = toy_data(64)
+    seen = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))
+    try:
+        res = fit(tiny_net(), (x, y), None, cfg(epochs=2), callbacks=[CtrlC(at=2)])
+        assert len(res.history) == 2 and seen == [signal.SIGINT]  # its handler ran, fit went on
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_an_interrupt_in_the_last_callbacks_is_raised_when_fit_ends():
+    class AtTheEnd(Callback):
+        returned = False
+
+        def on_fit_end(self, state):
+            signal.raise_signal(signal.SIGINT)
+            self.returned = True
+
+    x, y = toy_data(32)
+    end = AtTheEnd()
+    with pytest.raises(KeyboardInterrupt):
+        fit(tiny_net(), (x, y), None, cfg(epochs=1), callbacks=[end])
+    assert end.returned and StepInterrupt._active is None

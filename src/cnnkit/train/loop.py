@@ -8,7 +8,8 @@ checkpoints, resume and data-parallel training are the same for all of them.
 
 Per step: gather a batch by index; for images augment it (one batched affine warp), scale
 and normalise in one fused op and convert to channels_last; forward under autocast; loss;
-backward; step. No per-sample Python work, no worker processes.
+backward; step. No per-sample Python work, no worker processes. Ctrl-C surfaces as a
+``KeyboardInterrupt`` between two steps (:class:`StepInterrupt`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
@@ -360,10 +363,60 @@ def fit(
         groups = (lambda m: param_groups) if param_groups is not None else None
         phases = [Phase("train", settings.epochs or _auto_epochs(train, settings), groups)]
     keep_freed_memory()  # no page faults per step for the step's large temporaries
-    with cpu_threads(settings.threads):
+    with cpu_threads(settings.threads), StepInterrupt():
         return _Fit(model, train, val, settings, list(phases), augment, device, precision).run(
             CallbackList(callbacks or []), resume_from
         )
+
+
+class StepInterrupt:
+    """Ctrl-C while :func:`fit` runs is held until the step ends, then raised there.
+
+    Python raises ``KeyboardInterrupt`` wherever the main thread happens to be; inside a
+    finaliser that exception is printed as "Exception ignored" and lost, and the run goes on.
+    Within this context SIGINT only sets a flag, which the loop reads after every step
+    (:meth:`check`); a second Ctrl-C before that raises at once. It takes over only Python's
+    own handler, in the main thread: a host program's handler (or SIGINT ignored, as under
+    ``nohup``) is left alone. The previous handler is restored on exit; an interrupt the loop
+    did not reach before the exit is raised then.
+    """
+
+    _active: StepInterrupt | None = None
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> StepInterrupt:
+        if (
+            StepInterrupt._active is None
+            and threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ):
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+            StepInterrupt._active = self
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:  # the second Ctrl-C: now
+            raise KeyboardInterrupt
+        self.requested = True
+
+    @classmethod
+    def check(cls) -> None:
+        """Raise ``KeyboardInterrupt`` if Ctrl-C was pressed since the last check."""
+        active = cls._active
+        if active is not None and active.requested:
+            active.requested = False
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc: Any) -> None:
+        if StepInterrupt._active is not self:
+            return
+        signal.signal(signal.SIGINT, self._previous)
+        StepInterrupt._active = None
+        if self.requested and exc[0] is None:
+            raise KeyboardInterrupt
 
 
 def _auto_epochs(train: Any, settings: LoopSettings) -> int:
@@ -472,6 +525,7 @@ class _Fit:
             loss_sum, correct, seen = loss_sum + loss * len(idx), correct + corr, seen + len(idx)
             state.logs = {"loss": loss_sum / seen, "accuracy": correct / seen, "seen": seen}
             cbs.on_train_batch_end(state)
+            StepInterrupt.check()
         seconds = time.perf_counter() - t0
         loss_sum, correct, seen = distributed.sum_metrics(loss_sum, correct, seen)
         row = {
@@ -490,6 +544,7 @@ class _Fit:
         cbs.on_validation_end(state)
         self._epoch_schedule(state, row)
         cbs.on_epoch_end(state)
+        StepInterrupt.check()
         state.stop = distributed.broadcast_flag(state.stop)  # rank 0's callbacks decide
 
     def _epoch_schedule(self, state: TrainState, row: dict[str, float]) -> None:
@@ -700,6 +755,7 @@ __all__ = [
     "Normalizer",
     "Objective",
     "Phase",
+    "StepInterrupt",
     "TASKS",
     "Tensors",
     "TrainingDiverged",
