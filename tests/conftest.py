@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import signal
 import socket
 
 import pytest
@@ -50,6 +51,30 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _sigint_default() -> None:
+    """``preexec_fn`` of a child the test will Ctrl-C: SIGINT back to its default action.
+
+    A shell starts a background job (``pytest ... &`` in a script) with SIGINT ignored, and
+    a child inherits that: Python then keeps SIGINT ignored and no Ctrl-C ever arrives. A
+    user's Ctrl-C comes from a terminal, where it is not ignored.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def ctrl_c_reaches():
+    """The ``preexec_fn`` for a child the test sends Ctrl-C (:func:`_sigint_default`)."""
+    return _sigint_default
+
+
+@pytest.fixture
+def sigint_as_in_a_terminal():
+    """Python's own SIGINT handler in this process for the test (see :func:`_sigint_default`)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(name="require")

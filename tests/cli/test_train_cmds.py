@@ -331,13 +331,13 @@ def test_sigkill_and_resume_is_bit_identical(tmp_path):
     assert _history(full) == _history(run)
 
 
-def test_ctrl_c_says_how_to_continue_and_resume_says_where(tmp_path):
+def test_ctrl_c_says_how_to_continue_and_resume_says_where(tmp_path, ctrl_c_reaches):
     """A real SIGINT to a real `cnnkit train`: one line naming the epoch and the command."""
     data = make_folder(tmp_path / "data", per_class=20)
     run = tmp_path / "run"
     proc = subprocess.Popen(
         _train_cmd(data, run, epochs=200), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-        text=True,
+        text=True, preexec_fn=ctrl_c_reaches,
     )  # fmt: skip
     deadline = time.time() + 120
     while not (run / "checkpoint" / "last.pt").exists() and time.time() < deadline:

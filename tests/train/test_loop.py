@@ -304,7 +304,7 @@ class CtrlC(Callback):
             self.returned = True
 
 
-def test_ctrl_c_surfaces_at_the_end_of_the_step_and_the_handler_is_restored():
+def test_ctrl_c_surfaces_after_the_step_and_the_handler_is_restored(sigint_as_in_a_terminal):
     x, y = toy_data(64)
     press = CtrlC(at=3)
     with pytest.raises(KeyboardInterrupt):
@@ -314,7 +314,7 @@ def test_ctrl_c_surfaces_at_the_end_of_the_step_and_the_handler_is_restored():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_a_second_ctrl_c_raises_at_once():
+def test_a_second_ctrl_c_raises_at_once(sigint_as_in_a_terminal):
     x, y = toy_data(64)
     press = CtrlC(at=2, times=2)
     with pytest.raises(KeyboardInterrupt):
@@ -334,7 +334,7 @@ def test_a_host_programs_sigint_handler_is_left_alone():
         signal.signal(signal.SIGINT, previous)
 
 
-def test_an_interrupt_in_the_last_callbacks_is_raised_when_fit_ends():
+def test_an_interrupt_in_the_last_callbacks_is_raised_when_fit_ends(sigint_as_in_a_terminal):
     class AtTheEnd(Callback):
         returned = False
 

@@ -376,8 +376,8 @@ class StepInterrupt:
     finaliser that exception is printed as "Exception ignored" and lost, and the run goes on.
     Within this context SIGINT only sets a flag, which the loop reads after every step
     (:meth:`check`); a second Ctrl-C before that raises at once. It takes over only Python's
-    own handler, in the main thread: a host program's handler (or SIGINT ignored, as under
-    ``nohup``) is left alone. The previous handler is restored on exit; an interrupt the loop
+    own handler, in the main thread: a host program's handler (or SIGINT ignored, as in a job
+    a script starts in the background) is left alone. The previous handler is restored on exit; an interrupt the loop
     did not reach before the exit is raised then.
     """
 
