@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
+from cnnkit.explain.plots import new_figure
 from cnnkit.fileio import atomic_write_bytes
 from cnnkit.genomics.io import read_genotypes
 from cnnkit.genomics.run import GenomicRun, load_run, match_snps
@@ -58,8 +57,7 @@ def manhattan_plot(
     """Write a Manhattan-style PNG of per-locus ``scores`` ``(P,)`` (NaN = dropped SNP)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig = Figure(figsize=(10, 3.5), dpi=100, layout="tight")
-    FigureCanvasAgg(fig)
+    fig = new_figure(figsize=(10, 3.5), dpi=100, layout="tight")
     ax = fig.add_subplot()
     idx = np.arange(len(scores))
     ax.scatter(idx, scores, s=4, c="#4c72b0", label="locus")

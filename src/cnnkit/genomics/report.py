@@ -14,9 +14,8 @@ from pathlib import Path
 
 import jinja2
 import matplotlib
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
+from cnnkit.explain.plots import new_figure
 from cnnkit.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, finite
 
 _TEMPLATE = jinja2.Template(
@@ -30,8 +29,7 @@ def r_plot_png(result: dict) -> bytes:
     envs = list(dict.fromkeys(m.get("env") for m in result["methods"]))
     width = 0.8 / len(envs)
     size = (max(7, 1.1 * len(methods) * max(1, len(envs) / 2)), 3.6)
-    fig = Figure(figsize=size, layout="tight")
-    FigureCanvasAgg(fig)
+    fig = new_figure(figsize=size, layout="tight")
     ax = fig.add_subplot()
     colours = matplotlib.colormaps["tab10"]
     for j, env in enumerate(envs):

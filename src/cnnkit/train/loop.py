@@ -377,8 +377,8 @@ class StepInterrupt:
     Within this context SIGINT only sets a flag, which the loop reads after every step
     (:meth:`check`); a second Ctrl-C before that raises at once. It takes over only Python's
     own handler, in the main thread: a host program's handler (or SIGINT ignored, as in a job
-    a script starts in the background) is left alone. The previous handler is restored on exit; an interrupt the loop
-    did not reach before the exit is raised then.
+    a script starts in the background) is left alone. The previous handler is restored on
+    exit; an interrupt the loop did not reach before the exit is raised then.
     """
 
     _active: StepInterrupt | None = None
